@@ -1,0 +1,3 @@
+PROGS += spaceproxy
+spaceproxy_SRCS := proxy/main.c
+spaceproxy_LIBS := common

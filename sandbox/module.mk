@@ -1,0 +1,3 @@
+PROGS += spacebox
+spacebox_SRCS := sandbox/spacebox.c
+spacebox_LIBS := common
