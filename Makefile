@@ -49,7 +49,7 @@ endif
 
 LIBS :=
 PROGS :=
-include $(sort $(wildcard */module.mk))
+include $(sort $(wildcard */*.mk))
 
 ALL_PKGS := $(sort $(foreach l,$(LIBS),$($(l)_PKGS)) $(foreach p,$(PROGS),$($(p)_PKGS)))
 PKG_CFLAGS := $(if $(ALL_PKGS),$(shell pkg-config --cflags $(ALL_PKGS) 2>/dev/null))
