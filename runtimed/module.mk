@@ -1,5 +1,3 @@
-PROGS += runtimed spacectl
+PROGS += runtimed
 runtimed_SRCS := runtimed/main.c
 runtimed_LIBS := common
-spacectl_SRCS := runtimed/spacectl.c
-spacectl_LIBS := common

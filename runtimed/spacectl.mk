@@ -1,0 +1,3 @@
+PROGS += spacectl
+spacectl_SRCS := runtimed/spacectl.c
+spacectl_LIBS := common
