@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,45 +133,65 @@ int rt_spawn_wait(pid_t pid)
     return WEXITSTATUS(status);
 }
 
-/* Reads what is there from @fd into @buf (keeping a NUL), dropping what does not fit.
- * Returns 0 at EOF, 1 when more may come. */
-static int drain(int fd, char *buf, size_t cap, size_t *len)
-{
-    char scratch[4096];
-    ssize_t n;
+/* Where one output pipe of a captured child goes: a fixed buffer (truncating), or a
+ * growing one up to @max bytes (the rest is drained and dropped, @truncated set). */
+struct sink {
+    char *buf;
+    size_t len, cap, max;
+    bool grow, truncated, nomem;
+};
 
-    if (buf && *len + 1 < cap)
-        n = read(fd, buf + *len, cap - 1 - *len);
-    else
-        n = read(fd, scratch, sizeof(scratch));
+/* Reads what is there from @fd into @s.  Returns 0 at EOF, 1 when more may come. */
+static int drain(int fd, struct sink *s)
+{
+    char scratch[16384];
+    ssize_t n = read(fd, scratch, sizeof(scratch));
+    size_t take;
+
     if (n < 0)
         return errno == EINTR || errno == EAGAIN ? 1 : 0;
     if (n == 0)
         return 0;
-    if (buf && *len + 1 < cap) {
-        *len += (size_t) n;
-        buf[*len] = '\0';
+    if (!s->buf && !s->grow)
+        return 1;
+    take = (size_t) n;
+    if (s->len + take > s->max) {
+        take = s->max - s->len;
+        s->truncated = true;
     }
+    if (s->grow && s->len + take + 1 > s->cap) {
+        size_t ncap = s->cap ? s->cap : 4096;
+        char *nb;
+        while (ncap < s->len + take + 1)
+            ncap *= 2;
+        nb = realloc(s->buf, ncap);
+        if (!nb) {
+            s->nomem = true;
+            return 1;
+        }
+        s->buf = nb;
+        s->cap = ncap;
+    }
+    memcpy(s->buf + s->len, scratch, take);
+    s->len += take;
+    s->buf[s->len] = '\0';
     return 1;
 }
 
-int rt_run_capture(const char *const *argv, const char *cwd, char *out, size_t cap, char *errbuf,
-                   size_t errcap, struct rt_err *err)
+static int run_collect(const char *const *argv, const char *cwd, struct sink *out,
+                       struct sink *errs, struct rt_err *err)
 {
     _cleanup_close_ int out_rd = -1, out_wr = -1, err_rd = -1, err_wr = -1;
     struct rt_spawn_opts o = { .argv = argv, .cwd = cwd, .stdin_fd = -1 };
-    size_t out_len = 0, err_len = 0;
     int p[2], q[2], r;
     pid_t pid;
 
-    if (out && cap)
-        out[0] = '\0';
-    if (errbuf && errcap)
-        errbuf[0] = '\0';
-    if (pipe2(p, O_CLOEXEC) < 0 || pipe2(q, O_CLOEXEC) < 0)
+    if (pipe2(p, O_CLOEXEC) < 0)
         return rt_err_set(err, errno, "create pipes for '%s'", argv[0]);
     out_rd = p[0];
     out_wr = p[1];
+    if (pipe2(q, O_CLOEXEC) < 0)
+        return rt_err_set(err, errno, "create pipes for '%s'", argv[0]);
     err_rd = q[0];
     err_wr = q[1];
     o.stdout_fd = out_wr;
@@ -190,13 +211,60 @@ int rt_run_capture(const char *const *argv, const char *cwd, char *out, size_t c
                 continue;
             break;
         }
-        if (pfd[0].revents && !drain(out_rd, out, cap, &out_len))
+        if (pfd[0].revents && !drain(out_rd, out))
             out_rd = rt_close(out_rd);
-        if (pfd[1].revents && !drain(err_rd, errbuf, errcap, &err_len))
+        if (pfd[1].revents && !drain(err_rd, errs))
             err_rd = rt_close(err_rd);
     }
     r = rt_spawn_wait(pid);
     if (r < 0)
         return rt_err_set(err, -r, "wait for '%s'", argv[0]);
+    if (out->nomem)
+        return rt_err_set(err, ENOMEM, "collect the output of '%s'", argv[0]);
+    return r;
+}
+
+int rt_run_capture(const char *const *argv, const char *cwd, char *out, size_t cap, char *errbuf,
+                   size_t errcap, struct rt_err *err)
+{
+    struct sink o = { .buf = cap ? out : NULL, .cap = cap, .max = cap ? cap - 1 : 0 };
+    struct sink e = { .buf = errcap ? errbuf : NULL,
+                      .cap = errcap,
+                      .max = errcap ? errcap - 1 : 0 };
+
+    if (cap)
+        out[0] = '\0';
+    if (errcap)
+        errbuf[0] = '\0';
+    return run_collect(argv, cwd, &o, &e, err);
+}
+
+int rt_run_output(const char *const *argv, const char *cwd, size_t max, char **ret_out,
+                  size_t *ret_len, char *errbuf, size_t errcap, struct rt_err *err)
+{
+    struct sink o = { .grow = true, .max = max };
+    struct sink e = { .buf = errcap ? errbuf : NULL,
+                      .cap = errcap,
+                      .max = errcap ? errcap - 1 : 0 };
+    int r;
+
+    if (errcap)
+        errbuf[0] = '\0';
+    r = run_collect(argv, cwd, &o, &e, err);
+    if (r >= 0 && o.truncated) {
+        free(o.buf);
+        return rt_err_set(err, EFBIG, "output of '%s' exceeds %zu bytes", argv[0], max);
+    }
+    if (r < 0) {
+        free(o.buf);
+        return r;
+    }
+    if (!o.buf) {
+        o.buf = calloc(1, 1);
+        if (!o.buf)
+            return rt_err_set(err, ENOMEM, "collect the output of '%s'", argv[0]);
+    }
+    *ret_out = o.buf;
+    *ret_len = o.len;
     return r;
 }

@@ -31,4 +31,10 @@ int rt_spawn_wait(pid_t pid);
 int rt_run_capture(const char *const *argv, const char *cwd, char *out, size_t cap, char *errbuf,
                    size_t errcap, struct rt_err *err);
 
+/* Like rt_run_capture(), but collects all of stdout into a new buffer (NUL-terminated,
+ * free() it) of at most @max bytes; more is -EFBIG.  Returns the exit status or -errno;
+ * *ret_out is set only when the return value is >= 0. */
+int rt_run_output(const char *const *argv, const char *cwd, size_t max, char **ret_out,
+                  size_t *ret_len, char *errbuf, size_t errcap, struct rt_err *err);
+
 #endif
