@@ -155,10 +155,13 @@ check-run: style lint cppcheck
 style:
 	@echo '== clang-format =='
 	$(Q)clang-format --dry-run --Werror $(C_FILES)
+# cppcheck does not understand __attribute__((cleanup)), so its leak checks report every
+# _cleanup_free_/_cleanup_close_ variable; LeakSanitizer in the ASan unit tests covers leaks.
 cppcheck:
 	@echo '== cppcheck =='
 	$(Q)cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,portability \
-		--inline-suppr --suppress=missingIncludeSystem -I common -I . $(C_FILES)
+		--inline-suppr --suppress=missingIncludeSystem --suppress=memleak \
+		--suppress=resourceLeak --suppress=leakReturnValNotUsed -I common -I . $(C_FILES)
 lint:
 	@echo '== lint: every fd close-on-exec from birth =='
 	$(Q)ops/lint-cloexec.sh $(C_FILES)
