@@ -1,0 +1,7 @@
+# gpu-sched: GPU inventory (NVML via dlopen, or fake), dedicated allocation,
+# ZeroGPU leases, device-cgroup rules, and the gpu-sim trace simulator.
+LIBS += gpu
+gpu_SRCS := gpu-sched/inventory.c gpu-sched/backend-fake.c gpu-sched/backend-nvml.c \
+            gpu-sched/nvidia-proc.c gpu-sched/alloc.c
+gpu_PKGS :=
+gpu_DEPS := common
