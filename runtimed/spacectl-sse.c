@@ -29,10 +29,10 @@ static int reserve(char **buf, size_t *cap, size_t need)
     size_t ncap;
     char *n;
 
-    if (need + 1 <= *cap)
-        return 0;
     if (need > SC_SSE_MAX)
         return -E2BIG;
+    if (need + 1 <= *cap)
+        return 0;
     ncap = *cap ? *cap : 256;
     while (ncap < need + 1)
         ncap *= 2;
