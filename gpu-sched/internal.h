@@ -49,4 +49,48 @@ int gpu__fake_parse(const char *spec, struct gpu__fake_entry *out, size_t cap, s
 #define GPU__FAKE_UVM_MAJOR 121  /* nvidia-uvm, nvidia-uvm-tools */
 #define GPU__FAKE_CAPS_MAJOR 122 /* nvidia-caps/nvidia-capN */
 
+/* --- ZeroGPU quota accounting (quota.c), used by lease.c ----------------------------- */
+
+#include "lease.h"
+
+/* What one identity (a visitor, or a Space billed for token-less calls) used in
+ * its current window.  Records are allocated one by one, so pointers stay valid
+ * while a lease holds one (pending_ms > 0). */
+struct gpu__quota_rec {
+    struct gpu__quota_rec *next; /* hash chain */
+    char key[GPU_ID_MAX + 8];
+    enum gpu_class cls;
+    bool window; /* a window is open (first use seen) */
+    uint64_t window_start_ms;
+    uint64_t used_ms;    /* charged in this window */
+    uint64_t pending_ms; /* declared durations of queued and running leases */
+};
+
+struct gpu__quota {
+    struct gpu__quota_rec **buckets;
+    size_t n_buckets, n;
+    uint64_t period_ms;
+    uint64_t last_gc_ms;
+};
+
+int gpu__quota_init(struct gpu__quota *q, uint64_t period_ms);
+void gpu__quota_done(struct gpu__quota *q);
+
+/* The record for @space/@identity (the key is the identity, or "space:" + @space);
+ * NULL when absent and !@create, or on ENOMEM.  Rolls the window when it ended. */
+struct gpu__quota_rec *gpu__quota_get(struct gpu__quota *q, const char *space,
+                                      const char *identity, bool create, uint64_t now_ms);
+
+/* Milliseconds left of @limit_s (may be negative); INT64_MAX when @limit_s is 0. */
+int64_t gpu__quota_left_ms(const struct gpu__quota_rec *r, uint32_t limit_s);
+
+/* Reserves @ms for a queued or running lease; opens the window at first use. */
+void gpu__quota_reserve(struct gpu__quota_rec *r, uint64_t ms, uint64_t now_ms);
+
+/* Ends a reservation of @reserved_ms, charging @charged_ms of it. */
+void gpu__quota_settle(struct gpu__quota_rec *r, uint64_t reserved_ms, uint64_t charged_ms);
+
+/* Forgets identities with no open window and nothing pending (at most hourly). */
+void gpu__quota_gc(struct gpu__quota *q, uint64_t now_ms);
+
 #endif

@@ -2,6 +2,6 @@
 # ZeroGPU leases, device-cgroup rules, and the gpu-sim trace simulator.
 LIBS += gpu
 gpu_SRCS := gpu-sched/inventory.c gpu-sched/backend-fake.c gpu-sched/backend-nvml.c \
-            gpu-sched/nvidia-proc.c gpu-sched/alloc.c
+            gpu-sched/nvidia-proc.c gpu-sched/alloc.c gpu-sched/quota.c gpu-sched/lease.c
 gpu_PKGS :=
 gpu_DEPS := common

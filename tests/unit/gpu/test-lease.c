@@ -1,0 +1,436 @@
+/* Unit tests for ZeroGPU leases, driven by a virtual clock: grant, queue order,
+ * aging, deadline expiry, actual-time charging, quotas (429 left/wait), the
+ * per-Space cap, crashed workers, timeouts. */
+#include <errno.h>
+#include <string.h>
+
+#include "../tap.h"
+#include "cleanup.h"
+#include "gpu-sched/lease.h"
+
+#define S(x) ((uint64_t) (x) * 1000) /* seconds to ms */
+
+struct events {
+    unsigned grants, ends;
+    uint64_t last_grant_id, last_end_id;
+    enum gpu_end last_end;
+    pid_t last_end_pid;
+    uint64_t order[64];
+    unsigned n_order;
+};
+
+static void on_grant(void *ud, const struct gpu_lease_info *l)
+{
+    struct events *e = ud;
+
+    e->grants++;
+    e->last_grant_id = l->id;
+    if (e->n_order < ARRAY_SIZE(e->order))
+        e->order[e->n_order++] = l->id;
+}
+
+static void on_end(void *ud, const struct gpu_lease_info *l, enum gpu_end why)
+{
+    struct events *e = ud;
+
+    e->ends++;
+    e->last_end_id = l->id;
+    e->last_end = why;
+    e->last_end_pid = l->pid;
+    if (e->n_order < ARRAY_SIZE(e->order))
+        e->order[e->n_order++] = 1000 + l->id; /* ends and grants in one timeline */
+}
+
+static struct gpu_sched *make(struct gpu_sched_config *cfg, size_t slots, struct events *e)
+{
+    struct gpu_slot sl[4] = {
+        { 0, "MIG-a" }, { 1, "MIG-b" }, { 2, "MIG-c" }, { 3, "MIG-d" },
+    };
+    struct gpu_sched_events ev = { on_grant, on_end, e };
+    struct gpu_sched *s = NULL;
+    struct rt_err err = { 0 };
+
+    memset(e, 0, sizeof(*e));
+    if (gpu_sched_new(cfg, sl, slots, &ev, &s, &err) < 0)
+        printf("# %s\n", err.msg);
+    return s;
+}
+
+static struct gpu_answer ask(struct gpu_sched *s, const char *space, const char *who,
+                             enum gpu_class cls, uint32_t dur, uint64_t now)
+{
+    struct gpu_lease_req req = { space, who, cls, dur, 7, true };
+    struct gpu_answer a;
+    struct rt_err err = { 0 };
+
+    if (gpu_sched_request(s, &req, now, &a, &err) < 0) {
+        printf("# request: %s\n", err.msg);
+        memset(&a, 0, sizeof(a));
+        a.verdict = GPU_NONE_FREE;
+    }
+    return a;
+}
+
+static void test_grant_and_charge(void)
+{
+    struct gpu_sched_config cfg;
+    struct events e;
+    struct gpu_sched *s;
+    struct gpu_answer a;
+    struct gpu_lease_info info;
+    uint64_t charged = 0;
+    bool used = true;
+    int64_t left, reset;
+
+    gpu_sched_config_default(&cfg);
+    s = make(&cfg, 2, &e);
+    if (!s)
+        return;
+    a = ask(s, "alice/sd", "user:bob", GPU_CLASS_USER, 60, S(1000));
+    is_int(a.verdict, GPU_GRANTED, "free unit: granted at once");
+    is_int(a.lease.nvidia_index, 0, "first slot");
+    is_str(a.lease.uuid, "MIG-a", "its uuid");
+    is_int(strlen(a.lease.token), GPU_TOKEN_LEN, "a 32-character allowToken");
+    is_int(a.lease.deadline_ms, S(1060), "deadline = now + declared");
+    ok(!a.lease.idle, "no warm worker yet");
+    is_int(a.left_s, 240, "the declared 60 s are reserved from 300");
+    is_int(gpu_sched_find_token(s, a.lease.token), a.lease.id, "token finds the lease");
+    is_int(gpu_sched_find_token(s, "0123456789abcdef0123456789abcdef"), 0, "wrong token");
+    is_int(gpu_sched_release(s, a.lease.id + 1, false, S(1001), NULL, NULL), -ENOENT,
+           "unknown lease: -ENOENT (404)");
+    is_int(gpu_sched_allow(s, a.lease.id, 4321, &info), 0, "allow records the worker");
+    is_int(info.pid, 4321, "allowed pid");
+    is_int(gpu_sched_allow(s, a.lease.id, 1, NULL), -EINVAL, "pid 1 refused");
+    /* Declared 60 s, used 12.5 s: 12.5 s are charged. */
+    is_int(gpu_sched_release(s, a.lease.id, false, S(1012) + 500, &charged, &used), 0, "release");
+    is_int(charged, 12500, "charged the actual time used");
+    ok(used, "a pid was allowed (200, not 204)");
+    gpu_sched_quota(s, "alice/sd", "user:bob", GPU_CLASS_USER, S(1013), &left, &reset);
+    is_int(left, 287, "300 - 12.5 s = 287 s left");
+    is_int(reset, 86400 - 13, "window resets 24 h after first use");
+    is_int(gpu_sched_release(s, a.lease.id, false, S(1014), NULL, NULL), -ENOENT,
+           "second release: -ENOENT");
+    /* Same Space again after a clean release: the warm slot, idle. */
+    a = ask(s, "alice/sd", "user:bob", GPU_CLASS_USER, 30, S(1020));
+    ok(a.verdict == GPU_GRANTED && a.lease.idle && a.lease.nvidia_index == 0,
+       "same Space gets its warm slot back with idle=true");
+    is_int(gpu_sched_release(s, a.lease.id, true, S(1021), NULL, &used), 0, "release fail=true");
+    ok(!used, "never allowed: used=false (204)");
+    a = ask(s, "alice/sd", "user:bob", GPU_CLASS_USER, 30, S(1022));
+    ok(a.verdict == GPU_GRANTED && !a.lease.idle, "after a failure the worker is not reused");
+    /* The quota resets when the period ends. */
+    gpu_sched_quota(s, "alice/sd", "user:bob", GPU_CLASS_USER, S(1000 + 86400), &left, &reset);
+    is_int(left, 270, "the running lease's 30 s stay reserved across the reset");
+    ok(gpu_sched_release(s, a.lease.id, false, S(1000 + 86401), &charged, NULL) == 0 &&
+           charged == S(30),
+       "charge capped at the declared duration");
+    gpu_sched_quota(s, "other/space", NULL, GPU_CLASS_ANON, S(1), &left, &reset);
+    ok(left == 120 && reset == 0, "unknown identity: full quota, no window");
+    gpu_sched_free(s);
+}
+
+static void test_quota_refusals(void)
+{
+    struct gpu_sched_config cfg;
+    struct events e;
+    struct gpu_sched *s;
+    struct gpu_answer a;
+
+    gpu_sched_config_default(&cfg);
+    s = make(&cfg, 2, &e);
+    if (!s)
+        return;
+    /* anonymous: 120 s a day.  Use 100 s. */
+    a = ask(s, "x/y", "ip:203.0.113.7", GPU_CLASS_ANON, 100, S(0));
+    ok(a.verdict == GPU_GRANTED, "first anonymous call granted");
+    a = ask(s, "x/y", "ip:203.0.113.7", GPU_CLASS_ANON, 60, S(10));
+    is_int(a.verdict, GPU_QUOTA, "running lease's reservation counts: 429");
+    is_int(a.left_s, 20, "left = 120 - 100 reserved");
+    (void) gpu_sched_release(s, 1, false, S(100), NULL, NULL);
+    a = ask(s, "x/y", "ip:203.0.113.7", GPU_CLASS_ANON, 60, S(3600));
+    is_int(a.verdict, GPU_QUOTA, "60 s wanted, 20 s left: 429");
+    is_int(a.left_s, 20, "429 left");
+    is_int(a.wait_s, 86400 - 3600, "429 wait = until the window resets");
+    a = ask(s, "x/y", "ip:203.0.113.7", GPU_CLASS_ANON, 20, S(3601));
+    is_int(a.verdict, GPU_GRANTED, "exactly what is left is granted");
+    (void) gpu_sched_release(s, a.lease.id, false, S(3605), NULL, NULL);
+    a = ask(s, "x/y", "ip:198.51.100.1", GPU_CLASS_ANON, 60, S(3606));
+    is_int(a.verdict, GPU_GRANTED, "another anonymous client has its own quota");
+    (void) gpu_sched_release(s, a.lease.id, false, S(3607), NULL, NULL);
+    a = ask(s, "x/y", "ip:203.0.113.7", GPU_CLASS_ANON, 60, S(86400));
+    is_int(a.verdict, GPU_GRANTED, "quota reset a day after first use");
+    (void) gpu_sched_release(s, a.lease.id, false, S(86401), NULL, NULL);
+    a = ask(s, "x/y", "user:pro1", GPU_CLASS_PRO, 301, S(86402));
+    is_int(a.verdict, GPU_TOO_LONG, "over the tier maximum");
+    is_int(a.wait_s, -1, "429 wait -1: illegal duration");
+    is_int(a.left_s, 2400, "left still reported");
+    a = ask(s, "x/y", NULL, GPU_CLASS_ANON, 121, S(86403));
+    is_int(a.verdict, GPU_QUOTA, "token-less call billed to the Space, 121 > 120");
+    is_int(a.wait_s, 86400, "no window yet: wait a full period");
+    is_str(a.lease.identity, "", "nothing granted");
+    a = ask(s, "x/y", NULL, GPU_CLASS_ANON, 10, S(86404));
+    is_str(a.lease.identity, "space:x/y", "billed identity is the Space");
+    gpu_sched_free(s);
+}
+
+static void test_queue_order(enum gpu_policy policy)
+{
+    struct gpu_sched_config cfg;
+    struct events e;
+    struct gpu_sched *s;
+    struct gpu_answer a, longer, shorter, pro;
+
+    gpu_sched_config_default(&cfg);
+    cfg.policy = policy;
+    s = make(&cfg, 1, &e);
+    if (!s)
+        return;
+    a = ask(s, "a/a", "user:u0", GPU_CLASS_USER, 60, S(0));
+    longer = ask(s, "b/b", "user:u1", GPU_CLASS_USER, 120, S(1));
+    shorter = ask(s, "c/c", "user:u2", GPU_CLASS_USER, 10, S(2));
+    pro = ask(s, "d/d", "user:u3", GPU_CLASS_PRO, 120, S(3));
+    ok(longer.verdict == GPU_QUEUED && shorter.verdict == GPU_QUEUED, "busy: queued");
+    is_int(longer.reason, GPU_WAIT_NODE, "waiting for the node");
+    is_int(gpu_sched_queue_len(s), 3, "three waiting");
+    if (policy == GPU_POLICY_PRIORITY) {
+        is_int(shorter.position, 1, "shorter declared duration goes first");
+        is_int(gpu_sched_position(s, longer.lease.id), 3, "the long user request is last");
+        is_int(gpu_sched_position(s, pro.lease.id), 2, "pro outranks a long user request");
+    } else {
+        is_int(gpu_sched_position(s, longer.lease.id), 1, "FIFO: arrival order");
+        is_int(shorter.position, 2, "FIFO: second");
+    }
+    (void) gpu_sched_release(s, a.lease.id, false, S(20), NULL, NULL);
+    is_int(e.grants, 1, "release hands the unit to the head of the queue");
+    is_int(e.last_grant_id, policy == GPU_POLICY_PRIORITY ? shorter.lease.id : longer.lease.id,
+           "the right request got it");
+    is_int(gpu_sched_queue_len(s), 2, "two still waiting");
+    {
+        struct gpu_lease_info l[4];
+
+        is_int(gpu_sched_list(s, l, 4), 3, "list: one lease and two queued");
+        ok(l[0].granted && !l[1].granted, "granted first, then the queue");
+    }
+    is_int(gpu_sched_allow(s, pro.lease.id, 99, NULL), -EAGAIN, "allow while queued: -EAGAIN");
+    is_int(gpu_sched_release(s, pro.lease.id, false, S(21), NULL, NULL), 0, "cancel queued");
+    is_int(gpu_sched_queue_len(s), 1, "cancelled request left the queue");
+    gpu_sched_free(s);
+}
+
+static void test_quota_priority(void)
+{
+    struct gpu_sched_config cfg;
+    struct events e;
+    struct gpu_sched *s;
+    struct gpu_answer a, rich, poor;
+
+    gpu_sched_config_default(&cfg);
+    s = make(&cfg, 1, &e);
+    if (!s)
+        return;
+    /* u-poor spends 200 of 300 s first. */
+    a = ask(s, "p/p", "user:poor", GPU_CLASS_USER, 200, S(0));
+    (void) gpu_sched_release(s, a.lease.id, false, S(200), NULL, NULL);
+    a = ask(s, "a/a", "user:x", GPU_CLASS_USER, 60, S(300));
+    poor = ask(s, "p/p", "user:poor", GPU_CLASS_USER, 30, S(301));
+    rich = ask(s, "r/r", "user:rich", GPU_CLASS_USER, 30, S(302));
+    is_int(rich.position, 1, "more remaining quota goes first");
+    is_int(poor.position, 1, "alone in the queue at first");
+    is_int(gpu_sched_position(s, poor.lease.id), 2, "less remaining quota waits");
+    gpu_sched_free(s);
+}
+
+/* A long request keeps losing to a stream of short pro requests, but its key
+ * (arrival + at most max_penalty_s) lets it in after at most ~max_penalty_s. */
+static void test_aging(void)
+{
+    struct gpu_sched_config cfg;
+    struct events e;
+    struct gpu_sched *s;
+    struct gpu_answer longreq;
+    uint64_t t = 0, granted_at = 0;
+
+    gpu_sched_config_default(&cfg);
+    cfg.quota_s[GPU_CLASS_PRO] = 0; /* unlimited: only ordering matters here */
+    s = make(&cfg, 1, &e);
+    if (!s)
+        return;
+    (void) ask(s, "p/0", "user:p0", GPU_CLASS_PRO, 5, t);
+    longreq = ask(s, "l/l", "ip:1", GPU_CLASS_ANON, 100, S(1));
+    is_int(longreq.verdict, GPU_QUEUED, "long anonymous request queued");
+    (void) ask(s, "p/1", "user:p1", GPU_CLASS_PRO, 5, S(2));
+    /* Every 5 s the pro lease ends and a new pro request is already waiting. */
+    for (unsigned i = 2; i < 200 && !granted_at; i++) {
+        char sp[16], who[16];
+        struct gpu_answer n;
+
+        t = S(5 * i);
+        (void) snprintf(sp, sizeof(sp), "p/%u", i);
+        (void) snprintf(who, sizeof(who), "user:p%u", i);
+        n = ask(s, sp, who, GPU_CLASS_PRO, 5, t - S(1));
+        ok(n.verdict == GPU_QUEUED || n.verdict == GPU_GRANTED, "pro request %u accepted", i);
+        e.last_grant_id = 0;
+        {
+            struct gpu_lease_info l[8];
+
+            /* The running lease is listed first. */
+            if (gpu_sched_list(s, l, 8) && l[0].granted)
+                (void) gpu_sched_release(s, l[0].id, false, t, NULL, NULL);
+        }
+        if (e.last_grant_id == longreq.lease.id)
+            granted_at = t;
+    }
+    ok(granted_at > 0, "the long request was granted (at %llu s)",
+       (unsigned long long) granted_at / 1000);
+    ok(granted_at <= S(1) + S(cfg.max_penalty_s) + S(10),
+       "within max_penalty_s (+ one lease) of its arrival");
+    ok(granted_at > S(60), "but short pro requests did go first for a while");
+    gpu_sched_free(s);
+}
+
+static void test_expiry(void)
+{
+    struct gpu_sched_config cfg;
+    struct events e;
+    struct gpu_sched *s;
+    struct gpu_answer a, b;
+    int64_t left;
+
+    gpu_sched_config_default(&cfg);
+    s = make(&cfg, 1, &e);
+    if (!s)
+        return;
+    a = ask(s, "a/a", "user:u", GPU_CLASS_USER, 10, S(100));
+    b = ask(s, "b/b", "user:v", GPU_CLASS_USER, 10, S(101));
+    (void) gpu_sched_allow(s, a.lease.id, 5555, NULL);
+    is_int(gpu_sched_next_ms(s), S(110), "next work at the deadline");
+    gpu_sched_tick(s, S(110) - 1);
+    is_int(e.ends, 0, "nothing before the deadline");
+    gpu_sched_tick(s, S(112));
+    is_int(e.ends, 1, "deadline passed: the lease ends");
+    is_int(e.last_end, GPU_END_EXPIRED, "as EXPIRED");
+    is_int(e.last_end_pid, 5555, "with the pid to kill");
+    is_int(e.order[0], 1000 + a.lease.id, "revoked before the unit is handed on");
+    is_int(e.order[1], b.lease.id, "then granted to the waiting request");
+    gpu_sched_quota(s, "a/a", "user:u", GPU_CLASS_USER, S(113), &left, NULL);
+    is_int(left, 290, "charged up to the deadline, not to the tick");
+    is_int(gpu_sched_release(s, a.lease.id, true, S(113), NULL, NULL), -ENOENT,
+           "the late /release of an expired lease: 404");
+    is_int(gpu_sched_next_ms(s), S(122), "b's deadline: granted at the tick + 10 s");
+    gpu_sched_free(s);
+}
+
+static void test_space_cap(void)
+{
+    struct gpu_sched_config cfg;
+    struct events e;
+    struct gpu_sched *s;
+    struct gpu_answer a1, a2, b;
+
+    gpu_sched_config_default(&cfg);
+    cfg.space_concurrency = 1;
+    s = make(&cfg, 2, &e);
+    if (!s)
+        return;
+    a1 = ask(s, "a/a", "user:1", GPU_CLASS_USER, 10, S(0));
+    a2 = ask(s, "a/a", "user:2", GPU_CLASS_USER, 10, S(1));
+    is_int(a2.verdict, GPU_QUEUED, "Space at its cap: queued though a unit is free");
+    is_int(a2.reason, GPU_WAIT_CONCURRENCY, "reason: concurrency");
+    b = ask(s, "b/b", "user:3", GPU_CLASS_USER, 60, S(2));
+    is_int(b.verdict, GPU_GRANTED, "another Space takes the free unit");
+    (void) gpu_sched_release(s, a1.lease.id, false, S(5), NULL, NULL);
+    is_int(e.last_grant_id, a2.lease.id, "the Space's next request runs when its first ends");
+    ok(e.grants == 1, "one grant");
+    gpu_sched_free(s);
+}
+
+static void test_crash_and_space_stop(void)
+{
+    struct gpu_sched_config cfg;
+    struct events e;
+    struct gpu_sched *s;
+    struct gpu_answer a, b, c;
+    int64_t left;
+
+    gpu_sched_config_default(&cfg);
+    s = make(&cfg, 1, &e);
+    if (!s)
+        return;
+    a = ask(s, "a/a", "user:u", GPU_CLASS_USER, 60, S(0));
+    b = ask(s, "b/b", "user:v", GPU_CLASS_USER, 60, S(1));
+    (void) gpu_sched_allow(s, a.lease.id, 4242, NULL);
+    is_int(gpu_sched_release_pid(s, 4243, S(7)), 0, "another pid: nothing");
+    is_int(gpu_sched_release_pid(s, 4242, S(7)), 1, "crashed worker's lease comes back");
+    is_int(e.last_grant_id, b.lease.id, "and goes to the next request");
+    gpu_sched_quota(s, "a/a", "user:u", GPU_CLASS_USER, S(8), &left, NULL);
+    is_int(left, 293, "charged the 7 s it ran");
+    is_int(gpu_sched_release(s, a.lease.id, true, S(8), NULL, NULL), -ENOENT,
+           "the client's release(fail, allow_404) gets 404");
+    c = ask(s, "b/b", "user:w", GPU_CLASS_USER, 60, S(9));
+    is_int(c.verdict, GPU_QUEUED, "queued behind b");
+    is_int(gpu_sched_release_space(s, "b/b", S(10)), 2, "Space stop ends its lease and request");
+    is_int(gpu_sched_queue_len(s), 0, "queue empty");
+    gpu_sched_quota(s, "b/b", "user:w", GPU_CLASS_USER, S(11), &left, NULL);
+    is_int(left, 300, "a dropped queued request costs nothing");
+    gpu_sched_free(s);
+}
+
+static void test_none_free_and_timeout(void)
+{
+    struct gpu_sched_config cfg;
+    struct events e;
+    struct gpu_sched *s;
+    struct gpu_answer a;
+    struct gpu_lease_req req = { "a/a", "user:z", GPU_CLASS_USER, 10, 1, false };
+    struct rt_err err = { 0 };
+    int64_t left;
+
+    gpu_sched_config_default(&cfg);
+    cfg.queue_max = 1;
+    cfg.queue_timeout_s = 60;
+    s = make(&cfg, 1, &e);
+    if (!s)
+        return;
+    (void) ask(s, "a/a", "user:u", GPU_CLASS_USER, 100, S(0));
+    ok(gpu_sched_request(s, &req, S(1), &a, &err) == 0 && a.verdict == GPU_NONE_FREE,
+       "queue disabled and busy: 503");
+    a = ask(s, "b/b", "user:v", GPU_CLASS_USER, 10, S(2));
+    is_int(a.verdict, GPU_QUEUED, "one may wait");
+    is_int(ask(s, "c/c", "user:w", GPU_CLASS_USER, 10, S(3)).verdict, GPU_NONE_FREE,
+           "queue full: 503");
+    is_int(gpu_sched_next_ms(s), S(62), "next work: the queue timeout");
+    gpu_sched_tick(s, S(62));
+    is_int(e.last_end, GPU_END_TIMED_OUT, "waited 60 s: dropped");
+    is_int(e.last_end_id, a.lease.id, "the waiting request");
+    gpu_sched_quota(s, "b/b", "user:v", GPU_CLASS_USER, S(63), &left, NULL);
+    is_int(left, 300, "its reservation is returned");
+    req.space = "";
+    is_int(gpu_sched_request(s, &req, S(64), &a, &err), -EINVAL, "no Space: -EINVAL");
+    gpu_sched_free(s);
+
+    s = make(&cfg, 0, &e);
+    if (s) {
+        is_int(ask(s, "a/a", "user:u", GPU_CLASS_USER, 10, 0).verdict, GPU_NONE_FREE,
+               "empty pool: 503");
+        gpu_sched_free(s);
+    }
+}
+
+int main(void)
+{
+    tap_start();
+    test_grant_and_charge();
+    test_quota_refusals();
+    test_queue_order(GPU_POLICY_PRIORITY);
+    test_queue_order(GPU_POLICY_FIFO);
+    test_quota_priority();
+    test_aging();
+    test_expiry();
+    test_space_cap();
+    test_crash_and_space_stop();
+    test_none_free_and_timeout();
+    is_str(gpu_class_name(GPU_CLASS_PRO), "pro", "class name");
+    is_int(gpu_class_from_name("anon"), GPU_CLASS_ANON, "class alias");
+    is_int(gpu_class_from_name("vip"), -1, "unknown class");
+    return tap_done();
+}
