@@ -891,7 +891,7 @@ static int bind_map(const struct rt_conf_key *keys, size_t n_keys, const struct 
         if (!keys[i].required || seen[i])
             continue;
         (void) snprintf(shown, sizeof(shown), "%s%s", prefix, keys[i].name);
-        return rt_conf_fail(ctx, root ? root->line : 0, shown, "missing%s%s%s",
+        return rt_conf_fail(ctx, 0, shown, "missing%s%s%s",
                             keys[i].doc ? " (" : "", keys[i].doc ? keys[i].doc : "",
                             keys[i].doc ? ")" : "");
     }
