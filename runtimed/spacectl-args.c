@@ -20,7 +20,7 @@ static const struct sc_opt token_create_opts[] = {
     { NULL, NULL, NULL },
 };
 static const struct sc_opt space_create_opts[] = {
-    { "sdk", "SDK", "gradio, streamlit, static or docker (required)" },
+    { "sdk", "SDK", "gradio, streamlit or static (required)" },
     { "hardware", "TIER", "the hardware tier to request (see 'spacectl hardware list')" },
     { "private", NULL, "only the owner and tokens for it can see the Space" },
     { NULL, NULL, NULL },

@@ -71,7 +71,7 @@ int sc_cmd_space_create(struct sc_ctx *ctx, const struct sc_inv *inv)
     if (!sc_valid_space_id(id))
         return sc_usage_error(ctx, inv, "'%s' is not a Space id: expected OWNER/NAME", id);
     if (!sdk || !*sdk)
-        return sc_usage_error(ctx, inv, "--sdk is required (gradio, streamlit, static, docker)");
+        return sc_usage_error(ctx, inv, "--sdk is required (gradio, streamlit or static)");
     if (hw && !sc_valid_name(hw))
         return sc_usage_error(ctx, inv, "'%s' is not a hardware tier name", hw);
     split_id(id, owner, sizeof(owner), &name);
