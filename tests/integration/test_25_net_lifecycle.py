@@ -1,0 +1,192 @@
+"""sbxnet lifecycle: links die with their Space, failures leave nothing, cleanup removes only
+leftovers, and 200 create/destroy cycles leave no interface, address, route, rule or mount."""
+import os
+import signal
+
+import pytest
+
+from test_25_net_topo import (Netns, Procs, Space, attach, is_root, probe, sh, spacenet,
+                              wait_until)
+
+pytestmark = pytest.mark.skipif(not is_root(), reason="needs root for network namespaces")
+
+
+@pytest.fixture
+def host():
+    procs = Procs()
+    ns = Netns("host")
+    try:
+        yield ns, procs
+    finally:
+        procs.stop()
+        ns.delete()
+
+
+def links(ns, prefix="spv"):
+    out = ns.ip("-o", "link", "show").stdout
+    return sorted(l.split(":")[1].strip().split("@")[0] for l in out.splitlines()
+                  if l.split(":")[1].strip().startswith(prefix))
+
+
+def table_present(ns, table="spaceport"):
+    return ns.exec("nft", "list", "table", "inet", table, check=False).returncode == 0
+
+
+def test_link_dies_with_its_space(host):
+    ns, procs = host
+    s = Space(procs, "dying", parent_ns=ns)
+    link = attach(ns, s)
+    assert links(ns) == [link["host_if"]]
+    s.proc.kill()
+    s.proc.wait()
+    # the kernel tears the pair down with the namespace (asynchronously)
+    assert wait_until(lambda: links(ns) == [])
+    assert "inet 10.231." not in ns.ip("-4", "-o", "addr").stdout
+
+
+def test_attach_errors_are_clear_and_leave_nothing(host):
+    ns, procs = host
+    out = spacenet(ns, "attach", "999999999", check=False)
+    assert out.returncode == 1 and "pid 999999999" in out.stderr
+    # a process sharing the host's namespace cannot be "attached" to itself
+    own = procs.start(ns.argv("sleep", "60"))
+    out = spacenet(ns, "attach", own.pid, check=False)
+    assert out.returncode == 1 and "shares our network namespace" in out.stderr
+    s = Space(procs, "twice", parent_ns=ns)
+    first = attach(ns, s)
+    out = spacenet(ns, "attach", s.pid, check=False)
+    assert out.returncode == 1 and "already has a link 'eth0'" in out.stderr
+    assert links(ns) == [first["host_if"]]
+    out = spacenet(ns, "detach", "eth0", check=False)
+    assert out.returncode == 1 and "not a space link" in out.stderr
+    assert spacenet(ns, "attach", check=False).returncode == 2
+    assert spacenet(ns, "--pool", "10.0.0.0/33", "list", check=False).returncode == 2
+
+
+def test_detach_is_idempotent(host):
+    ns, procs = host
+    s = Space(procs, "detach", parent_ns=ns)
+    link = attach(ns, s)
+    spacenet(ns, "detach", link["host_if"])
+    assert links(ns) == []
+    assert "eth0" not in s.nsexec("ip", "-o", "link").stdout
+    spacenet(ns, "detach", link["host_if"])  # already gone: still success
+
+
+def test_slots_are_reused_lowest_first(host):
+    ns, procs = host
+    a, b, c = (Space(procs, n, parent_ns=ns) for n in ("a", "b", "c"))
+    la, lb = attach(ns, a), attach(ns, b)
+    assert (la["host_if"], lb["host_if"]) == ("spv0", "spv1")
+    assert (la["space_ip"], lb["space_ip"]) == ("10.231.0.2", "10.231.0.6")
+    spacenet(ns, "detach", "spv0")
+    assert attach(ns, c)["host_if"] == "spv0"
+
+
+def test_custom_pool_and_prefix(host):
+    ns, procs = host
+    s = Space(procs, "custom", parent_ns=ns)
+    link = attach(ns, s, extra=("--pool", "172.30.8.0/22", "--ifprefix", "sbx", "--table", "sbxt"))
+    assert link["host_if"] == "sbx0" and link["space_ip"] == "172.30.8.2"
+    assert table_present(ns, "sbxt") and not table_present(ns, "spaceport")
+    assert probe(ns.argv(), link["space_ip"], s.port) == "custom"
+
+
+def test_cleanup_removes_only_leftovers(host):
+    ns, procs = host
+    live = Space(procs, "live", parent_ns=ns)
+    live_link = attach(ns, live)
+    # a leftover: the owner is gone but its namespace is pinned (by ip netns add's mount)
+    pinned = Netns("pinned")
+    try:
+        sleeper = procs.start(["ip", "netns", "exec", pinned.name, "sleep", "300"])
+        out = spacenet(ns, "attach", sleeper.pid)
+        gone_if = dict(kv.split("=", 1) for kv in out.stdout.split())["host_if"]
+        sleeper.kill()
+        sleeper.wait()
+        assert sorted(links(ns)) == sorted([live_link["host_if"], gone_if])
+        out = spacenet(ns, "cleanup")
+        assert out.stdout.strip() == "removed=1"
+        assert links(ns) == [live_link["host_if"]]
+        assert table_present(ns)  # a live Space keeps its protection
+        assert probe(ns.argv(), live_link["space_ip"], live.port) == "live"
+        live.proc.kill()
+        live.proc.wait()
+        assert wait_until(lambda: links(ns) == [])
+        assert spacenet(ns, "cleanup").stdout.strip() == "removed=0"
+        assert not table_present(ns)
+    finally:
+        pinned.delete()
+
+
+def snapshot(ns):
+    """Everything a Space could leave behind in the host namespace, plus the mount table."""
+    return {
+        "links": ns.ip("-o", "link", "show").stdout,
+        "addrs": ns.ip("-o", "addr", "show").stdout,
+        "routes4": ns.ip("-4", "route", "show", "table", "all").stdout,
+        "routes6": ns.ip("-6", "route", "show", "table", "all").stdout,
+        "rules": ns.ip("rule", "show").stdout,
+        "nft": ns.exec("nft", "list", "ruleset").stdout,
+        "netns": sh("ip", "netns", "list").stdout,
+        "mounts": sorted(l.split()[4] for l in open("/proc/self/mountinfo")),
+    }
+
+
+def exe_is(pid, name):
+    try:
+        return os.readlink(f"/proc/{pid}/exe").endswith(name)
+    except OSError:
+        return False
+
+
+def strip_counters(ruleset):
+    import re
+    return re.sub(r"counter packets \d+ bytes \d+", "counter", ruleset)
+
+
+@pytest.mark.slow
+def test_200_cycles_leave_nothing_behind(host):
+    ns, procs = host
+    before = snapshot(ns)
+    ruleset_during = None
+    for i in range(200):
+        p = procs.start(ns.argv("unshare", "--net", "sleep", "60"))
+        # wait for unshare to have exec'd sleep in its new namespace
+        assert wait_until(lambda: exe_is(p.pid, "sleep"), 5, 0.002)
+        out = spacenet(ns, "attach", *(["--egress"] if i % 3 == 0 else []), p.pid)
+        link = dict(kv.split("=", 1) for kv in out.stdout.split())
+        rs = strip_counters(ns.exec("nft", "list", "table", "inet", "spaceport").stdout)
+        ruleset_during = ruleset_during or rs
+        assert rs == ruleset_during, "the table grew or changed with a Space"
+        if i % 2 == 0:
+            spacenet(ns, "detach", link["host_if"])  # orderly teardown
+        p.send_signal(signal.SIGKILL)  # odd cycles: the Space just dies
+        p.wait()
+    procs.procs.clear()
+    assert wait_until(lambda: links(ns) == [], 30)
+    assert spacenet(ns, "cleanup").stdout.strip() == "removed=0"
+    after = snapshot(ns)
+    for k in before:
+        assert after[k] == before[k], k
+
+
+def test_real_host_namespace_smoke():
+    """Once in this machine's own namespace (own prefix and table, loopback-only peers)."""
+    procs = Procs()
+    extra = ("--ifprefix", "sptt", "--table", "spaceport_test")
+    try:
+        s = Space(procs, "real")
+        link = attach(None, s, extra=extra)
+        procs.server([], "127.0.0.1", 19471, "real-host-lo")
+        procs.server([], link["host_ip"], 19472, "real-host-link")
+        assert probe([], link["space_ip"], s.port) == "real"
+        assert probe([], link["host_ip"], 19472) == "real-host-link"
+        assert s.probe("127.0.0.1", 19471) is None
+        assert s.probe(link["host_ip"], 19472) is None
+        spacenet(None, *extra, "detach", link["host_if"])
+        assert "sptt" not in sh("ip", "-o", "link").stdout
+    finally:
+        procs.stop()
+        spacenet(None, *extra, "cleanup", check=False)
+    assert sh("nft", "list", "table", "inet", "spaceport_test", check=False).returncode != 0
