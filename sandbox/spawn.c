@@ -1,0 +1,623 @@
+/* Spawning a sandbox: the parent prepares everything (plan, seccomp program, uid range,
+ * cgroup), clones the child into fresh namespaces, writes its uid maps, puts it in its
+ * cgroups, lets the network hook wire it, then releases it.  The child becomes the
+ * sandbox's pid 1: it builds the filesystem, forks the command and stays as a tiny init
+ * that reaps zombies and forwards signals.  Failures in the child come back through a
+ * close-on-exec pipe as {step, errno, message}; EOF on that pipe means execve worked. */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "internal.h"
+#include "util.h"
+#include "banned.h"
+
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000
+#endif
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+struct sbx {
+    pid_t pid;
+    int pidfd;
+    int status_fd;
+    int slot_fd;
+    uint32_t uid_base;
+    struct sbx_cgroup *cg;
+    bool reaped;
+    struct sbx_exit exit;
+};
+
+static __thread enum sbx_step last_step;
+
+static const char *const step_names[_SBX_STEP_MAX] = {
+    [SBX_STEP_NONE] = "setup",
+    [SBX_STEP_SPEC] = "check the spec",
+    [SBX_STEP_UIDRANGE] = "reserve a host uid range",
+    [SBX_STEP_CGROUP] = "create the cgroup",
+    [SBX_STEP_SECCOMP_BUILD] = "build the seccomp filter",
+    [SBX_STEP_CLONE] = "create namespaces",
+    [SBX_STEP_UIDMAP] = "write uid/gid maps",
+    [SBX_STEP_NETNS] = "set up the network",
+    [SBX_STEP_SYNC] = "wait for the parent",
+    [SBX_STEP_IDS] = "switch to the sandbox's root",
+    [SBX_STEP_MOUNT_PRIVATE] = "make mounts private",
+    [SBX_STEP_ROOTFS] = "assemble the root",
+    [SBX_STEP_BIND] = "bind mount",
+    [SBX_STEP_PROC] = "mount /proc",
+    [SBX_STEP_DEV] = "populate /dev",
+    [SBX_STEP_TMPFS] = "mount tmpfs",
+    [SBX_STEP_PIVOT] = "pivot_root",
+    [SBX_STEP_HOSTNAME] = "set the hostname",
+    [SBX_STEP_LOOPBACK] = "bring up loopback",
+    [SBX_STEP_RLIMIT] = "set rlimits",
+    [SBX_STEP_INIT] = "start init",
+    [SBX_STEP_STDIO] = "set up stdio",
+    [SBX_STEP_CHDIR] = "chdir",
+    [SBX_STEP_CAPS] = "drop capabilities",
+    [SBX_STEP_SETUID] = "switch uid",
+    [SBX_STEP_NO_NEW_PRIVS] = "set no_new_privs",
+    [SBX_STEP_SECCOMP] = "load seccomp",
+    [SBX_STEP_EXEC] = "exec",
+};
+
+const char *sbx_step_name(enum sbx_step step)
+{
+    if (step >= _SBX_STEP_MAX || !step_names[step])
+        return "setup";
+    return step_names[step];
+}
+
+enum sbx_step sbx_last_step(void)
+{
+    return last_step;
+}
+
+static int fail(enum sbx_step step, struct rt_err *err)
+{
+    last_step = step;
+    return rt_err_wrap(err, "%s", sbx_step_name(step));
+}
+
+/* --- child ------------------------------------------------------------------------------- */
+
+static _Noreturn void child_fail(struct sbx__child *c, const struct sbx__report *rep)
+{
+    (void) rt_write_all(c->err_fd, rep, sizeof(*rep));
+    _exit(125);
+}
+
+static const int forwarded[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2,
+                                 SIGWINCH, SIGCONT, SIGALRM };
+
+/* PATH search without allocation: EACCES anywhere wins over ENOENT, like execvp. */
+static void exec_command(struct sbx__child *c, struct sbx__report *rep)
+{
+    const char *file = c->spec->argv[0];
+    char *const *argv = (char *const *) c->spec->argv;
+    const char *path = c->env_path + 5, *p;
+    bool eacces = false;
+    int last = ENOENT;
+    char buf[4096];
+
+    if (strchr(file, '/')) {
+        (void) execve(file, argv, c->envp);
+        sbx__report_set(rep, SBX_STEP_EXEC, errno, "exec '%s'", file);
+        return;
+    }
+    for (p = path; *p;) {
+        const char *end = strchrnul(p, ':');
+        size_t len = (size_t) (end - p);
+
+        if (len == 0) {
+            p = *end ? end + 1 : end;
+            continue;
+        }
+        if (len + strlen(file) + 2 <= sizeof(buf)) {
+            (void) snprintf(buf, sizeof(buf), "%.*s/%s", (int) len, p, file);
+            (void) execve(buf, argv, c->envp);
+            if (errno == EACCES)
+                eacces = true;
+            else if (errno != ENOENT && errno != ENOTDIR)
+                last = errno;
+        }
+        p = *end ? end + 1 : end;
+    }
+    sbx__report_set(rep, SBX_STEP_EXEC, eacces ? EACCES : last, "exec '%s'", file);
+}
+
+static _Noreturn void run_command(struct sbx__child *c)
+{
+    struct sbx__report rep = { 0 };
+    sigset_t none;
+    int lifted[3];
+
+    /* a fresh process: default dispositions, nothing blocked, whatever the caller had */
+    for (int s = 1; s < NSIG; s++)
+        if (s != SIGKILL && s != SIGSTOP)
+            (void) signal(s, SIG_DFL);
+    (void) sigemptyset(&none);
+    (void) sigprocmask(SIG_SETMASK, &none, NULL);
+    /* its own session: no TIOCSTI into the caller's terminal even without seccomp */
+    (void) setsid();
+    /* lift the wanted fds above 2 first so dup2 onto 0-2 cannot clobber one another */
+    for (int i = 0; i < 3; i++) {
+        lifted[i] = -1;
+        if (c->stdio[i] >= 0 && (lifted[i] = fcntl(c->stdio[i], F_DUPFD_CLOEXEC, 3)) < 0) {
+            sbx__report_set(&rep, SBX_STEP_STDIO, errno, "duplicate fd %d", c->stdio[i]);
+            child_fail(c, &rep);
+        }
+    }
+    for (int i = 0; i < 3; i++) {
+        if (lifted[i] >= 0 && dup2(lifted[i], i) < 0) {
+            sbx__report_set(&rep, SBX_STEP_STDIO, errno, "dup2 onto fd %d", i);
+            child_fail(c, &rep);
+        }
+    }
+    /* nothing but 0-2 crosses execve: a leaked host fd (CVE-2024-21626) dies here */
+    if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
+        for (int fd = 3; fd < 65536; fd++)
+            (void) fcntl(fd, F_SETFD, FD_CLOEXEC);
+    }
+    if (chdir(c->spec->chdir ? c->spec->chdir : "/") < 0) {
+        sbx__report_set(&rep, SBX_STEP_CHDIR, errno, "chdir '%s'", c->spec->chdir);
+        child_fail(c, &rep);
+    }
+    if (sbx__drop_privs(c->spec->uid, c->spec->gid, &c->seccomp, &rep) < 0)
+        child_fail(c, &rep);
+    exec_command(c, &rep);
+    child_fail(c, &rep);
+}
+
+/* pid 1 of the sandbox: reaps every orphan, forwards signals to the command, and hands
+ * the command's wait status to the parent before leaving (which kills what remains). */
+static _Noreturn void run_init(struct sbx__child *c, pid_t cmd, const sigset_t *set)
+{
+    struct sbx__report rep = { 0 };
+
+    c->err_fd = rt_close(c->err_fd);
+    if (sbx__drop_privs(0, 0, &c->seccomp, &rep) < 0)
+        _exit(125);
+    /* nobody inside may ptrace or read the init's memory or /proc files */
+    (void) prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    for (;;) {
+        siginfo_t si;
+        int sig = sigwaitinfo(set, &si);
+
+        if (sig < 0)
+            continue;
+        if (sig != SIGCHLD) {
+            (void) kill(cmd, sig);
+            continue;
+        }
+        for (;;) {
+            int status;
+            pid_t p = waitpid(-1, &status, WNOHANG);
+
+            if (p <= 0)
+                break;
+            if (p == cmd) {
+                (void) rt_write_all(c->status_fd, &status, sizeof(status));
+                _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+            }
+        }
+    }
+}
+
+static _Noreturn void child_main(struct sbx__child *c)
+{
+    const struct sbx_spec *spec = c->spec;
+    struct sbx__report rep = { 0 };
+    sigset_t set;
+    struct rlimit rl;
+    pid_t cmd;
+    char b;
+
+    if (spec->die_with_parent)
+        (void) prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    if (read(c->sync_fd, &b, 1) != 1)
+        _exit(125); /* the parent failed or died: it reports */
+    c->sync_fd = rt_close(c->sync_fd);
+    /* we are still host root's ids until now: take the mapped root's, and no host groups */
+    if (setgroups(0, NULL) < 0 || setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) {
+        sbx__report_set(&rep, SBX_STEP_IDS, errno, "become root of the user namespace");
+        child_fail(c, &rep);
+    }
+    if (sbx__child_mounts(c, &rep) < 0)
+        child_fail(c, &rep);
+    if (sethostname(spec->hostname, strlen(spec->hostname)) < 0) {
+        sbx__report_set(&rep, SBX_STEP_HOSTNAME, errno, "sethostname '%s'", spec->hostname);
+        child_fail(c, &rep);
+    }
+    if (spec->net != SBX_NET_HOST && sbx__loopback_up(&rep) < 0)
+        child_fail(c, &rep);
+    rl.rlim_cur = rl.rlim_max = 0;
+    if (setrlimit(RLIMIT_CORE, &rl) < 0) {
+        sbx__report_set(&rep, SBX_STEP_RLIMIT, errno, "RLIMIT_CORE");
+        child_fail(c, &rep);
+    }
+    rl.rlim_cur = rl.rlim_max = spec->nofile;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+        sbx__report_set(&rep, SBX_STEP_RLIMIT, errno, "RLIMIT_NOFILE %llu",
+                        (unsigned long long) spec->nofile);
+        child_fail(c, &rep);
+    }
+    (void) sigemptyset(&set);
+    (void) sigaddset(&set, SIGCHLD);
+    for (size_t i = 0; i < ARRAY_SIZE(forwarded); i++)
+        (void) sigaddset(&set, forwarded[i]);
+    (void) sigprocmask(SIG_BLOCK, &set, NULL);
+    cmd = fork();
+    if (cmd < 0) {
+        sbx__report_set(&rep, SBX_STEP_INIT, errno, "fork the command");
+        child_fail(c, &rep);
+    }
+    if (cmd == 0) {
+        c->status_fd = rt_close(c->status_fd);
+        run_command(c);
+    }
+    run_init(c, cmd, &set);
+}
+
+/* --- parent ------------------------------------------------------------------------------ */
+
+static int write_proc_file(pid_t pid, const char *name, const char *val, struct rt_err *err)
+{
+    _cleanup_close_ int fd = -1;
+    char path[64];
+    int r;
+
+    (void) snprintf(path, sizeof(path), "/proc/%d/%s", (int) pid, name);
+    fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return rt_err_set(err, errno, "open '%s'", path);
+    r = rt_write_all(fd, val, strlen(val));
+    if (r < 0)
+        return rt_err_set(err, -r, "write '%s'", path);
+    return 0;
+}
+
+static void child_free(struct sbx__child *c)
+{
+    if (!c)
+        return;
+    free(c->seccomp.filter);
+    for (int i = 0; i < c->n_lower; i++)
+        (void) rt_close(c->lower_fds[i]);
+    free(c);
+}
+
+static void child_freep(struct sbx__child **c)
+{
+    child_free(*c);
+}
+
+static int prepare_env(struct sbx__child *c, const struct sbx_spec *spec)
+{
+    size_t n = 0;
+    bool has_path = false, has_home = false;
+
+    (void) snprintf(c->env_path, sizeof(c->env_path), "PATH=%s", DEFAULT_PATH);
+    for (size_t i = 0; i < spec->n_env; i++) {
+        if (strncmp(spec->env[i], "PATH=", 5) == 0) {
+            has_path = true;
+            (void) snprintf(c->env_path, sizeof(c->env_path), "%s", spec->env[i]);
+        }
+        if (strncmp(spec->env[i], "HOME=", 5) == 0)
+            has_home = true;
+        c->envp[n++] = (char *) spec->env[i];
+    }
+    if (!has_path)
+        c->envp[n++] = c->env_path;
+    if (!has_home) {
+        (void) snprintf(c->env_home, sizeof(c->env_home), "HOME=%s",
+                        spec->uid == 0 ? "/root" : "/tmp");
+        c->envp[n++] = c->env_home;
+    }
+    c->envp[n] = NULL;
+    return 0;
+}
+
+static int prepare_overlay(struct sbx__child *c, const struct sbx_spec *spec, struct rt_err *err)
+{
+    size_t off;
+
+    c->overlay = true;
+    c->base_size = spec->upper_size;
+    off = (size_t) snprintf(c->overlay_opts, sizeof(c->overlay_opts), "lowerdir=");
+    for (size_t i = 0; i <= spec->n_layers; i++) {
+        const char *dir = i < spec->n_layers ? spec->layers[i] : spec->rootfs;
+        int fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+
+        if (fd < 0)
+            return rt_err_set(err, errno, "%s '%s'", i < spec->n_layers ? "layer" : "rootfs",
+                              dir);
+        c->lower_fds[c->n_lower++] = fd;
+        /* the child resolves these magic links before /tmp is covered */
+        off += (size_t) snprintf(c->overlay_opts + off, sizeof(c->overlay_opts) - off,
+                                 "%s/proc/self/fd/%d", i ? ":" : "", fd);
+    }
+    (void) snprintf(c->overlay_opts + off, sizeof(c->overlay_opts) - off,
+                    ",upperdir=/tmp/upper,workdir=/tmp/work,userxattr");
+    return 0;
+}
+
+static bool want_cgroup(const struct sbx_spec *spec)
+{
+    return spec->want_cgroup || spec->memory_max || spec->pids_max || spec->cpu_milli ||
+           spec->n_gpus;
+}
+
+static int setup_cgroup(const struct sbx_spec *spec, struct sbx *box, struct rt_err *err)
+{
+    static unsigned counter;
+    struct sbx_cgroup_host host;
+    struct sbx_cgroup_limits lim = {
+        .memory_max = spec->memory_max,
+        .swap_max = spec->swap_max,
+        .pids_max = spec->pids_max,
+        .cpu_milli = spec->cpu_milli,
+    };
+    char name[80];
+    int r;
+
+    if ((r = sbx_cgroup_host_detect(NULL, &host, err)) < 0)
+        return r;
+    if (spec->name)
+        (void) snprintf(name, sizeof(name), "%s", spec->name);
+    else
+        (void) snprintf(name, sizeof(name), "sbx-%d-%u", (int) getpid(),
+                        __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED));
+    if ((r = sbx_cgroup_create(&host, spec->cgroup_parent, name, &lim, &box->cg, err)) < 0)
+        return r;
+    for (size_t i = 0; i < spec->n_gpus; i++) {
+        struct stat st;
+        if (stat(spec->gpus[i], &st) < 0)
+            return rt_err_set(err, errno, "device '%s'", spec->gpus[i]);
+        if ((r = sbx_cgroup_allow_device(box->cg, 'c', major(st.st_rdev), minor(st.st_rdev),
+                                         err)) < 0)
+            return r;
+    }
+    return 0;
+}
+
+static void box_free(struct sbx *box)
+{
+    if (!box)
+        return;
+    if (box->pidfd >= 0 && !box->reaped) {
+        siginfo_t si;
+        (void) syscall(SYS_pidfd_send_signal, box->pidfd, SIGKILL, NULL, 0);
+        (void) waitid((idtype_t) P_PIDFD, (id_t) box->pidfd, &si, WEXITED);
+    }
+    (void) sbx_cgroup_destroy(box->cg, NULL);
+    (void) rt_close(box->pidfd);
+    (void) rt_close(box->status_fd);
+    (void) rt_close(box->slot_fd);
+    free(box);
+}
+
+static void box_freep(struct sbx **box)
+{
+    box_free(*box);
+}
+
+int sbx_spawn(const struct sbx_spec *spec, struct sbx **ret_box, struct rt_err *err)
+{
+    _cleanup_(child_freep) struct sbx__child *c = NULL;
+    _cleanup_(box_freep) struct sbx *box = NULL;
+    _cleanup_close_ int sync_r = -1, sync_w = -1, err_r = -1, err_w = -1, st_r = -1, st_w = -1;
+    int pipes[2], pidfd = -1, r;
+    unsigned long flags;
+    struct sbx__report rep;
+    char map[64];
+    ssize_t n;
+    long pid;
+
+    last_step = SBX_STEP_NONE;
+    if ((r = sbx_spec_validate(spec, err)) < 0)
+        return fail(SBX_STEP_SPEC, err);
+    c = calloc(1, sizeof(*c));
+    box = calloc(1, sizeof(*box));
+    if (!c || !box) {
+        rt_err_set(err, ENOMEM, "allocate");
+        return fail(SBX_STEP_SPEC, err);
+    }
+    box->pidfd = box->status_fd = box->slot_fd = -1;
+    c->spec = spec;
+    c->sync_fd = c->err_fd = c->status_fd = -1;
+    for (int i = 0; i < 3; i++)
+        c->stdio[i] = spec->stdio[i];
+    if ((r = sbx__plan_build(spec, &c->plan, err)) < 0)
+        return fail(SBX_STEP_ROOTFS, err);
+    if (spec->rootfs && (r = prepare_overlay(c, spec, err)) < 0)
+        return fail(SBX_STEP_ROOTFS, err);
+    prepare_env(c, spec);
+    if ((r = sbx__seccomp_build(&c->seccomp, err)) < 0)
+        return fail(SBX_STEP_SECCOMP_BUILD, err);
+    box->uid_base = spec->host_uid_base;
+    if (!box->uid_base) {
+        box->slot_fd = sbx__uid_slot_acquire(SBX_UID_SLOT_DIR, &box->uid_base, err);
+        if (box->slot_fd < 0)
+            return fail(SBX_STEP_UIDRANGE, err);
+    }
+    if (want_cgroup(spec) && (r = setup_cgroup(spec, box, err)) < 0)
+        return fail(SBX_STEP_CGROUP, err);
+
+    if (pipe2(pipes, O_CLOEXEC) < 0)
+        goto pipe_fail;
+    sync_r = pipes[0], sync_w = pipes[1];
+    if (pipe2(pipes, O_CLOEXEC) < 0)
+        goto pipe_fail;
+    err_r = pipes[0], err_w = pipes[1];
+    if (pipe2(pipes, O_CLOEXEC) < 0)
+        goto pipe_fail;
+    st_r = pipes[0], st_w = pipes[1];
+
+    flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS |
+            CLONE_NEWCGROUP | CLONE_PIDFD | SIGCHLD;
+    if (spec->net != SBX_NET_HOST)
+        flags |= CLONE_NEWNET;
+    /* a raw clone behaves like fork here: the child runs on a copy of this stack */
+    pid = syscall(SYS_clone, flags, NULL, &pidfd, NULL, NULL);
+    if (pid < 0) {
+        rt_err_set(err, errno, "clone");
+        return fail(SBX_STEP_CLONE, err);
+    }
+    if (pid == 0) {
+        c->sync_fd = sync_r;
+        c->err_fd = err_w;
+        c->status_fd = st_w;
+        (void) close(sync_w);
+        (void) close(err_r);
+        (void) close(st_r);
+        child_main(c);
+    }
+    box->pid = (pid_t) pid;
+    box->pidfd = pidfd;
+    sync_r = rt_close(sync_r);
+    err_w = rt_close(err_w);
+    st_w = rt_close(st_w);
+
+    /* inside 0..65535 onto this sandbox's own host range: no host id, root least of all */
+    (void) snprintf(map, sizeof(map), "0 %u %u\n", box->uid_base, SBX_UID_RANGE);
+    if ((r = write_proc_file(box->pid, "uid_map", map, err)) < 0 ||
+        (r = write_proc_file(box->pid, "gid_map", map, err)) < 0)
+        return fail(SBX_STEP_UIDMAP, err);
+    if (box->cg && (r = sbx_cgroup_add_pid(box->cg, box->pid, err)) < 0)
+        return fail(SBX_STEP_CGROUP, err);
+    if (spec->net == SBX_NET_VETH && (r = spec->on_netns(box->pid, spec->netns_data, err)) < 0)
+        return fail(SBX_STEP_NETNS, err);
+    if (rt_write_all(sync_w, "x", 1) < 0) {
+        rt_err_set(err, errno, "release the child");
+        return fail(SBX_STEP_SYNC, err);
+    }
+    sync_w = rt_close(sync_w);
+
+    n = rt_read_all(err_r, &rep, sizeof(rep));
+    if (n != 0) {
+        if (n != (ssize_t) sizeof(rep)) {
+            rt_err_set(err, n < 0 ? (int) -n : EIO, "read the child's report");
+            return fail(SBX_STEP_SYNC, err);
+        }
+        rep.msg[sizeof(rep.msg) - 1] = '\0';
+        rt_err_set(err, rep.err, "%s", rep.msg);
+        last_step = rep.step > 0 && rep.step < _SBX_STEP_MAX ? (enum sbx_step) rep.step
+                                                             : SBX_STEP_NONE;
+        return -err->code;
+    }
+    box->status_fd = TAKE_FD(st_r);
+    *ret_box = TAKE_PTR(box);
+    return 0;
+
+pipe_fail:
+    rt_err_set(err, errno, "pipe2");
+    return fail(SBX_STEP_CLONE, err);
+}
+
+pid_t sbx_pid(const struct sbx *box)
+{
+    return box->pid;
+}
+
+int sbx_pidfd(const struct sbx *box)
+{
+    return box->pidfd;
+}
+
+struct sbx_cgroup *sbx_cgroup(struct sbx *box)
+{
+    return box->cg;
+}
+
+uint32_t sbx_host_uid_base(const struct sbx *box)
+{
+    return box->uid_base;
+}
+
+int sbx_wait(struct sbx *box, int timeout_ms, struct sbx_exit *ret, struct rt_err *err)
+{
+    struct sbx_exit ex = { 0 };
+    siginfo_t si;
+    int status;
+    ssize_t n;
+
+    if (!box->reaped) {
+        struct pollfd pfd = { .fd = box->pidfd, .events = POLLIN };
+        int r;
+
+        do
+            r = poll(&pfd, 1, timeout_ms);
+        while (r < 0 && errno == EINTR);
+        if (r < 0)
+            return rt_err_set(err, errno, "poll the sandbox");
+        if (r == 0)
+            return rt_err_set(err, ETIMEDOUT, "wait for the sandbox");
+        memset(&si, 0, sizeof(si));
+        if (waitid((idtype_t) P_PIDFD, (id_t) box->pidfd, &si, WEXITED) < 0)
+            return rt_err_set(err, errno, "wait for the sandbox");
+        box->reaped = true;
+
+        n = rt_read_all(box->status_fd, &status, sizeof(status));
+        if (n == (ssize_t) sizeof(status)) {
+            if (WIFEXITED(status)) {
+                ex.reason = SBX_EXIT_EXITED;
+                ex.code = WEXITSTATUS(status);
+            } else {
+                ex.reason = SBX_EXIT_SIGNALED;
+                ex.signal = WTERMSIG(status);
+                ex.code = 128 + ex.signal;
+            }
+        } else if (si.si_code == CLD_EXITED) {
+            ex.reason = SBX_EXIT_EXITED; /* init left without a status: its own failure */
+            ex.code = si.si_status;
+        } else {
+            ex.reason = SBX_EXIT_KILLED; /* the init itself was killed */
+            ex.signal = si.si_status;
+            ex.code = 128 + ex.signal;
+        }
+        if (ex.signal == SIGKILL && box->cg) {
+            uint64_t kills = 0;
+            if (sbx_cgroup_oom_kills(box->cg, &kills, NULL) == 0 && kills > 0)
+                ex.reason = SBX_EXIT_OOM;
+        }
+        box->exit = ex;
+    }
+    *ret = box->exit;
+    return 0;
+}
+
+int sbx_kill(struct sbx *box, int sig, struct rt_err *err)
+{
+    if (box->reaped)
+        return rt_err_set(err, ESRCH, "the sandbox has ended");
+    if (syscall(SYS_pidfd_send_signal, box->pidfd, sig, NULL, 0) < 0)
+        return rt_err_set(err, errno, "signal %d to the sandbox", sig);
+    return 0;
+}
+
+void sbx_destroy(struct sbx *box)
+{
+    box_free(box);
+}
