@@ -1,3 +1,5 @@
 PROGS += runtimed
-runtimed_SRCS := runtimed/main.c
-runtimed_LIBS := common
+runtimed_SRCS := runtimed/main.c runtimed/api.c runtimed/api-http.c runtimed/api-shapes.c \
+	runtimed/api-spaces.c runtimed/api-admin.c runtimed/api-proxy.c runtimed/api-logs.c
+runtimed_LIBS := rtcore
+runtimed_LDLIBS := -lcivetweb

@@ -1,0 +1,181 @@
+/* The internal contract with spaceproxy (docs/ARCHITECTURE.md): routes, wake, activity
+ * and check-token.  Only the proxy token (and admins, for debugging) may call these. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api-internal.h"
+#include "log.h"
+#include "names.h"
+#include "util.h"
+#include "banned.h"
+
+#define RT_ACTIVITY_MAX 10000 /* ids in one activity report */
+
+static int on_route(const struct rt_space *s, void *userdata)
+{
+    char id[RT_ID_SIZE];
+
+    (void) snprintf(id, sizeof(id), "%s/%s", s->owner, s->name);
+    (void) json_array_append_new(
+        userdata, json_pack("{s:s, s:s, s:s, s:b, s:o, s:{}, s:b}", "id", id, "host", s->host,
+                            "stage", rt__space_stage(s), "private", s->private_, "upstream",
+                            s->upstream[0] && !s->paused ? json_string(s->upstream)
+                                                         : json_null(),
+                            "custom_headers", "disable_embedding", 0));
+    return 0;
+}
+
+static int routes(struct rt_req *r)
+{
+    int64_t gen = rt_store_generation(r->st);
+    struct rt_err err = { 0 };
+    char since[24];
+    json_t *spaces;
+    int rc;
+
+    if (rt__query(r, "since", since, sizeof(since)) != -1) {
+        uint64_t v;
+        if (rt_parse_u64(since, &v) < 0)
+            return rt__reply_error(r, 400, "since must be a generation number");
+        if ((int64_t) v == gen)
+            return rt__reply_empty(r, 304);
+    }
+    spaces = json_array();
+    if (!spaces)
+        return rt__reply_error(r, 503, "out of memory");
+    rc = rt_store_space_list(r->st, 0, on_route, spaces, &err);
+    if (rc < 0) {
+        json_decref(spaces);
+        return rt__reply_err(r, rc, &err);
+    }
+    return rt__reply_json(r, 200, json_pack("{s:I, s:o}", "generation", (json_int_t) gen,
+                                            "spaces", spaces));
+}
+
+/* Reads {"id": "owner/name"} and loads that Space.  Replies on failure. */
+static int body_space(struct rt_req *r, json_t *body, struct rt_space *s)
+{
+    char owner[RT_NAME_SIZE], name[RT_NAME_SIZE];
+    struct rt_err err = { 0 };
+    const char *id = NULL;
+    int rc;
+
+    if (rt__field_str(r, body, "id", true, &id) < 0)
+        return -1;
+    if (rt_id_split(id, owner, name, &err) < 0)
+        return rt__reply_error(r, 400, "invalid id: %s", err.msg), -1;
+    rc = rt_store_space_get(r->st, owner, name, s, &err);
+    if (rc < 0)
+        return rt__reply_err(r, rc, &err), -1;
+    return 0;
+}
+
+static int wake(struct rt_req *r)
+{
+    json_t *body = rt__req_object(r, false);
+    struct rt_err err = { 0 };
+    struct rt_space s;
+
+    if (!body)
+        return r->status;
+    if (body_space(r, body, &s) < 0)
+        goto out;
+    if (s.paused) {
+        rt__reply_json(r, 409, json_pack("{s:s, s:s}", "error", "this Space is paused by its owner",
+                                         "stage", "PAUSED"));
+        goto out;
+    }
+    /* Recorded for the lifecycle supervisor, which does the waking. */
+    (void) rt_store_event_add(r->st, s.id, "wake", "", &err);
+    (void) rt_store_space_touch(r->st, s.id, rt_store_now_ms(), &err);
+    rt__reply_json(r, 202, json_pack("{s:s}", "stage", rt__space_stage(&s)));
+out:
+    json_decref(body);
+    return r->status;
+}
+
+static int activity(struct rt_req *r)
+{
+    json_t *body = rt__req_object(r, false), *ids, *v;
+    int64_t now = rt_store_now_ms();
+    size_t i;
+
+    if (!body)
+        return r->status;
+    ids = json_object_get(body, "ids");
+    if (!json_is_array(ids) || json_array_size(ids) > RT_ACTIVITY_MAX) {
+        rt__reply_error(r, 400, "field 'ids' must be a list of at most %d 'owner/name'",
+                        RT_ACTIVITY_MAX);
+        goto out;
+    }
+    json_array_foreach (ids, i, v) {
+        char owner[RT_NAME_SIZE], name[RT_NAME_SIZE];
+        struct rt_err err = { 0 };
+        struct rt_space s;
+
+        if (!json_is_string(v) || rt_id_split(json_string_value(v), owner, name, &err) < 0) {
+            rt__reply_error(r, 400, "ids[%zu] must be a string 'owner/name'", i);
+            goto out;
+        }
+        /* Spaces deleted since the proxy saw them are skipped, not an error. */
+        if (rt_store_space_get(r->st, owner, name, &s, &err) >= 0)
+            (void) rt_store_space_touch(r->st, s.id, now, &err);
+    }
+    rt__reply_empty(r, 204);
+out:
+    json_decref(body);
+    return r->status;
+}
+
+static int check_token(struct rt_req *r)
+{
+    json_t *body = rt__req_object(r, false);
+    struct rt_principal p = { 0 };
+    struct rt_err err = { 0 };
+    const char *token = NULL;
+    struct rt_space s;
+    bool read = false;
+    int rc;
+
+    if (!body)
+        return r->status;
+    if (body_space(r, body, &s) < 0 || rt__field_str(r, body, "token", true, &token) < 0)
+        goto out;
+    rc = rt_auth_resolve_token(r->st, token, &p, &err);
+    if (rc >= 0) {
+        read = rt_auth_is_user(&p) && rt_auth_can_read(&p, &s);
+        rt_principal_done(&p);
+    } else if (rc != -EACCES) {
+        rt__reply_err(r, rc, &err);
+        goto out;
+    }
+    rt__reply_json(r, 200, json_pack("{s:b}", "read", read));
+out:
+    json_decref(body);
+    return r->status;
+}
+
+int rt__api_proxy(struct rt_req *r)
+{
+    const char *what = r->nseg == 2 ? r->seg[1] : "";
+    int rc;
+
+    if (!rt_auth_is_proxy(&r->who) && !rt_auth_is_admin(&r->who))
+        return r->who.anonymous ? rt__reply_error(r, 401, "the proxy endpoints need the proxy token")
+                                : rt__reply_error(r, 403, "the proxy endpoints need the proxy token");
+    rt_store_lock(r->st);
+    if (strcmp(what, "routes") == 0)
+        rc = rt__is(r, "GET") ? routes(r) : rt__reply_error(r, 405, "use GET");
+    else if (strcmp(what, "wake") == 0)
+        rc = rt__is(r, "POST") ? wake(r) : rt__reply_error(r, 405, "use POST");
+    else if (strcmp(what, "activity") == 0)
+        rc = rt__is(r, "POST") ? activity(r) : rt__reply_error(r, 405, "use POST");
+    else if (strcmp(what, "check-token") == 0)
+        rc = rt__is(r, "POST") ? check_token(r) : rt__reply_error(r, 405, "use POST");
+    else
+        rc = rt__reply_error(r, 404, "no such endpoint");
+    rt_store_unlock(r->st);
+    return rc;
+}

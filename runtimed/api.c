@@ -1,0 +1,158 @@
+/* The HTTP server: civetweb with a bounded worker pool, one handler for /api that
+ * authenticates and routes, and JSON 404s for everything else. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api-internal.h"
+#include "cleanup.h"
+#include "log.h"
+#include "banned.h"
+
+/* Splits the decoded path after "/api/" into segments.  Empty segments ("//") and
+ * anything that does not fit are refused by the caller as 404. */
+static bool split_path(struct rt_req *r)
+{
+    char *p, *save = NULL;
+
+    if (!r->ri->local_uri || strlen(r->ri->local_uri) >= sizeof(r->path))
+        return false;
+    (void) snprintf(r->path, sizeof(r->path), "%s", r->ri->local_uri);
+    if (strncmp(r->path, "/api/", 5) != 0)
+        return false;
+    if (strstr(r->path, "//"))
+        return false;
+    for (p = strtok_r(r->path + 5, "/", &save); p; p = strtok_r(NULL, "/", &save)) {
+        if (r->nseg == RT_MAX_SEGS)
+            return false;
+        r->seg[r->nseg++] = p;
+    }
+    return r->nseg > 0;
+}
+
+static void log_request(struct rt_req *r)
+{
+    struct rt_log_ctx ctx = { .action = "api" };
+    const char *who = r->who.anonymous ? "-" : rt_auth_is_proxy(&r->who) ? "(proxy)"
+                                                                          : r->who.token.user;
+
+    /* Path only: bodies and query strings are never logged (they may carry secrets). */
+    rt_log(r->status >= 500 ? RT_LOG_ERR : RT_LOG_INFO, &ctx, "%s %s %d user=%s", r->method,
+           r->ri->local_uri ? r->ri->local_uri : "?", r->status, who);
+}
+
+static int route(struct rt_req *r)
+{
+    const char *top = r->seg[0];
+
+    if (strcmp(top, "proxy") == 0)
+        return rt__api_proxy(r);
+    if (rt_auth_is_proxy(&r->who))
+        return rt__reply_error(r, 403, "the proxy token may call only /api/proxy/");
+    if (strcmp(top, "whoami-v2") == 0 && r->nseg == 1)
+        return rt__api_whoami(r);
+    if (strcmp(top, "repos") == 0)
+        return rt__api_repos(r);
+    if (strcmp(top, "spaces") == 0)
+        return rt__api_spaces(r);
+    if (strcmp(top, "admin") == 0)
+        return rt__api_admin(r);
+    return rt__reply_error(r, 404, "no such endpoint");
+}
+
+static int on_api(struct mg_connection *conn, void *cbdata)
+{
+    struct rt_api *api = cbdata;
+    struct rt_req r = {
+        .conn = conn,
+        .ri = mg_get_request_info(conn),
+        .api = api,
+        .st = api->st,
+    };
+    struct rt_err err = { 0 };
+    int rc;
+
+    r.method = r.ri->request_method ? r.ri->request_method : "";
+    r.who.anonymous = true;
+    if (!split_path(&r)) {
+        rt__reply_error(&r, 404, "no such endpoint");
+        goto out;
+    }
+    rt_store_lock(api->st);
+    rc = rt_auth_resolve(api->st, mg_get_header(conn, "Authorization"), &r.who, &err);
+    rt_store_unlock(api->st);
+    if (rc < 0) {
+        r.who.anonymous = true;
+        if (rc == -EACCES)
+            rt__reply_error(&r, 401, "%s", err.msg);
+        else
+            rt__reply_err(&r, rc, &err);
+        goto out;
+    }
+    route(&r);
+out:
+    log_request(&r);
+    rt_principal_done(&r.who);
+    return r.status ? r.status : 500;
+}
+
+static int on_other(struct mg_connection *conn, void *cbdata)
+{
+    struct rt_req r = { .conn = conn, .ri = mg_get_request_info(conn), .api = cbdata };
+
+    r.method = r.ri->request_method ? r.ri->request_method : "";
+    return rt__reply_error(&r, 404, "no such endpoint");
+}
+
+static int on_log_message(const struct mg_connection *conn, const char *message)
+{
+    struct rt_log_ctx ctx = { .action = "http" };
+
+    rt_log(RT_LOG_WARN, &ctx, "%s", message);
+    return 1;
+}
+
+int rt_api_start(struct rt_api *api, struct rt_err *err)
+{
+    char threads[16], err_text[256] = "";
+    unsigned err_code = 0;
+    struct mg_callbacks cb = { .log_message = on_log_message };
+    const char *opts[] = {
+        "listening_ports", api->cfg->listen,
+        "num_threads", threads,
+        "request_timeout_ms", "30000",
+        "enable_keep_alive", "yes",
+        "keep_alive_timeout_ms", "5000",
+        "max_request_size", "16384", /* request line and headers; bodies are limited apart */
+        "decode_url", "yes",
+        NULL, NULL,
+    };
+    struct mg_init_data init = { .callbacks = &cb, .user_data = api, .configuration_options = opts };
+    struct mg_error_data mgerr = { .code = &err_code, .text = err_text,
+                                   .text_buffer_size = sizeof(err_text) };
+
+    (void) snprintf(threads, sizeof(threads), "%lld", (long long) api->cfg->api_threads);
+    atomic_store(&api->stopping, false);
+    atomic_store(&api->log_streams, 0);
+    (void) mg_init_library(0);
+    api->ctx = mg_start2(&init, &mgerr);
+    if (!api->ctx) {
+        mg_exit_library();
+        return rt_err_set(err, EADDRINUSE, "listen on '%s': %s", api->cfg->listen,
+                          err_text[0] ? err_text : "civetweb failed to start");
+    }
+    mg_set_request_handler(api->ctx, "/api", on_api, api);
+    mg_set_request_handler(api->ctx, "**", on_other, api);
+    return 0;
+}
+
+void rt_api_stop(struct rt_api *api)
+{
+    if (!api->ctx)
+        return;
+    atomic_store(&api->stopping, true);
+    mg_stop(api->ctx);
+    api->ctx = NULL;
+    mg_exit_library();
+}

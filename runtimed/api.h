@@ -1,0 +1,28 @@
+/* The HTTP API of runtimed on civetweb: the Hub's Space endpoints, the admin endpoints
+ * (docs/API.md) and the spaceproxy contract (docs/ARCHITECTURE.md). */
+#ifndef SP_RUNTIMED_API_H
+#define SP_RUNTIMED_API_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "config.h"
+#include "store.h"
+
+struct mg_context;
+
+struct rt_api {
+    struct rt_store *st;
+    const struct rt_config *cfg;
+    int node_gpus;
+    struct mg_context *ctx;
+    atomic_bool stopping;    /* set before mg_stop so long-lived streams end */
+    atomic_int log_streams;  /* SSE streams open now */
+};
+
+/* Starts the listener and workers.  The store and config must outlive the API. */
+int rt_api_start(struct rt_api *api, struct rt_err *err);
+/* Ends open streams and stops the server; waits for running handlers. */
+void rt_api_stop(struct rt_api *api);
+
+#endif

@@ -1,0 +1,216 @@
+#include "config.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "cleanup.h"
+#include "error.h"
+#include "log.h"
+#include "util.h"
+#include "banned.h"
+
+enum conf_type { CONF_STR, CONF_INT, CONF_SIZE, CONF_LEVEL, CONF_FORMAT };
+
+struct conf_key {
+    const char *name;
+    enum conf_type type;
+    size_t offset;
+    size_t size; /* CONF_STR: buffer size */
+    int64_t min, max;
+};
+
+#define STR(k, f) { k, CONF_STR, offsetof(struct rt_config, f), sizeof(((struct rt_config *) 0)->f), 0, 0 }
+#define INT(k, f, lo, hi) { k, CONF_INT, offsetof(struct rt_config, f), 0, lo, hi }
+
+static const struct conf_key keys[] = {
+    STR("listen", listen),
+    STR("data_dir", data_dir),
+    { "log_level", CONF_LEVEL, offsetof(struct rt_config, log_level), 0, 0, 0 },
+    { "log_format", CONF_FORMAT, offsetof(struct rt_config, log_json), 0, 0, 0 },
+    STR("domain", domain),
+    INT("proxy_port", proxy_port, 1, 65535),
+    INT("api_threads", api_threads, 2, 256),
+    { "max_body", CONF_SIZE, offsetof(struct rt_config, max_body), 0, 1024, 1 << 30 },
+    INT("sse_keepalive_ms", sse_keepalive_ms, 50, 3600 * 1000),
+    INT("max_log_streams", max_log_streams, 1, 1024),
+    INT("gpus", gpus, -1, 1024),
+};
+
+void rt_config_defaults(struct rt_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    (void) snprintf(c->listen, sizeof(c->listen), "127.0.0.1:8080");
+    (void) snprintf(c->data_dir, sizeof(c->data_dir), "/var/lib/spaceport");
+    c->log_level = RT_LOG_INFO;
+    c->log_json = 0;
+    (void) snprintf(c->domain, sizeof(c->domain), "localhost");
+    c->proxy_port = 8000;
+    c->api_threads = 16;
+    c->max_body = 1 << 20;
+    c->sse_keepalive_ms = 15000;
+    c->max_log_streams = 8;
+    c->gpus = -1;
+}
+
+int rt_config_check_listen(const char *listen, struct rt_err *err)
+{
+    const char *colon = strrchr(listen, ':');
+    const char *port = colon ? colon + 1 : listen;
+    uint64_t p;
+
+    if (rt_parse_u64(port, &p) < 0 || p == 0 || p > 65535)
+        return rt_err_set(err, EINVAL, "listen address '%s': expected ADDR:PORT", listen);
+    if (strchr(listen, ',') || strchr(listen, ' '))
+        return rt_err_set(err, EINVAL, "listen address '%s': one ADDR:PORT only", listen);
+    return 0;
+}
+
+static int set_key(struct rt_config *c, const struct conf_key *k, const char *v,
+                   struct rt_err *err)
+{
+    char *field = (char *) c + k->offset;
+    int64_t n;
+    uint64_t u;
+    char *end;
+
+    switch (k->type) {
+    case CONF_STR:
+        if (strlen(v) >= k->size)
+            return rt_err_set(err, EINVAL, "%s: longer than %zu characters", k->name,
+                              k->size - 1);
+        memcpy(field, v, strlen(v) + 1);
+        return 0;
+    case CONF_INT:
+        errno = 0;
+        n = strtoll(v, &end, 10);
+        if (errno || end == v || *end || n < k->min || n > k->max)
+            return rt_err_set(err, EINVAL, "%s: expected an integer in %lld..%lld, got '%s'",
+                              k->name, (long long) k->min, (long long) k->max, v);
+        memcpy(field, &n, sizeof(n));
+        return 0;
+    case CONF_SIZE:
+        if (rt_parse_size(v, &u) < 0 || u < (uint64_t) k->min || u > (uint64_t) k->max)
+            return rt_err_set(err, EINVAL, "%s: expected a size such as '1M', got '%s'", k->name,
+                              v);
+        memcpy(field, &u, sizeof(u));
+        return 0;
+    case CONF_LEVEL: {
+        int lvl = rt_log_level_from_name(v);
+        if (lvl < 0)
+            return rt_err_set(err, EINVAL, "%s: expected err, warn, info or debug, got '%s'",
+                              k->name, v);
+        memcpy(field, &lvl, sizeof(lvl));
+        return 0;
+    }
+    case CONF_FORMAT: {
+        int json;
+        if (strcmp(v, "text") == 0)
+            json = 0;
+        else if (strcmp(v, "json") == 0)
+            json = 1;
+        else
+            return rt_err_set(err, EINVAL, "%s: expected text or json, got '%s'", k->name, v);
+        memcpy(field, &json, sizeof(json));
+        return 0;
+    }
+    }
+    return rt_err_set(err, EINVAL, "%s: unhandled type", k->name);
+}
+
+static const struct conf_key *find_key(const char *name)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
+        if (strcmp(keys[i].name, name) == 0)
+            return &keys[i];
+    return NULL;
+}
+
+static void parser_deletep(yaml_parser_t **p)
+{
+    if (*p)
+        yaml_parser_delete(*p);
+}
+
+/* Reads a flat mapping of scalars.  Work on a copy so a bad file leaves @c as it was. */
+int rt_config_load(struct rt_config *c, const char *path, struct rt_err *err)
+{
+    _cleanup_fclose_ FILE *f = NULL;
+    yaml_parser_t parser;
+    _cleanup_(parser_deletep) yaml_parser_t *pp = NULL;
+    struct rt_config copy = *c;
+    char key[128] = "";
+    bool have_key = false, in_map = false, done = false;
+    int r = 0;
+
+    f = fopen(path, "re");
+    if (!f)
+        return rt_err_set(err, errno, "open config '%s'", path);
+    if (!yaml_parser_initialize(&parser))
+        return rt_err_set(err, ENOMEM, "initialise YAML parser");
+    pp = &parser;
+    yaml_parser_set_input_file(&parser, f);
+
+    while (!done) {
+        yaml_event_t ev;
+        unsigned long line;
+
+        if (!yaml_parser_parse(&parser, &ev))
+            return rt_err_set(err, EINVAL, "%s:%lu: %s", path,
+                              (unsigned long) parser.problem_mark.line + 1,
+                              parser.problem ? parser.problem : "YAML syntax error");
+        line = (unsigned long) ev.start_mark.line + 1;
+        switch (ev.type) {
+        case YAML_STREAM_END_EVENT:
+            done = true;
+            break;
+        case YAML_STREAM_START_EVENT:
+        case YAML_DOCUMENT_START_EVENT:
+        case YAML_DOCUMENT_END_EVENT:
+            break;
+        case YAML_MAPPING_START_EVENT:
+            if (in_map)
+                r = rt_err_set(err, EINVAL, "%s:%lu: %s: expected a plain value", path, line,
+                               key);
+            in_map = true;
+            break;
+        case YAML_MAPPING_END_EVENT:
+            in_map = false;
+            break;
+        case YAML_SCALAR_EVENT: {
+            const char *v = (const char *) ev.data.scalar.value;
+            if (!in_map) {
+                /* An empty document is a scalar null: accept it, refuse anything else. */
+                if (*v)
+                    r = rt_err_set(err, EINVAL, "%s:%lu: expected a mapping of settings", path,
+                                   line);
+            } else if (!have_key) {
+                (void) snprintf(key, sizeof(key), "%s", v);
+                have_key = true;
+            } else {
+                const struct conf_key *k = find_key(key);
+                have_key = false;
+                if (!k)
+                    r = rt_err_set(err, EINVAL, "%s:%lu: unknown setting '%s'", path, line, key);
+                else if (set_key(&copy, k, v, err) < 0)
+                    r = rt_err_wrap(err, "%s:%lu", path, line);
+            }
+            break;
+        }
+        default:
+            r = rt_err_set(err, EINVAL, "%s:%lu: %s: expected a plain value", path, line,
+                           have_key ? key : "value");
+            break;
+        }
+        yaml_event_delete(&ev);
+        if (r < 0)
+            return r;
+    }
+    if (copy.listen[0] && rt_config_check_listen(copy.listen, err) < 0)
+        return rt_err_wrap(err, "%s", path);
+    *c = copy;
+    return 0;
+}
