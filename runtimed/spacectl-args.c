@@ -28,6 +28,7 @@ static const struct sc_opt space_create_opts[] = {
 static const struct sc_opt logs_opts[] = {
     { "build", NULL, "show the build log instead of the run log" },
     { "follow", NULL, "keep printing new lines until interrupted" },
+    { "tail", "N", "start with the last N lines only" },
     { NULL, NULL, NULL },
 };
 static const struct sc_opt tier_add_opts[] = {
@@ -59,8 +60,9 @@ const struct sc_cmd sc_commands[] = {
     { "space", "rm", "OWNER/NAME", 1, 1, no_opts, "delete a Space, its repo and its data", NULL,
       sc_cmd_space_rm },
     { NULL, "logs", "OWNER/NAME", 1, 1, logs_opts, "print a Space's run or build log",
-      "Without --follow, prints what the log holds and stops once the server has sent\n"
-      "nothing new for a second.  With --follow, prints new lines until interrupted.\n"
+      "Without --follow, prints the lines the log holds and ends: it asks for them with\n"
+      "?follow=0 and, should a server keep the stream open anyway, stops once nothing\n"
+      "new has come for 2 seconds.  With --follow, prints new lines until interrupted.\n"
       "With --json, prints each event's JSON object on a line of its own.\n",
       sc_cmd_logs },
     { "hardware", "list", "", 0, 0, no_opts, "list the hardware tiers", NULL,

@@ -69,6 +69,17 @@ static curl_socket_t open_socket(void *userdata, curlsocktype purpose, struct cu
     return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
 }
 
+/* Appends a header, keeping the list intact when out of memory.  Returns 0 or -ENOMEM. */
+static int add_header(struct curl_slist **l, const char *h)
+{
+    struct curl_slist *n = curl_slist_append(*l, h);
+
+    if (!n)
+        return -ENOMEM;
+    *l = n;
+    return 0;
+}
+
 static void slist_freep(struct curl_slist **l)
 {
     curl_slist_free_all(*l);
@@ -113,12 +124,9 @@ static CURL *new_handle(struct sc_ctx *ctx, const char *method, const char *path
     h = curl_easy_init();
     if (!h)
         return NULL;
-    *hdrs = curl_slist_append(*hdrs, "Accept: application/json, text/event-stream");
-    if (ctx->token[0]) {
-        (void) snprintf(auth, sizeof(auth), "Authorization: Bearer %s", ctx->token);
-        *hdrs = curl_slist_append(*hdrs, auth);
-    }
-    if (!*hdrs) {
+    (void) snprintf(auth, sizeof(auth), "Authorization: Bearer %s", ctx->token);
+    if (add_header(hdrs, "Accept: application/json, text/event-stream") < 0 ||
+        (ctx->token[0] && add_header(hdrs, auth) < 0)) {
         curl_easy_cleanup(h);
         return NULL;
     }
@@ -204,12 +212,10 @@ int sc_api(struct sc_ctx *ctx, const char *method, const char *path, json_t *bod
             fprintf(ctx->errf, "spacectl: out of memory\n");
             return SC_EXIT_API;
         }
-        hdrs = curl_slist_append(NULL, "Content-Type: application/json");
-    } else {
-        /* no body: drop libcurl's default form content type */
-        hdrs = curl_slist_append(NULL, "Content-Type:");
     }
-    h = new_handle(ctx, method, path, &hdrs, errbuf);
+    /* without a body, "Content-Type:" drops libcurl's default form content type */
+    if (add_header(&hdrs, body ? "Content-Type: application/json" : "Content-Type:") == 0)
+        h = new_handle(ctx, method, path, &hdrs, errbuf);
     if (!h) {
         fprintf(ctx->errf, "spacectl: cannot set up the HTTP client: out of memory\n");
         return SC_EXIT_API;

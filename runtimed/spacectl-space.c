@@ -13,6 +13,8 @@
 #include "banned.h"
 
 #define SC_SECRET_MAX (64u << 10)
+/* Without --follow, the log has ended when nothing new came for this long. */
+#define SC_LOGS_IDLE_MS 2000
 
 /* Checks @id and writes "/api/spaces/OWNER/NAME@suffix" into @buf.  Returns 0 or
  * the usage error's exit status. */
@@ -281,13 +283,24 @@ int sc_cmd_logs(struct sc_ctx *ctx, const struct sc_inv *inv)
 {
     struct log_out lo = { .ctx = ctx, .follow = sc_opt_value(inv, "follow") != NULL };
     const char *which = sc_opt_value(inv, "build") ? "/logs/build" : "/logs/run";
-    char path[512];
+    const char *tail = sc_opt_value(inv, "tail");
+    char path[512], suffix[64];
+    uint64_t n = 0;
     int r;
 
-    r = space_path(ctx, inv, inv->pos[0], which, path, sizeof(path));
+    if (tail && (rt_parse_u64(tail, &n) < 0 || n > 100000))
+        return sc_usage_error(ctx, inv, "--tail '%s' is not a line count (0 to 100000)", tail);
+    /* follow=0 is the server's "stored lines only"; the idle gap below covers a server
+     * that keeps the stream open anyway, as the Hub does */
+    (void) snprintf(suffix, sizeof(suffix), "%s%s%s", which, lo.follow ? "" : "?follow=0",
+                    tail ? (lo.follow ? "?tail=" : "&tail=") : "");
+    if (tail)
+        (void) snprintf(suffix + strlen(suffix), sizeof(suffix) - strlen(suffix), "%llu",
+                        (unsigned long long) n);
+    r = space_path(ctx, inv, inv->pos[0], suffix, path, sizeof(path));
     if (r)
         return r;
-    return sc_api_stream(ctx, path, lo.follow, 1000, on_log_event, &lo);
+    return sc_api_stream(ctx, path, lo.follow, SC_LOGS_IDLE_MS, on_log_event, &lo);
 }
 
 /* --- runtime changes ------------------------------------------------------------- */
