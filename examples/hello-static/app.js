@@ -1,0 +1,1 @@
+document.getElementById("note").textContent = "The script ran.";
