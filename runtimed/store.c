@@ -141,7 +141,9 @@ static void finalizep(sqlite3_stmt **s)
 static int sql_err(struct rt_store *st, int rc, struct rt_err *err, const char *what)
 {
     int code = EIO;
+    int ext = rc;
 
+    rc &= 0xff; /* extended result codes are on: compare the primary code */
     switch (rc) {
     case SQLITE_CONSTRAINT:
         code = EINVAL;
@@ -157,10 +159,9 @@ static int sql_err(struct rt_store *st, int rc, struct rt_err *err, const char *
         break;
     }
     if (rc == SQLITE_CONSTRAINT) {
-        int ext = sqlite3_extended_errcode(st->db);
         if (ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY)
             code = EEXIST;
-        else if (ext == SQLITE_CONSTRAINT_FOREIGNKEY)
+        else if (ext == SQLITE_CONSTRAINT_FOREIGNKEY || strstr(sqlite3_errmsg(st->db), "FOREIGN"))
             code = EBUSY;
     }
     return rt_err_set(err, code, "%s: %s", what, sqlite3_errmsg(st->db));
