@@ -10,7 +10,7 @@
 #include "runtimed/config.h"
 #include "error.h"
 #include "runtimed/names.h"
-#include "runtimed/sha256.h"
+#include "sha256.h"
 #include "runtimed/tiers.h"
 #include "util.h"
 

@@ -9,7 +9,7 @@
 #include "error.h"
 #include "runtimed/auth.h"
 #include "runtimed/bootstrap.h"
-#include "runtimed/sha256.h"
+#include "sha256.h"
 #include "runtimed/store.h"
 #include "runtimed/tiers.h"
 #include "util.h"

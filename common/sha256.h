@@ -1,7 +1,8 @@
 /* SHA-256 (FIPS 180-4), small and dependency-free: runtimed stores API tokens only as
- * their hash, and none of our libraries (sqlite, jansson, civetweb) exports one. */
-#ifndef SP_RUNTIMED_SHA256_H
-#define SP_RUNTIMED_SHA256_H
+ * their hash and names LFS objects by it, and none of our libraries (sqlite, jansson,
+ * civetweb) exports one.  In common/ so that rtgit (LFS) and rtcore (tokens) share it. */
+#ifndef SP_COMMON_SHA256_H
+#define SP_COMMON_SHA256_H
 
 #include <stddef.h>
 #include <stdint.h>
