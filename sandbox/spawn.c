@@ -147,10 +147,22 @@ static void exec_command(struct sbx__child *c, struct sbx__report *rep)
     sbx__report_set(rep, SBX_STEP_EXEC, eacces ? EACCES : last, "exec '%s'", file);
 }
 
+/* Closes every fd above 2 except @keep. */
+static void close_fds_but(int keep)
+{
+    if (keep > 3 && syscall(SYS_close_range, 3U, (unsigned) keep - 1, 0U) < 0)
+        for (int fd = 3; fd < keep; fd++)
+            (void) close(fd);
+    if (syscall(SYS_close_range, (unsigned) (keep < 3 ? 3 : keep + 1), ~0U, 0U) < 0)
+        for (int fd = keep < 3 ? 3 : keep + 1; fd < 65536; fd++)
+            (void) close(fd);
+}
+
 static _Noreturn void run_command(struct sbx__child *c)
 {
     struct sbx__report rep = { 0 };
     sigset_t none;
+    char cwd[4096];
     int lifted[3];
 
     /* a fresh process: default dispositions, nothing blocked, whatever the caller had */
@@ -175,13 +187,17 @@ static _Noreturn void run_command(struct sbx__child *c)
             child_fail(c, &rep);
         }
     }
-    /* nothing but 0-2 crosses execve: a leaked host fd (CVE-2024-21626) dies here */
-    if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
-        for (int fd = 3; fd < 65536; fd++)
-            (void) fcntl(fd, F_SETFD, FD_CLOEXEC);
-    }
+    /* nothing but 0-2 (and the report pipe, close-on-exec) survives, and that before the
+     * chdir: a leaked host directory fd plus "--chdir /proc/self/fd/N" would otherwise
+     * start the command with its cwd on the host (CVE-2024-21626) */
+    close_fds_but(c->err_fd);
     if (chdir(c->spec->chdir ? c->spec->chdir : "/") < 0) {
         sbx__report_set(&rep, SBX_STEP_CHDIR, errno, "chdir '%s'", c->spec->chdir);
+        child_fail(c, &rep);
+    }
+    if (!getcwd(cwd, sizeof(cwd)) || cwd[0] != '/') {
+        sbx__report_set(&rep, SBX_STEP_CHDIR, EPERM, "working directory '%s' is outside the root",
+                        c->spec->chdir);
         child_fail(c, &rep);
     }
     if (sbx__drop_privs(c->spec->uid, c->spec->gid, &c->seccomp, &rep) < 0)
@@ -197,6 +213,12 @@ static _Noreturn void run_init(struct sbx__child *c, pid_t cmd, const sigset_t *
     struct sbx__report rep = { 0 };
 
     c->err_fd = rt_close(c->err_fd);
+    /* the init keeps only the status pipe: no host fd (overlay lowers, the caller's
+     * leaks, stdio) stays reachable through it */
+    for (int fd = 0; fd < 3; fd++)
+        if (fd != c->status_fd)
+            (void) close(fd);
+    close_fds_but(c->status_fd);
     if (sbx__drop_privs(0, 0, &c->seccomp, &rep) < 0)
         _exit(125);
     /* nobody inside may ptrace or read the init's memory or /proc files */
@@ -239,6 +261,10 @@ static _Noreturn void child_main(struct sbx__child *c)
     if (read(c->sync_fd, &b, 1) != 1)
         _exit(125); /* the parent failed or died: it reports */
     c->sync_fd = rt_close(c->sync_fd);
+    if (unshare(CLONE_NEWCGROUP) < 0) {
+        sbx__report_set(&rep, SBX_STEP_CLONE, errno, "unshare the cgroup namespace");
+        child_fail(c, &rep);
+    }
     /* we are still host root's ids until now: take the mapped root's, and no host groups */
     if (setgroups(0, NULL) < 0 || setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) {
         sbx__report_set(&rep, SBX_STEP_IDS, errno, "become root of the user namespace");
@@ -475,8 +501,10 @@ int sbx_spawn(const struct sbx_spec *spec, struct sbx **ret_box, struct rt_err *
         goto pipe_fail;
     st_r = pipes[0], st_w = pipes[1];
 
+    /* the cgroup namespace comes later, in the child, once it sits in its own cgroup:
+     * unshared now, it would be rooted at the caller's group and show host paths */
     flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS |
-            CLONE_NEWCGROUP | CLONE_PIDFD | SIGCHLD;
+            CLONE_PIDFD | SIGCHLD;
     if (spec->net != SBX_NET_HOST)
         flags |= CLONE_NEWNET;
     /* a raw clone behaves like fork here: the child runs on a copy of this stack */
@@ -597,7 +625,8 @@ int sbx_wait(struct sbx *box, int timeout_ms, struct sbx_exit *ret, struct rt_er
             ex.signal = si.si_status;
             ex.code = 128 + ex.signal;
         }
-        if (ex.signal == SIGKILL && box->cg) {
+        /* a shell that reports its child's OOM kill as 137 counts as well */
+        if ((ex.signal == SIGKILL || ex.code == 128 + SIGKILL) && box->cg) {
             uint64_t kills = 0;
             if (sbx_cgroup_oom_kills(box->cg, &kills, NULL) == 0 && kills > 0)
                 ex.reason = SBX_EXIT_OOM;
