@@ -1,3 +1,16 @@
+# spaceproxy: the data plane.  libproxy holds everything but main(), so the unit tests
+# and the fuzz harness link the same code.  llhttp comes as C sources from Debian's
+# node-llhttp; proxy/llhttp_*.c wrap them (with the few pragmas they need).
+LIBS += proxy
+proxy_SRCS := proxy/config.c proxy/route.c proxy/http1.c proxy/conn.c proxy/upstream.c \
+              proxy/loop.c proxy/pages.c proxy/auth.c proxy/feed.c proxy/admin.c \
+              proxy/global.c proxy/llhttp_api.c proxy/llhttp_http.c proxy/llhttp_llhttp.c
+proxy_PKGS := yaml-0.1 jansson libcurl libcrypto
+proxy_DEPS := common
+proxy_CFLAGS := -I/usr/share/include/llhttp
+unit_proxy_LIBS :=
+
 PROGS += spaceproxy
 spaceproxy_SRCS := proxy/main.c
-spaceproxy_LIBS := common
+spaceproxy_LIBS := proxy
+spaceproxy_LDLIBS := -lpthread

@@ -1,0 +1,418 @@
+/* The runtimed feed: one thread that polls GET /api/proxy/routes (?since=N, so an
+ * unchanged table costs a 304), runs queued wake and check-token calls, and reports
+ * activity.  The last good table stays in force whenever runtimed is down or answers
+ * nonsense: running Spaces keep being served. */
+#include "proxy.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cleanup.h"
+#include "log.h"
+#include "util.h"
+#include "banned.h"
+
+#define MAX_JOBS 1024
+#define MAX_ANSWER (16u << 20)
+
+struct job {
+    enum px_job_kind kind;
+    char *id, *token;
+};
+
+static pthread_mutex_t qlock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t qcond = PTHREAD_COND_INITIALIZER;
+static struct job jobs[MAX_JOBS];
+static unsigned njobs;
+static bool quit;
+static pthread_t thread;
+static bool started;
+static char auth_header[600];
+
+bool px_feed_post(enum px_job_kind kind, const char *id, const char *token)
+{
+    bool ok = false;
+
+    if (!px_g.cfg.runtimed)
+        return false;
+    pthread_mutex_lock(&qlock);
+    if (njobs < MAX_JOBS) {
+        struct job *j = &jobs[njobs];
+        j->kind = kind;
+        j->id = strdup(id);
+        j->token = token ? strdup(token) : NULL;
+        if (j->id && (!token || j->token)) {
+            njobs++;
+            ok = true;
+            pthread_cond_signal(&qcond);
+        } else {
+            free(j->id);
+            free(j->token);
+        }
+    }
+    pthread_mutex_unlock(&qlock);
+    return ok;
+}
+
+void px_feed_free_spaces(struct px_feed_space *s, size_t n)
+{
+    for (size_t i = 0; s && i < n; i++) {
+        free(s[i].id);
+        free(s[i].host_label);
+        free(s[i].upstream);
+        free(s[i].custom_headers);
+    }
+    free(s);
+}
+
+static bool label_ok(const char *s)
+{
+    if (!*s || strlen(s) > 63)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '-' ||
+              (*s >= 'A' && *s <= 'Z')))
+            return false;
+    return true;
+}
+
+int px_feed_parse(const char *text, size_t len, struct px_feed_space **ret, size_t *ret_n,
+                  uint64_t *ret_generation, struct rt_err *err)
+{
+    json_error_t je;
+    json_t *root = json_loadb(text, len, 0, &je);
+    json_t *spaces, *gen;
+    struct px_feed_space *out = NULL;
+    size_t n = 0;
+
+    if (!root)
+        return rt_err_set(err, EINVAL, "routes: bad JSON at line %d: %s", je.line, je.text);
+    gen = json_object_get(root, "generation");
+    spaces = json_object_get(root, "spaces");
+    if (!json_is_array(spaces) || (gen && !json_is_integer(gen))) {
+        json_decref(root);
+        return rt_err_set(err, EINVAL, "routes: expected {generation, spaces: [...]}");
+    }
+    out = calloc(json_array_size(spaces) + 1, sizeof(*out));
+    if (!out) {
+        json_decref(root);
+        return rt_err_set(err, ENOMEM, "routes: allocate");
+    }
+    for (size_t i = 0; i < json_array_size(spaces); i++) {
+        json_t *s = json_array_get(spaces, i);
+        const char *id = json_string_value(json_object_get(s, "id"));
+        const char *host = json_string_value(json_object_get(s, "host"));
+        const char *stage = json_string_value(json_object_get(s, "stage"));
+        const char *up = json_string_value(json_object_get(s, "upstream"));
+        json_t *ch = json_object_get(s, "custom_headers");
+        struct px_feed_space *f = &out[n];
+
+        if (!id || !host || !label_ok(host))
+            continue; /* one bad entry must not take the others down */
+        f->id = strdup(id);
+        f->host_label = strdup(host);
+        f->upstream = up ? strdup(up) : NULL;
+        f->stage = px_stage_from_name(stage);
+        f->private_ = json_is_true(json_object_get(s, "private"));
+        f->disable_embedding = json_is_true(json_object_get(s, "disable_embedding"));
+        if (!f->id || !f->host_label || (up && !f->upstream))
+            goto nomem;
+        n++;
+        if (json_is_object(ch)) {
+            const char *k;
+            json_t *v;
+            json_object_foreach(ch, k, v)
+            {
+                if (json_is_string(v) &&
+                    px_render_header(&f->custom_headers, k, json_string_value(v)) == -ENOMEM)
+                    goto nomem;
+            }
+        }
+    }
+    *ret_generation = gen ? (uint64_t) json_integer_value(gen) : 0;
+    json_decref(root);
+    *ret = out;
+    *ret_n = n;
+    return 0;
+nomem:
+    json_decref(root);
+    px_feed_free_spaces(out, n + 1);
+    return rt_err_set(err, ENOMEM, "routes: allocate");
+}
+
+struct answer {
+    char *buf;
+    size_t len;
+};
+
+static size_t on_data(char *p, size_t size, size_t nmemb, void *ud)
+{
+    struct answer *a = ud;
+    size_t n = size * nmemb;
+
+    if (a->len + n > MAX_ANSWER)
+        return 0; /* refuse: a route table this big is a bug or an attack */
+    char *nb = realloc(a->buf, a->len + n + 1);
+    if (!nb)
+        return 0;
+    memcpy(nb + a->len, p, n);
+    a->buf = nb;
+    a->len += n;
+    a->buf[a->len] = '\0';
+    return n;
+}
+
+/* One call to runtimed.  Returns the HTTP status, or -1 when it could not be reached. */
+static long call(CURL *h, const char *method, const char *path, const char *body,
+                 struct answer *a)
+{
+    char url[1024];
+    struct curl_slist *hdrs = NULL;
+    long status = -1;
+
+    snprintf(url, sizeof(url), "%s%s", px_g.cfg.runtimed, path);
+    curl_easy_reset(h);
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 5000L);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, a);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (auth_header[0])
+        hdrs = curl_slist_append(hdrs, auth_header);
+    if (body) {
+        hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+    }
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    if (curl_easy_perform(h) == CURLE_OK)
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(hdrs);
+    return status;
+}
+
+static void poll_routes(CURL *h)
+{
+    struct answer a = { 0 };
+    char path[128];
+    struct rt_err err = { 0 };
+    struct px_feed_space *spaces = NULL;
+    size_t n = 0;
+    uint64_t gen = 0;
+    static bool warned;
+
+    pthread_mutex_lock(&px_g.table_lock);
+    uint64_t since = px_g.feed_generation;
+    pthread_mutex_unlock(&px_g.table_lock);
+    if (since)
+        snprintf(path, sizeof(path), "/api/proxy/routes?since=%llu", (unsigned long long) since);
+    else
+        snprintf(path, sizeof(path), "/api/proxy/routes");
+    long st = call(h, "GET", path, NULL, &a);
+    if (st == 304 || st == 200)
+        atomic_store(&px_g.feed_ok_ms, rt_now_ns() / 1000000);
+    atomic_store(&px_g.runtimed_up, st == 200 || st == 304);
+    if (st != 200) {
+        if (st != 304 && !warned) {
+            rt_log(RT_LOG_WARN, NULL, "runtimed routes: status %ld, keeping the last table", st);
+            warned = true;
+        }
+        free(a.buf);
+        return;
+    }
+    warned = false;
+    if (px_feed_parse(a.buf ? a.buf : "", a.len, &spaces, &n, &gen, &err) < 0) {
+        rt_log(RT_LOG_WARN, NULL, "%s, keeping the last table", err.msg);
+        free(a.buf);
+        return;
+    }
+    free(a.buf);
+    pthread_mutex_lock(&px_g.table_lock);
+    px_feed_free_spaces(px_g.feed, px_g.nfeed);
+    px_g.feed = spaces;
+    px_g.nfeed = n;
+    px_g.feed_generation = gen;
+    pthread_mutex_unlock(&px_g.table_lock);
+    if (px_global_rebuild(&err) < 0)
+        rt_log(RT_LOG_WARN, NULL, "%s, keeping the last table", err.msg);
+}
+
+static void run_job(CURL *h, struct job *j)
+{
+    struct answer a = { 0 };
+    json_t *body = j->kind == PX_JOB_WAKE ? json_pack("{s:s}", "id", j->id)
+                                          : json_pack("{s:s,s:s}", "id", j->id, "token", j->token);
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+
+    json_decref(body);
+    if (!text)
+        return;
+    if (j->kind == PX_JOB_WAKE) {
+        long st = call(h, "POST", "/api/proxy/wake", text, &a);
+        struct rt_log_ctx ctx = { .app = j->id, .action = "waking" };
+        if (st != 202 && st != 200)
+            rt_log(RT_LOG_WARN, &ctx, "runtimed answered %ld", st);
+    } else {
+        long st = call(h, "POST", "/api/proxy/check-token", text, &a);
+        json_t *r = st == 200 && a.buf ? json_loadb(a.buf, a.len, 0, NULL) : NULL;
+        if (r) {
+            px_auth_token_store(j->id, j->token, json_is_true(json_object_get(r, "read")));
+            json_decref(r);
+        } else if (st >= 400 && st < 500) {
+            px_auth_token_store(j->id, j->token, false);
+        }
+        px_global_kick(); /* held requests look at the answer */
+    }
+    free(text);
+    free(a.buf);
+}
+
+/* Spaces with a request since the last report, or a connection still open. */
+static void report_activity(CURL *h, uint64_t since_ms)
+{
+    json_t *ids = json_array();
+    struct answer a = { 0 };
+
+    if (!ids)
+        return;
+    pthread_mutex_lock(&px_g.table_lock);
+    struct px_table *t = px_table_ref(px_g.table);
+    pthread_mutex_unlock(&px_g.table_lock);
+    for (size_t i = 0; t && i < t->n; i++) {
+        const struct px_route *r = &t->routes[i];
+        if (!r->id || !r->stats)
+            continue;
+        if (atomic_load(&r->stats->active) > 0 || atomic_load(&r->stats->last_ms) >= since_ms)
+            json_array_append_new(ids, json_string(r->id));
+    }
+    px_table_unref(t);
+    if (json_array_size(ids)) {
+        json_t *body = json_pack("{s:o}", "ids", ids);
+        char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+        if (text)
+            (void) call(h, "POST", "/api/proxy/activity", text, &a);
+        free(text);
+        free(a.buf);
+        json_decref(body);
+        return;
+    }
+    json_decref(ids);
+}
+
+static void read_token(void)
+{
+    char buf[512];
+    FILE *f = fopen(px_g.cfg.token_file, "re");
+
+    auth_header[0] = '\0';
+    if (!f)
+        return;
+    if (fgets(buf, sizeof(buf), f)) {
+        buf[strcspn(buf, "\r\n")] = '\0';
+        if (buf[0])
+            snprintf(auth_header, sizeof(auth_header), "Authorization: Bearer %s", buf);
+    }
+    fclose(f);
+}
+
+static void *feed_main(void *arg)
+{
+    CURL *h = curl_easy_init();
+    uint64_t last_poll = 0, last_activity = rt_now_ns() / 1000000, last_token = 0;
+
+    (void) arg;
+    if (!h)
+        return NULL;
+    for (;;) {
+        struct job batch[64];
+        unsigned nb = 0;
+        uint64_t now = rt_now_ns() / 1000000;
+        unsigned interval = px_g.cfg.poll_interval_ms;
+
+        pthread_mutex_lock(&qlock);
+        if (!quit && njobs == 0 && now - last_poll < interval) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            uint64_t wait = interval - (now - last_poll);
+            ts.tv_sec += (time_t) (wait / 1000);
+            ts.tv_nsec += (long) (wait % 1000) * 1000000;
+            if (ts.tv_nsec >= 1000000000) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000;
+            }
+            pthread_cond_timedwait(&qcond, &qlock, &ts);
+        }
+        if (quit) {
+            pthread_mutex_unlock(&qlock);
+            break;
+        }
+        while (njobs && nb < 64)
+            batch[nb++] = jobs[--njobs];
+        pthread_mutex_unlock(&qlock);
+
+        now = rt_now_ns() / 1000000;
+        if (!auth_header[0] || now - last_token > 10000) {
+            read_token(); /* runtimed may write it after we start, or rotate it */
+            last_token = now;
+        }
+        bool woke = false;
+        for (unsigned i = 0; i < nb; i++) {
+            run_job(h, &batch[i]);
+            woke |= batch[i].kind == PX_JOB_WAKE;
+            free(batch[i].id);
+            free(batch[i].token);
+        }
+        now = rt_now_ns() / 1000000;
+        /* after a wake, poll at once: the Space's new stage should show up quickly */
+        if (woke || now - last_poll >= interval) {
+            poll_routes(h);
+            last_poll = rt_now_ns() / 1000000;
+        }
+        if (now - last_activity >= px_g.cfg.activity_interval_ms) {
+            report_activity(h, last_activity);
+            last_activity = now;
+        }
+    }
+    curl_easy_cleanup(h);
+    return NULL;
+}
+
+int px_feed_start(struct rt_err *err)
+{
+    int r;
+
+    if (!px_g.cfg.runtimed)
+        return 0;
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    read_token();
+    r = pthread_create(&thread, NULL, feed_main, NULL);
+    if (r != 0)
+        return rt_err_set(err, r, "start the runtimed feed thread");
+    started = true;
+    return 0;
+}
+
+void px_feed_stop(void)
+{
+    if (!started)
+        return;
+    pthread_mutex_lock(&qlock);
+    quit = true;
+    pthread_cond_signal(&qcond);
+    pthread_mutex_unlock(&qlock);
+    pthread_join(thread, NULL);
+    started = false;
+    while (njobs) {
+        njobs--;
+        free(jobs[njobs].id);
+        free(jobs[njobs].token);
+    }
+    curl_global_cleanup();
+}
