@@ -247,23 +247,49 @@ static int ytree_event(struct ytree *t, const yaml_event_t *ev)
     }
 }
 
-static void yaml_parser_deletep(yaml_parser_t *p)
+/* Feeds libyaml's events into the tree.  Returns 0 or -errno with t->err set. */
+static int ytree_parse(struct ytree *t, const char *buf, size_t len)
 {
-    yaml_parser_delete(p);
+    yaml_parser_t parser;
+    bool done = false;
+    int r = 0;
+
+    if (!yaml_parser_initialize(&parser))
+        return rt_err_set(t->err, ENOMEM, "%s: parse YAML", t->file);
+    /* UTF-8 only: libyaml would otherwise honour a UTF-16 byte-order mark. */
+    yaml_parser_set_encoding(&parser, YAML_UTF8_ENCODING);
+    yaml_parser_set_input_string(&parser, (const unsigned char *) buf, len);
+    while (!done && r == 0) {
+        yaml_event_t ev;
+
+        if (!yaml_parser_parse(&parser, &ev)) {
+            if (parser.error == YAML_MEMORY_ERROR)
+                r = rt_err_set(t->err, ENOMEM, "%s: parse YAML", t->file);
+            else
+                r = rt_err_set(t->err, EINVAL, "%s:%u: invalid YAML: %s%s%s", t->file,
+                               (unsigned) parser.problem_mark.line + t->first_line,
+                               parser.problem ? parser.problem : "syntax error",
+                               parser.context ? " " : "", parser.context ? parser.context : "");
+            break;
+        }
+        done = ev.type == YAML_STREAM_END_EVENT;
+        r = ytree_event(t, &ev);
+        yaml_event_delete(&ev);
+    }
+    yaml_parser_delete(&parser);
+    return r;
 }
 
 int rt_yaml_parse(const char *buf, size_t len, const char *file, unsigned first_line,
                   const struct rt_yaml_limits *lim, struct rt_ynode **ret_root,
                   struct rt_err *err)
 {
-    _cleanup_(yaml_parser_deletep) yaml_parser_t parser;
     _cleanup_free_ struct rt_ynode **stack = NULL;
     struct ytree t = {
         .file = file, .first_line = first_line, .lim = lim ? lim : &rt_yaml_default_limits,
         .err = err,
     };
-    bool done = false;
-    int r = 0;
+    int r;
 
     if (len > t.lim->max_bytes)
         return rt_err_set(err, E2BIG, "%s: YAML is larger than %zu bytes", file,
@@ -274,30 +300,7 @@ int rt_yaml_parse(const char *buf, size_t len, const char *file, unsigned first_
     if (!stack)
         return rt_err_set(err, ENOMEM, "%s: parse YAML", file);
     t.stack = stack;
-    if (!yaml_parser_initialize(&parser))
-        return rt_err_set(err, ENOMEM, "%s: parse YAML", file);
-    /* UTF-8 only: libyaml would otherwise honour a UTF-16 byte-order mark. */
-    yaml_parser_set_encoding(&parser, YAML_UTF8_ENCODING);
-    yaml_parser_set_input_string(&parser, (const unsigned char *) buf, len);
-
-    while (!done && r == 0) {
-        yaml_event_t ev;
-
-        if (!yaml_parser_parse(&parser, &ev)) {
-            if (parser.error == YAML_MEMORY_ERROR)
-                r = rt_err_set(err, ENOMEM, "%s: parse YAML", file);
-            else
-                r = rt_err_set(err, EINVAL, "%s:%u: invalid YAML: %s%s%s", file,
-                               (unsigned) parser.problem_mark.line + first_line,
-                               parser.problem ? parser.problem : "syntax error",
-                               parser.context ? " " : "",
-                               parser.context ? parser.context : "");
-            break;
-        }
-        done = ev.type == YAML_STREAM_END_EVENT;
-        r = ytree_event(&t, &ev);
-        yaml_event_delete(&ev);
-    }
+    r = ytree_parse(&t, buf, len);
     if (r < 0) {
         rt_ynode_free(t.root);
         return r;
