@@ -1,0 +1,110 @@
+/* Unit tests for the trace simulator: trace parsing (and its errors), and exact
+ * results of a small trace under both policies, worked out by hand. */
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+
+#include "../tap.h"
+#include "gpu-sched/sim.h"
+
+static int parse(const char *text, struct gpu_trace *t, struct rt_err *err)
+{
+    FILE *f = fmemopen((void *) text, strlen(text), "r");
+    int r;
+
+    if (!f)
+        return -errno;
+    r = gpu_trace_parse(f, "trace", t, err);
+    fclose(f);
+    return r;
+}
+
+static void test_parse(void)
+{
+    struct gpu_trace t = { 0 };
+    struct rt_err err = { 0 };
+    static const struct {
+        const char *text, *msg;
+    } bad[] = {
+        { "1,a/b,ip:1,anon,60\n", "trace:1: expected arrival_s,space,visitor,class,declared_s,actual_s" },
+        { "# c\n1,a/b,ip:1,vip,60,1\n", "trace:2: bad value (class: anonymous, user or pro)" },
+        { "x,a/b,ip:1,user,60,1\n", "trace:1: bad value (class: anonymous, user or pro)" },
+        { "1,a/b,ip:1,user,60.5,1\n", "trace:1: bad value (class: anonymous, user or pro)" },
+        { "1,,ip:1,user,60,1\n", "trace:1: bad value (class: anonymous, user or pro)" },
+        { "-1,a/b,ip:1,user,60,1\n", "trace:1: bad value (class: anonymous, user or pro)" },
+        { "1,a/b,ip:1,user,60,1,extra\n", "trace:1: expected arrival_s,space,visitor,class,declared_s,actual_s" },
+    };
+
+    is_int(parse("# comment\narrival_s,space,visitor,class,declared_s,actual_s\n"
+                 "5.5,b/b,,pro,0,3\n\n1.25, a/a ,ip:1,anonymous,60,10.5\r\n",
+                 &t, &err),
+           0, "parse a trace");
+    is_int(t.n, 2, "two requests, comments and header skipped");
+    if (t.n == 2) {
+        ok(t.reqs[0].arrival_s == 1.25, "sorted by arrival");
+        is_str(t.reqs[0].space, "a/a", "spaces trimmed");
+        is_int(t.reqs[0].cls, GPU_CLASS_ANON, "class");
+        ok(t.reqs[0].actual_s == 10.5, "actual with CRLF");
+        is_str(t.reqs[1].visitor, "", "empty visitor: billed to the Space");
+        is_int(t.reqs[1].declared_s, 0, "declared 0: default");
+    }
+    gpu_trace_done(&t);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        is_int(parse(bad[i].text, &t, &err), -EINVAL, "bad trace refused");
+        is_str(err.msg, bad[i].msg, "error names the line");
+    }
+}
+
+static void test_run(void)
+{
+    /* 1 GPU.  a runs 0-10; b (60 s declared) and c (10 s) wait.  Priority: c's key
+     * 2+10+30 < b's 1+60+30, so c runs 10-15, b 15-35.  FIFO: b 10-30, c 30-35.
+     * d declares 5 s, runs 9 s: revoked at its deadline. */
+    const char *text = "0,a/a,user:1,user,60,10\n"
+                       "1,b/b,user:2,user,60,20\n"
+                       "2,c/c,user:3,user,10,5\n"
+                       "100,d/d,user:4,pro,5,9\n"
+                       "101,e/e,user:5,pro,400,1\n";
+    struct gpu_trace t = { 0 };
+    struct rt_err err = { 0 };
+    struct gpu_sched_config cfg;
+    struct gpu_sim_result r;
+
+    if (parse(text, &t, &err) < 0) {
+        ok(0, "parse: %s", err.msg);
+        return;
+    }
+    gpu_sched_config_default(&cfg);
+    is_int(gpu_sim_run(&t, &cfg, 1, &r, &err), 0, "priority run");
+    is_int(r.all.requests, 5, "five requests");
+    is_int(r.all.granted, 4, "four granted");
+    is_int(r.cls[GPU_CLASS_PRO].too_long, 1, "400 s > max 300: refused");
+    is_int(r.all.expired, 1, "d overran its 5 s: revoked");
+    ok(r.cls[GPU_CLASS_USER].wait_max_s == 14, "b waited 14 s (got %g)",
+       r.cls[GPU_CLASS_USER].wait_max_s);
+    ok(r.cls[GPU_CLASS_USER].wait_p50_s == 8, "median user wait 8 s: c (got %g)",
+       r.cls[GPU_CLASS_USER].wait_p50_s);
+    ok(r.all.gpu_s == 40, "GPU time 10+20+5+5 = 40 s (got %g)", r.all.gpu_s);
+    ok(r.makespan_s == 105, "makespan 0..105 s (got %g)", r.makespan_s);
+    ok(fabs(r.utilization - 40.0 / 105) < 1e-9, "utilization 40/105 (got %g)", r.utilization);
+    ok(r.jain > 0 && r.jain <= 1, "Jain index in (0, 1] (got %g)", r.jain);
+    is_int(r.visitors, 4, "four visitors were served");
+
+    cfg.policy = GPU_POLICY_FIFO;
+    is_int(gpu_sim_run(&t, &cfg, 1, &r, &err), 0, "fifo run");
+    ok(r.cls[GPU_CLASS_USER].wait_max_s == 28, "FIFO: c waited 28 s (got %g)",
+       r.cls[GPU_CLASS_USER].wait_max_s);
+    ok(r.cls[GPU_CLASS_USER].wait_p50_s == 9, "FIFO median 9 s: b (got %g)",
+       r.cls[GPU_CLASS_USER].wait_p50_s);
+    is_int(gpu_sim_run(&t, &cfg, 0, &r, &err), 0, "no GPUs at all");
+    is_int(r.all.none_free, 4, "everything 503 but the too-long one");
+    gpu_trace_done(&t);
+}
+
+int main(void)
+{
+    tap_start();
+    test_parse();
+    test_run();
+    return tap_done();
+}
