@@ -4,3 +4,9 @@ rtgit_SRCS := runtimed/gitrepo.c runtimed/githttp.c
 rtgit_PKGS :=
 rtgit_DEPS := common
 unit_rtgit_LIBS :=
+
+# rtbuild: layered, cached builds of a Space commit in the sandbox.
+LIBS += rtbuild
+rtbuild_SRCS := runtimed/build.c
+rtbuild_DEPS := rtgit sandbox common
+unit_rtbuild_LIBS :=
