@@ -164,8 +164,8 @@ static int ytree_add(struct ytree *t, struct rt_ynode *n)
                           t->lim->max_nodes);
     if (t->depth == 0) {
         if (t->root)
-            return rt_err_set(t->err, EINVAL, "%s:%u: only one YAML document is allowed",
-                              t->file, n->line);
+            return rt_err_set(t->err, EINVAL, "%s:%u: only one YAML document is allowed", t->file,
+                              n->line);
         t->root = n;
         return 0;
     }
@@ -204,11 +204,10 @@ static int ytree_event(struct ytree *t, const yaml_event_t *ev)
             return rt_err_set(t->err, E2BIG, "%s:%u: a value is longer than %zu bytes", t->file,
                               line, t->lim->max_scalar);
         if (memchr(ev->data.scalar.value, '\0', ev->data.scalar.length))
-            return rt_err_set(t->err, EINVAL, "%s:%u: a value contains a NUL byte", t->file,
-                              line);
+            return rt_err_set(t->err, EINVAL, "%s:%u: a value contains a NUL byte", t->file, line);
         n = calloc(1, sizeof(*n));
-        if (!n || !(n->text = strndup((const char *) ev->data.scalar.value,
-                                      ev->data.scalar.length)))
+        if (!n ||
+            !(n->text = strndup((const char *) ev->data.scalar.value, ev->data.scalar.length)))
             return rt_err_set(t->err, ENOMEM, "%s: parse YAML", t->file);
         n->len = ev->data.scalar.length;
         n->line = line;
@@ -281,19 +280,19 @@ static int ytree_parse(struct ytree *t, const char *buf, size_t len)
 }
 
 int rt_yaml_parse(const char *buf, size_t len, const char *file, unsigned first_line,
-                  const struct rt_yaml_limits *lim, struct rt_ynode **ret_root,
-                  struct rt_err *err)
+                  const struct rt_yaml_limits *lim, struct rt_ynode **ret_root, struct rt_err *err)
 {
     _cleanup_free_ struct rt_ynode **stack = NULL;
     struct ytree t = {
-        .file = file, .first_line = first_line, .lim = lim ? lim : &rt_yaml_default_limits,
+        .file = file,
+        .first_line = first_line,
+        .lim = lim ? lim : &rt_yaml_default_limits,
         .err = err,
     };
     int r;
 
     if (len > t.lim->max_bytes)
-        return rt_err_set(err, E2BIG, "%s: YAML is larger than %zu bytes", file,
-                          t.lim->max_bytes);
+        return rt_err_set(err, E2BIG, "%s: YAML is larger than %zu bytes", file, t.lim->max_bytes);
     if (memchr(buf, '\0', len))
         return rt_err_set(err, EINVAL, "%s: YAML contains a NUL byte", file);
     stack = calloc(t.lim->max_depth + 1, sizeof(*stack));
@@ -547,10 +546,10 @@ static int set_bool(const struct rt_conf_key *k, const char *name, const struct 
                     bool *field, struct rt_conf_ctx *ctx)
 {
     /* YAML 1.1 spellings too: PyYAML, which huggingface_hub uses, reads them as bools. */
-    static const char *const yes[] = { "true", "True", "TRUE", "yes", "Yes", "YES", "on", "On",
-                                       "ON", NULL };
-    static const char *const no[] = { "false", "False", "FALSE", "no", "No", "NO", "off", "Off",
-                                      "OFF", NULL };
+    static const char *const yes[] = { "true", "True", "TRUE", "yes", "Yes",
+                                       "YES",  "on",   "On",   "ON",  NULL };
+    static const char *const no[] = { "false", "False", "FALSE", "no",  "No",
+                                      "NO",    "off",   "Off",   "OFF", NULL };
     char q[200];
 
     if (v->kind == RT_YNODE_SCALAR && name_index(yes, v->text) >= 0)
@@ -615,8 +614,10 @@ static int set_duration(const struct rt_conf_key *k, const char *name, const str
         ok = false;
     if (!ok) {
         if (v->kind != RT_YNODE_SCALAR)
-            return rt_conf_fail(ctx, v->line, name, "expected a duration%s such as '30m' or "
-                                "'1h', got %s", range, kind_name(v->kind));
+            return rt_conf_fail(ctx, v->line, name,
+                                "expected a duration%s such as '30m' or "
+                                "'1h', got %s",
+                                range, kind_name(v->kind));
         return rt_conf_fail(ctx, v->line, name,
                             "expected a duration%s such as '30m' or '1h', got '%s'", range,
                             rt_conf_quote(v->text, v->len, q, sizeof(q)));
@@ -816,8 +817,7 @@ static int walk(const struct rt_conf_key *keys, size_t n_keys, const struct rt_y
 
     for (size_t i = 0; i + 1 < map->n; i += 2) {
         const struct rt_ynode *key = map->items[i], *val = map->items[i + 1];
-        int len = snprintf(path, sizeof(path), "%s%s%s", section, *section ? "." : "",
-                           key->text);
+        int len = snprintf(path, sizeof(path), "%s%s%s", section, *section ? "." : "", key->text);
         int idx = -1;
         bool fits = len > 0 && (size_t) len < sizeof(path) && !strchr(key->text, '.');
 
@@ -894,9 +894,8 @@ static int bind_map(const struct rt_conf_key *keys, size_t n_keys, const struct 
         if (!keys[i].required || seen[i])
             continue;
         (void) snprintf(shown, sizeof(shown), "%s%s", prefix, keys[i].name);
-        return rt_conf_fail(ctx, 0, shown, "missing%s%s%s",
-                            keys[i].doc ? " (" : "", keys[i].doc ? keys[i].doc : "",
-                            keys[i].doc ? ")" : "");
+        return rt_conf_fail(ctx, 0, shown, "missing%s%s%s", keys[i].doc ? " (" : "",
+                            keys[i].doc ? keys[i].doc : "", keys[i].doc ? ")" : "");
     }
     return 0;
 }

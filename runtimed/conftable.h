@@ -28,12 +28,12 @@ enum rt_ynode_kind {
 
 struct rt_ynode {
     enum rt_ynode_kind kind;
-    unsigned line;   /* 1-based line in the file the document came from */
-    bool plain;      /* a scalar written without quotes or block style */
-    char *text;      /* scalar text, NUL-terminated (NUL bytes are refused) */
-    size_t len;      /* strlen(text) */
+    unsigned line; /* 1-based line in the file the document came from */
+    bool plain;    /* a scalar written without quotes or block style */
+    char *text;    /* scalar text, NUL-terminated (NUL bytes are refused) */
+    size_t len;    /* strlen(text) */
     struct rt_ynode **items;
-    size_t n;        /* items; for a mapping, twice the number of pairs */
+    size_t n; /* items; for a mapping, twice the number of pairs */
     size_t cap;
 };
 
@@ -53,8 +53,7 @@ extern const struct rt_yaml_limits rt_yaml_default_limits;
  * Returns 0 and the tree in *ret_root (free with rt_ynode_free()), or -EINVAL with
  * a message ("README.md:3: invalid YAML: ..."), -E2BIG past a limit, -ENOMEM. */
 int rt_yaml_parse(const char *buf, size_t len, const char *file, unsigned first_line,
-                  const struct rt_yaml_limits *lim, struct rt_ynode **ret_root,
-                  struct rt_err *err);
+                  const struct rt_yaml_limits *lim, struct rt_ynode **ret_root, struct rt_err *err);
 
 void rt_ynode_free(struct rt_ynode *n);
 void rt_ynode_freep(struct rt_ynode **n);
@@ -126,14 +125,14 @@ struct rt_conf_key {
     enum rt_conf_type type;
     size_t offset;
     bool required;
-    bool deprecated;         /* accepted, with a warning naming doc */
-    const char *def;         /* default, written as in YAML ("7860", "30m", "true") */
-    int64_t min, max;        /* INT and DURATION (ms) bounds; both 0: no bound */
-    size_t max_len;          /* STR and items; 0: 1024 */
-    size_t max_items;        /* STRV, STRMAP, LIST; 0: 256 */
-    const char *const *names;/* ENUM values, STRV items, STRMAP keys; NULL-terminated */
-    rt_conf_check_fn check;  /* STR, STRV items, STRMAP values */
-    rt_conf_check_fn check_key; /* STRMAP keys */
+    bool deprecated;               /* accepted, with a warning naming doc */
+    const char *def;               /* default, written as in YAML ("7860", "30m", "true") */
+    int64_t min, max;              /* INT and DURATION (ms) bounds; both 0: no bound */
+    size_t max_len;                /* STR and items; 0: 1024 */
+    size_t max_items;              /* STRV, STRMAP, LIST; 0: 256 */
+    const char *const *names;      /* ENUM values, STRV items, STRMAP keys; NULL-terminated */
+    rt_conf_check_fn check;        /* STR, STRV items, STRMAP values */
+    rt_conf_check_fn check_key;    /* STRMAP keys */
     const struct rt_conf_key *sub; /* LIST: the item's table */
     size_t n_sub;
     size_t item_size;

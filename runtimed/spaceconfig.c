@@ -14,17 +14,31 @@
 #include "banned.h"
 
 static const char *const sdk_names[] = { "gradio", "streamlit", "static", "docker", NULL };
-static const char *const color_names[] = { "red",  "yellow", "green", "blue",
-                                           "indigo", "purple", "pink", "gray", NULL };
+static const char *const color_names[] = { "red",    "yellow", "green", "blue", "indigo",
+                                           "purple", "pink",   "gray",  NULL };
 static const char *const header_names[] = { "mini", "default", NULL };
 static const char *const storage_names[] = { "small", "medium", "large", NULL };
 /* HD: spaces-oauth.md; openid and profile are always granted, and harmless to repeat. */
 static const char *const oauth_scopes[] = {
-    "openid",          "profile",          "email",           "read-billing",
-    "read-memberships", "read-repos",      "gated-repos",     "contribute-repos",
-    "write-repos",     "manage-repos",     "read-collections", "write-collections",
-    "inference-api",   "read-endpoints",   "write-endpoints", "jobs",
-    "webhooks",        "write-discussions", NULL,
+    "openid",
+    "profile",
+    "email",
+    "read-billing",
+    "read-memberships",
+    "read-repos",
+    "gated-repos",
+    "contribute-repos",
+    "write-repos",
+    "manage-repos",
+    "read-collections",
+    "write-collections",
+    "inference-api",
+    "read-endpoints",
+    "write-endpoints",
+    "jobs",
+    "webhooks",
+    "write-discussions",
+    NULL,
 };
 static const char *const coep_values[] = { "require-corp", "credentialless", "unsafe-none", NULL };
 static const char *const coop_values[] = { "same-origin", "same-origin-allow-popups",
@@ -61,8 +75,8 @@ const char *rt_color_name(int color)
 static bool only(const char *s, const char *extra)
 {
     for (; *s; s++) {
-        bool alnum = (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-                     (*s >= '0' && *s <= '9');
+        bool alnum =
+            (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9');
         if (!alnum && !strchr(extra, *s))
             return false;
     }
@@ -188,7 +202,8 @@ static const char *check_org(const char *s)
 
 static const char *check_flavor(const char *s)
 {
-    if (!*s || strlen(s) > 64 || *s == '-' || !only(s, "-") || strpbrk(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
+    if (!*s || strlen(s) > 64 || *s == '-' || !only(s, "-") ||
+        strpbrk(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
         return "a hardware flavor such as 't4-small'";
     return NULL;
 }
@@ -228,8 +243,7 @@ static void preloads_done(void *field)
 static int preload_parse_one(const struct rt_ynode *v, const char *name, struct rt_preload *out,
                              struct rt_conf_ctx *ctx)
 {
-    static const char *const want =
-        "'repo', 'repo file1,file2' or 'repo file1,file2 revision'";
+    static const char *const want = "'repo', 'repo file1,file2' or 'repo file1,file2 revision'";
     _cleanup_free_ char *copy = NULL;
     char *fields[4] = { NULL }, *save = NULL, *tok, q[200];
     size_t n = 0;
@@ -338,8 +352,7 @@ static const struct rt_conf_key spaceconfig_keys[] = {
     { "license", RT_CONF_STR, F(license), .max_len = 128, .check = check_text_line },
     { "duplicated_from", RT_CONF_STR, F(duplicated_from), .check = check_repo_id },
     { "hf_oauth", RT_CONF_BOOL, F(hf_oauth), .def = "false" },
-    { "hf_oauth_scopes", RT_CONF_STRV, F(hf_oauth_scopes), .max_items = 32,
-      .names = oauth_scopes },
+    { "hf_oauth_scopes", RT_CONF_STRV, F(hf_oauth_scopes), .max_items = 32, .names = oauth_scopes },
     { "hf_oauth_expiration_minutes", RT_CONF_INT, F(hf_oauth_expiration_minutes), .def = "480",
       .min = 1, .max = 43200 },
     { "hf_oauth_authorized_org", RT_CONF_STRV, F(hf_oauth_authorized_org), .max_items = 64,
@@ -351,8 +364,8 @@ static const struct rt_conf_key spaceconfig_keys[] = {
     { "suggested_storage", RT_CONF_ENUM, F(suggested_storage), .names = storage_names,
       .deprecated = true, .doc = "ignored: persistent storage is discontinued" },
     { "disable_embedding", RT_CONF_BOOL, F(disable_embedding), .def = "false" },
-    { "startup_duration_timeout", RT_CONF_DURATION, F(startup_duration_timeout_ms),
-      .def = "30m", .min = 1000, .max = 24 * 3600 * 1000 },
+    { "startup_duration_timeout", RT_CONF_DURATION, F(startup_duration_timeout_ms), .def = "30m",
+      .min = 1000, .max = 24 * 3600 * 1000 },
     { "custom_headers.cross-origin-embedder-policy", RT_CONF_STR, F(custom_headers.coep),
       .names = coep_values },
     { "custom_headers.cross-origin-opener-policy", RT_CONF_STR, F(custom_headers.coop),
@@ -396,8 +409,8 @@ static int front_matter(const char *s, size_t len, const char **ret_yaml, size_t
     while (p < end) {
         line++;
         if ((size_t) (p - yaml) > RT_FRONT_MATTER_MAX)
-            return rt_err_set(err, E2BIG, "%s: front matter is larger than %d KiB",
-                              RT_README_NAME, RT_FRONT_MATTER_MAX / 1024);
+            return rt_err_set(err, E2BIG, "%s: front matter is larger than %d KiB", RT_README_NAME,
+                              RT_FRONT_MATTER_MAX / 1024);
         nl = memchr(p, '\n', (size_t) (end - p));
         if (!nl)
             nl = end;
@@ -411,8 +424,7 @@ static int front_matter(const char *s, size_t len, const char **ret_yaml, size_t
                               RT_README_NAME, line);
         p = nl + 1;
     }
-    return rt_err_set(err, EINVAL, "%s:1: front matter has no closing '---' line",
-                      RT_README_NAME);
+    return rt_err_set(err, EINVAL, "%s:1: front matter has no closing '---' line", RT_README_NAME);
 }
 
 /* --- the whole ---------------------------------------------------------------------- */
@@ -470,8 +482,10 @@ int rt_spaceconfig_parse(const char *readme, size_t len, struct rt_spaceconfig *
     int r;
 
     if (!readme)
-        return rt_err_set(err, EINVAL, "%s: missing (a Space needs one, with YAML front matter "
-                          "that says at least 'sdk')", RT_README_NAME);
+        return rt_err_set(err, EINVAL,
+                          "%s: missing (a Space needs one, with YAML front matter "
+                          "that says at least 'sdk')",
+                          RT_README_NAME);
     r = front_matter(readme, len, &yaml, &ylen, err);
     if (r < 0)
         return r;
@@ -514,11 +528,13 @@ int rt_spaceconfig_check_app_file(const struct rt_spaceconfig *cfg, rt_repo_has_
     if (f && has(f, userdata))
         return 0;
     if (cfg->sdk == RT_SDK_DOCKER)
-        return rt_err_set(err, ENOENT, "app file 'Dockerfile' not found in the repository "
+        return rt_err_set(err, ENOENT,
+                          "app file 'Dockerfile' not found in the repository "
                           "(sdk docker)");
-    return rt_err_set(err, ENOENT, "app file '%s' not found in the repository (sdk %s; "
-                      "app_file in %s names another)", f ? f : "", rt_sdk_name(cfg->sdk),
-                      RT_README_NAME);
+    return rt_err_set(err, ENOENT,
+                      "app file '%s' not found in the repository (sdk %s; "
+                      "app_file in %s names another)",
+                      f ? f : "", rt_sdk_name(cfg->sdk), RT_README_NAME);
 }
 
 struct file_list {
@@ -536,8 +552,8 @@ static bool list_has(const char *path, void *userdata)
     return false;
 }
 
-int rt_spaceconfig_check_app_file_in(const struct rt_spaceconfig *cfg,
-                                     const char *const *files, size_t n, struct rt_err *err)
+int rt_spaceconfig_check_app_file_in(const struct rt_spaceconfig *cfg, const char *const *files,
+                                     size_t n, struct rt_err *err)
 {
     struct file_list l = { files, n };
 

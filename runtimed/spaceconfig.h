@@ -134,7 +134,7 @@ int rt_spaceconfig_check_app_file(const struct rt_spaceconfig *cfg, rt_repo_has_
                                   void *userdata, struct rt_err *err);
 
 /* The same against a list of the repository's file paths. */
-int rt_spaceconfig_check_app_file_in(const struct rt_spaceconfig *cfg,
-                                     const char *const *files, size_t n, struct rt_err *err);
+int rt_spaceconfig_check_app_file_in(const struct rt_spaceconfig *cfg, const char *const *files,
+                                     size_t n, struct rt_err *err);
 
 #endif

@@ -118,8 +118,8 @@ static const char *check_name(const char *s)
 
 static const struct rt_conf_key step_keys[] = {
     { "name", RT_CONF_STR, S(name), .required = true, .max_len = 64, .check = check_name },
-    { "run", RT_CONF_STRV, S(run), .required = true, .max_items = 64,
-      .check = check_placeholders, .doc = "the command, a list of arguments" },
+    { "run", RT_CONF_STRV, S(run), .required = true, .max_items = 64, .check = check_placeholders,
+      .doc = "the command, a list of arguments" },
     { "if_exists", RT_CONF_STR, S(if_exists), .check = check_repo_file },
     { "if_set", RT_CONF_STR, S(if_set), .check = check_placeholder_name },
     { "unless_set", RT_CONF_STR, S(unless_set), .check = check_placeholder_name },
@@ -140,8 +140,7 @@ static const struct rt_conf_key template_keys[] = {
     { "base.packages", RT_CONF_STRV, T(base_packages), .max_len = 64, .check = check_name },
     { "build.steps", RT_CONF_LIST, T(build_steps), .max_items = 32, .sub = step_keys,
       .n_sub = ARRAY_SIZE(step_keys), .item_size = sizeof(struct rt_tpl_step) },
-    { "run.command", RT_CONF_STRV, T(run_command), .max_items = 64,
-      .check = check_placeholders },
+    { "run.command", RT_CONF_STRV, T(run_command), .max_items = 64, .check = check_placeholders },
     { "run.port", RT_CONF_INT, T(run_port), .required = true, .min = 1, .max = 65535 },
     { "run.use_app_port", RT_CONF_BOOL, T(run_use_app_port), .def = "false" },
     { "run.workdir", RT_CONF_STR, T(run_workdir), .def = "/home/user/app",
@@ -202,8 +201,10 @@ int rt_template_parse(const char *file, const char *buf, size_t len, struct rt_t
         return rt_err_set(err, ENOMEM, "%s: parse", file);
     t->name = name_of(file);
     if (!t->name || check_name(t->name))
-        return rt_err_set(err, EINVAL, "%s: a template's file name must be SDK.yaml "
-                          "(a-z, 0-9, -, ., _)", file);
+        return rt_err_set(err, EINVAL,
+                          "%s: a template's file name must be SDK.yaml "
+                          "(a-z, 0-9, -, ., _)",
+                          file);
     r = rt_yaml_parse(buf, len, file, 1, &rt_yaml_default_limits, &root, err);
     if (r < 0)
         return r;
@@ -335,8 +336,7 @@ int rt_templates_load(const char *dir, struct rt_templates **ret, struct rt_err 
 
 #define RT_EXPAND_MAX (64 * 1024)
 
-int rt_template_expand(const char *in, const struct rt_strmap *vars, char **ret,
-                       struct rt_err *err)
+int rt_template_expand(const char *in, const struct rt_strmap *vars, char **ret, struct rt_err *err)
 {
     _cleanup_free_ char *out = NULL;
     size_t o = 0, cap = strlen(in) + 1;
@@ -445,8 +445,8 @@ int rt_template_vars(const struct rt_template *t, const struct rt_render_in *in,
             r = rt_strmap_push(&vars, computed[i][0], computed[i][1]);
     }
     for (size_t i = 0; in->extra && i < in->extra->n && r == 0; i++) {
-        const struct rt_placeholder *ph = find_placeholder(in->extra->keys[i],
-                                                           strlen(in->extra->keys[i]));
+        const struct rt_placeholder *ph =
+            find_placeholder(in->extra->keys[i], strlen(in->extra->keys[i]));
         if (ph && ph->runtime && !rt_strmap_get(&vars, ph->name))
             r = rt_strmap_push(&vars, ph->name, in->extra->values[i]);
     }
@@ -532,8 +532,7 @@ int rt_template_render_run(const struct rt_template *t, const struct rt_render_i
     for (size_t i = 0; i < t->run_env.n; i++) {
         r = push_expanded(&s->env, t->run_env.keys[i], t->run_env.values[i], &vars, err);
         if (r < 0)
-            return rt_err_wrap(err, "render run.env.%s of '%s'", t->run_env.keys[i],
-                               in->space_id);
+            return rt_err_wrap(err, "render run.env.%s of '%s'", t->run_env.keys[i], in->space_id);
     }
     s->port = port_of(t, in->cfg);
     s->uid = (uint32_t) t->run_uid;

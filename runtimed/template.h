@@ -82,9 +82,9 @@ const struct rt_template *rt_templates_find(const struct rt_templates *set, cons
 /* Who and what a template is rendered for. */
 struct rt_render_in {
     const struct rt_spaceconfig *cfg;
-    const char *space_id;              /* "OWNER/NAME" */
-    const char *host;                  /* "owner-name.localhost" */
-    const struct rt_strmap *extra;     /* runtime placeholders: ACCELERATOR, CPU_CORES... */
+    const char *space_id;          /* "OWNER/NAME" */
+    const char *host;              /* "owner-name.localhost" */
+    const struct rt_strmap *extra; /* runtime placeholders: ACCELERATOR, CPU_CORES... */
 };
 
 /* Fills the placeholder values for @in into *ret_vars (free with rt_strmap_done()).

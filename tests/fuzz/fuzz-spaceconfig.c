@@ -49,7 +49,9 @@ static const struct rt_strmap *fuzz_extra(void)
 {
     static struct rt_strmap m;
     static const char *const kv[][2] = {
-        { "ACCELERATOR", "none" }, { "CPU_CORES", "2" }, { "MEMORY", "16Gi" },
+        { "ACCELERATOR", "none" },
+        { "CPU_CORES", "2" },
+        { "MEMORY", "16Gi" },
         { "SPACE_CREATOR_USER_ID", "u1" },
     };
 
@@ -101,8 +103,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char file[128];
 
     if (rt_spaceconfig_parse(text, size, &cfg, &err) == 0) {
-        const struct rt_template *tpl =
-            rt_templates_find(fuzz_templates(), rt_sdk_name(cfg->sdk));
+        const struct rt_template *tpl = rt_templates_find(fuzz_templates(), rt_sdk_name(cfg->sdk));
 
         (void) rt_spaceconfig_check_app_file_in(cfg, files, ARRAY_SIZE(files), &err);
         if (tpl)

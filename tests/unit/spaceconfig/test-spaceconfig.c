@@ -216,7 +216,9 @@ static void test_values(void)
         ok(!cfg->title && !cfg->emoji && cfg->tags.n == 0, "null keeps the default");
     rt_spaceconfig_free(cfg);
     is_int(parse("---\nsdk: static\napp_file: ./dist/index.html\napp_build_command: npm run "
-                 "build\n---\n", &cfg), 0, "static with a build command");
+                 "build\n---\n",
+                 &cfg),
+           0, "static with a build command");
     if (cfg) {
         is_str(cfg->app_build_command, "npm run build", "app_build_command");
         is_int(cfg->warnings.n, 0, "no warning for static");
@@ -227,8 +229,8 @@ static void test_values(void)
     if (cfg)
         is_int(cfg->startup_duration_timeout_ms, 90 * 60 * 1000, "1h30m");
     rt_spaceconfig_free(cfg);
-    is_int(parse("---\nsdk: gradio\ntags: single\nhf_oauth_authorized_org: [a, b]\n---\n", &cfg),
-           0, "scalar or list");
+    is_int(parse("---\nsdk: gradio\ntags: single\nhf_oauth_authorized_org: [a, b]\n---\n", &cfg), 0,
+           "scalar or list");
     if (cfg)
         ok(cfg->tags.n == 1 && cfg->hf_oauth_authorized_org.n == 2, "both forms");
     rt_spaceconfig_free(cfg);
@@ -286,8 +288,9 @@ static void test_errors(void)
 {
     fails("sdk: gradoo\n", EINVAL,
           "README.md:2: sdk: expected one of gradio, streamlit, static, docker, got 'gradoo'");
-    fails("title: x\n", EINVAL, "README.md: sdk: missing (one of gradio, streamlit, static, "
-                                "docker)");
+    fails("title: x\n", EINVAL,
+          "README.md: sdk: missing (one of gradio, streamlit, static, "
+          "docker)");
     fails("sdk: [gradio]\n", EINVAL,
           "README.md:2: sdk: expected one of gradio, streamlit, static, docker, got a list");
     fails("sdk: docker\napp_port: abc\n", EINVAL,
@@ -377,7 +380,8 @@ static void test_errors(void)
                  "README.md:4: custom_headers.cross-origin-opener-policy: expected one of "
                  "same-origin, ");
     fails("sdk: gradio\ncustom_headers:\n  cross-origin-opener-policy: \"same-origin\\r\\nX: "
-          "y\"\n", EINVAL,
+          "y\"\n",
+          EINVAL,
           "README.md:4: custom_headers.cross-origin-opener-policy: expected one of same-origin, "
           "same-origin-allow-popups, noopener-allow-popups, unsafe-none, got "
           "'same-origin\\x0d\\x0aX: y'");
@@ -427,16 +431,24 @@ static void test_warnings(void)
     is_int(cfg->warnings.n, 6, "six warnings");
     if (cfg->warnings.n == 6) {
         is_str(cfg->warnings.v[0], "README.md:3: colour: unknown key, ignored", "unknown key");
-        is_str(cfg->warnings.v[1], "README.md:5: suggested_storage: ignored: persistent storage "
-                                   "is discontinued", "deprecated key");
+        is_str(cfg->warnings.v[1],
+               "README.md:5: suggested_storage: ignored: persistent storage "
+               "is discontinued",
+               "deprecated key");
         ok(strstr(cfg->warnings.v[2], "README.md:6: hf_oauth_redirect_path: ignored") ==
-               cfg->warnings.v[2], "legacy redirect path");
-        is_str(cfg->warnings.v[3], "README.md:8: custom_headers.x-frame-options: unknown key, "
-                                   "ignored", "nested unknown key");
-        is_str(cfg->warnings.v[4], "README.md:4: app_port: ignored for sdk gradio (only docker "
-                                   "Spaces choose their port)", "app_port for gradio");
-        is_str(cfg->warnings.v[5], "README.md:9: app_build_command: ignored for sdk gradio "
-                                   "(only static Spaces have a build command)",
+               cfg->warnings.v[2],
+           "legacy redirect path");
+        is_str(cfg->warnings.v[3],
+               "README.md:8: custom_headers.x-frame-options: unknown key, "
+               "ignored",
+               "nested unknown key");
+        is_str(cfg->warnings.v[4],
+               "README.md:4: app_port: ignored for sdk gradio (only docker "
+               "Spaces choose their port)",
+               "app_port for gradio");
+        is_str(cfg->warnings.v[5],
+               "README.md:9: app_build_command: ignored for sdk gradio "
+               "(only static Spaces have a build command)",
                "app_build_command for gradio");
     }
     is_int(cfg->suggested_storage, RT_STORAGE_SMALL, "deprecated value still read");
@@ -482,8 +494,8 @@ static void test_limits(void)
     char *s;
     int r;
 
-    s = repeat("---\nsdk: gradio\ntitle: x\n", "# padding padding padding padding padding\n",
-               2000, "---\n");
+    s = repeat("---\nsdk: gradio\ntitle: x\n", "# padding padding padding padding padding\n", 2000,
+               "---\n");
     is_int(parse(s, &cfg), -E2BIG, "front matter over 64 KiB");
     is_str(err.msg, "README.md: front matter is larger than 64 KiB", "  message");
     free(s);
@@ -559,9 +571,12 @@ static void test_app_file(void)
         is_int(rt_spaceconfig_check_app_file_in(cfg, files, 3, &err), 0, "app.py is there");
         is_int(rt_spaceconfig_check_app_file_in(cfg, files, 1, &err), -ENOENT,
                "NO_APP_FILE when app.py is missing");
-        is_str(err.msg, "app file 'app.py' not found in the repository (sdk gradio; app_file "
-                        "in README.md names another)", "  message");
-        is_int(rt_spaceconfig_check_app_file(cfg, has_in, (void *) "app.py", &err), 0, "callback form");
+        is_str(err.msg,
+               "app file 'app.py' not found in the repository (sdk gradio; app_file "
+               "in README.md names another)",
+               "  message");
+        is_int(rt_spaceconfig_check_app_file(cfg, has_in, (void *) "app.py", &err), 0,
+               "callback form");
         rt_spaceconfig_free(cfg);
     }
     if (parse("---\nsdk: static\napp_file: ./dist/index.html\n---\n", &cfg) == 0) {
@@ -590,12 +605,23 @@ static void test_helpers(void)
         int r;
         uint64_t ms;
     } durations[] = {
-        { "500ms", 0, 500 },     { "90s", 0, 90000 },     { "30m", 0, 1800000 },
-        { "1h", 0, 3600000 },    { "2d", 0, 172800000 },  { "1h30m", 0, 5400000 },
-        { "0s", 0, 0 },          { "", -EINVAL, 0 },      { "30", -EINVAL, 0 },
-        { "m", -EINVAL, 0 },     { "1x", -EINVAL, 0 },    { "1 h", -EINVAL, 0 },
-        { "-1s", -EINVAL, 0 },   { "1mss", -EINVAL, 0 },  { "1.5h", -EINVAL, 0 },
-        { "99999999999999999999d", -ERANGE, 0 },          { "9999999999999999d", -ERANGE, 0 },
+        { "500ms", 0, 500 },
+        { "90s", 0, 90000 },
+        { "30m", 0, 1800000 },
+        { "1h", 0, 3600000 },
+        { "2d", 0, 172800000 },
+        { "1h30m", 0, 5400000 },
+        { "0s", 0, 0 },
+        { "", -EINVAL, 0 },
+        { "30", -EINVAL, 0 },
+        { "m", -EINVAL, 0 },
+        { "1x", -EINVAL, 0 },
+        { "1 h", -EINVAL, 0 },
+        { "-1s", -EINVAL, 0 },
+        { "1mss", -EINVAL, 0 },
+        { "1.5h", -EINVAL, 0 },
+        { "99999999999999999999d", -ERANGE, 0 },
+        { "9999999999999999d", -ERANGE, 0 },
     };
     char q[64];
 

@@ -37,11 +37,11 @@ static const struct rt_strmap *runtime_extra(void)
 {
     static struct rt_strmap m;
 
-    if (!m.n && (rt_strmap_push(&m, "ACCELERATOR", "none") < 0 ||
-                 rt_strmap_push(&m, "CPU_CORES", "2") < 0 ||
-                 rt_strmap_push(&m, "MEMORY", "16Gi") < 0 ||
-                 rt_strmap_push(&m, "SPACE_CREATOR_USER_ID", "u1") < 0 ||
-                 rt_strmap_push(&m, "SPACE_ID", "evil/override") < 0))
+    if (!m.n &&
+        (rt_strmap_push(&m, "ACCELERATOR", "none") < 0 ||
+         rt_strmap_push(&m, "CPU_CORES", "2") < 0 || rt_strmap_push(&m, "MEMORY", "16Gi") < 0 ||
+         rt_strmap_push(&m, "SPACE_CREATOR_USER_ID", "u1") < 0 ||
+         rt_strmap_push(&m, "SPACE_ID", "evil/override") < 0))
         abort();
     return &m;
 }
@@ -100,8 +100,10 @@ static void test_render_gradio(void)
 
     r = rt_template_render_run(g, &in, &run, &err);
     is_int(r, -EINVAL, "runtime placeholders must be given");
-    is_str(err.msg, "render run.env.SPACE_CREATOR_USER_ID of 'Alice/my_demo': placeholder "
-                    "'${SPACE_CREATOR_USER_ID}' has no value", "  message");
+    is_str(err.msg,
+           "render run.env.SPACE_CREATOR_USER_ID of 'Alice/my_demo': placeholder "
+           "'${SPACE_CREATOR_USER_ID}' has no value",
+           "  message");
 
     in.extra = runtime_extra();
     r = rt_template_render_run(g, &in, &run, &err);
@@ -121,8 +123,7 @@ static void test_render_gradio(void)
     ok(strv_has(&run->env, "SYSTEM=spaces"), "SYSTEM");
     ok(strv_has(&run->env, "GRADIO_SERVER_NAME=0.0.0.0"), "GRADIO_SERVER_NAME");
     ok(strv_has(&run->env, "GRADIO_SERVER_PORT=7860"), "GRADIO_SERVER_PORT");
-    ok(strv_has(&run->env, "CPU_CORES=2") && strv_has(&run->env, "MEMORY=16Gi"),
-       "runtime values");
+    ok(strv_has(&run->env, "CPU_CORES=2") && strv_has(&run->env, "MEMORY=16Gi"), "runtime values");
     is_int(run->port, 7860, "port");
     is_int(run->uid, 1000, "uid");
     is_str(run->workdir, "/home/user/app", "workdir");
@@ -216,8 +217,10 @@ static void test_render_others(void)
     in.cfg = cfg = config("---\nsdk: docker\napp_port: 3000\n---\n");
     r = rt_template_render_run(rt_templates_find(set, "docker"), &in, &run, &err);
     is_int(r, -EOPNOTSUPP, "docker is not supported yet");
-    is_str(err.msg, "sdk 'docker' is not supported: docker Spaces need an image builder, which "
-                    "Spaceport does not have yet", "  message");
+    is_str(err.msg,
+           "sdk 'docker' is not supported: docker Spaces need an image builder, which "
+           "Spaceport does not have yet",
+           "  message");
     r = rt_template_render_build(rt_templates_find(set, "docker"), &in, NULL, NULL, &plan, &err);
     is_int(r, -EOPNOTSUPP, "  nor its build");
     rt_spaceconfig_free(cfg);
@@ -281,14 +284,16 @@ static void test_template_errors(void)
     tpl_fails("gradio.yaml",
               "sdk: gradio\nbase:\n  image: python\nrun:\n  command: [x]\n  prot: 1\n",
               "templates/gradio.yaml:6: run.prot: unknown key");
-    tpl_fails("gradio.yaml", "sdk: streamlit\nbase:\n  image: python\nrun:\n  command: [x]\n"
-                             "  port: 1\n",
+    tpl_fails("gradio.yaml",
+              "sdk: streamlit\nbase:\n  image: python\nrun:\n  command: [x]\n"
+              "  port: 1\n",
               "templates/gradio.yaml:1: sdk: expected 'gradio' (the file's name), got "
               "'streamlit'");
     tpl_fails("gradio.yaml", "sdk: gradio\nbase:\n  image: python\nrun:\n  port: 1\n",
               "templates/gradio.yaml: run.command: missing (a supported SDK needs one)");
-    tpl_fails("gradio.yaml", "sdk: gradio\nsupported: false\nbase:\n  image: python\nrun:\n"
-                             "  port: 1\n",
+    tpl_fails("gradio.yaml",
+              "sdk: gradio\nsupported: false\nbase:\n  image: python\nrun:\n"
+              "  port: 1\n",
               "templates/gradio.yaml: reason: missing (say why the SDK is not supported)");
     tpl_fails("gradio.yaml", "sdk: gradio\nbase:\n  image: python\n",
               "templates/gradio.yaml: run.port: missing");
@@ -398,8 +403,9 @@ static void test_load_dir(void)
     set = NULL;
 
     /* Adding an SDK is adding a file. */
-    write_file(dir, "extra.yaml", "sdk: extra\nbase:\n  image: x\nrun:\n  command: [serve]\n"
-                                  "  port: 9000\n");
+    write_file(dir, "extra.yaml",
+               "sdk: extra\nbase:\n  image: x\nrun:\n  command: [serve]\n"
+               "  port: 9000\n");
     is_int(rt_templates_load(dir, &set, &err), 0, "a new SDK file");
     ok(set && set->n == 2 && rt_templates_find(set, "extra") &&
            rt_templates_find(set, "extra")->run_port == 9000,
