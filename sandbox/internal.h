@@ -91,7 +91,12 @@ struct sbx__report {
 
 int sbx__plan_build(const struct sbx_spec *spec, struct sbx__plan *plan, struct rt_err *err);
 
-/* In the child: makes "/" private, assembles the new root, pivots into it.  On failure
+/* In the child, still with the caller's host ids (so bind sources under root-only
+ * directories resolve as for the caller): makes "/" private and clones every host source
+ * of the plan. */
+int sbx__child_preopen(struct sbx__child *c, struct sbx__report *rep);
+
+/* In the child, after sbx__child_preopen() and the switch to the mapped ids: assembles the new root, pivots into it.  On failure
  * fills @rep and returns -1.  Only system calls: safe after clone(). */
 int sbx__child_mounts(struct sbx__child *c, struct sbx__report *rep);
 

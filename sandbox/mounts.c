@@ -595,26 +595,47 @@ static int preopen(struct sbx__child *c, struct sbx__report *rep)
     return 0;
 }
 
+int sbx__child_preopen(struct sbx__child *c, struct sbx__report *rep)
+{
+    /* before anything else: nothing we mount may propagate back to the host */
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+        FAIL(rep, SBX_STEP_MOUNT_PRIVATE, errno, "make / private");
+    return preopen(c, rep);
+}
+
 int sbx__child_mounts(struct sbx__child *c, struct sbx__report *rep)
 {
     _cleanup_close_ int rootfd = -1, devmnt = -1;
     char size[64];
     const char *root = "/tmp";
 
-    /* before anything else: nothing we mount may propagate back to the host */
-    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-        FAIL(rep, SBX_STEP_MOUNT_PRIVATE, errno, "make / private");
-    if (preopen(c, rep) < 0)
-        return -1;
     /* staging: a tmpfs over /tmp, visible only in this mount namespace */
     (void) snprintf(size, sizeof(size), "size=%llu,mode=0755",
                     (unsigned long long) (c->overlay ? c->base_size : 4ULL << 20));
     if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, size) < 0)
         FAIL(rep, SBX_STEP_ROOTFS, errno, "mount staging tmpfs");
     if (c->overlay) {
+        size_t off = (size_t) snprintf(c->overlay_opts, sizeof(c->overlay_opts), "lowerdir=");
+
         if (mkdir("/tmp/upper", 0755) < 0 || mkdir("/tmp/work", 0755) < 0 ||
             mkdir("/tmp/root", 0755) < 0)
             FAIL(rep, SBX_STEP_ROOTFS, errno, "create overlay directories");
+        /* attach the parent's (idmapped) clones of the lowers inside our namespace, where
+         * overlayfs may take them as layers */
+        for (int i = 0; i < c->n_lower; i++) {
+            char dir[32];
+
+            (void) snprintf(dir, sizeof(dir), "/tmp/lower%d", i);
+            if (mkdir(dir, 0755) < 0 ||
+                move_mount(c->lower_fds[i], "", AT_FDCWD, dir, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+                FAIL(rep, SBX_STEP_ROOTFS, errno, "attach layer %d", i);
+            c->lower_fds[i] = rt_close(c->lower_fds[i]);
+            off += (size_t) snprintf(c->overlay_opts + off, sizeof(c->overlay_opts) - off,
+                                     "%s%s", i ? ":" : "", dir);
+        }
+        /* userxattr: an overlay mounted in a user namespace keeps its metadata in user.* */
+        (void) snprintf(c->overlay_opts + off, sizeof(c->overlay_opts) - off,
+                        ",upperdir=/tmp/upper,workdir=/tmp/work,userxattr");
         if (mount("overlay", "/tmp/root", "overlay", MS_NOSUID | MS_NODEV, c->overlay_opts) < 0)
             FAIL(rep, SBX_STEP_ROOTFS, errno, "mount overlay of rootfs '%s'", c->spec->rootfs);
         root = "/tmp/root";

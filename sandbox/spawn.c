@@ -14,7 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/syscall.h>
@@ -247,6 +249,36 @@ static _Noreturn void run_init(struct sbx__child *c, pid_t cmd, const sigset_t *
     }
 }
 
+/* Waits for the parent's go, which carries the overlay's lower trees (if any). */
+static int recv_release(struct sbx__child *c)
+{
+    union {
+        char buf[CMSG_SPACE(sizeof(int) * (SBX_MAX_LAYERS + 1))];
+        struct cmsghdr align;
+    } u;
+    char b;
+    struct iovec iov = { .iov_base = &b, .iov_len = 1 };
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                          .msg_controllen = sizeof(u.buf) };
+    ssize_t n;
+
+    do
+        n = recvmsg(c->sync_fd, &msg, MSG_CMSG_CLOEXEC);
+    while (n < 0 && errno == EINTR);
+    if (n != 1)
+        return -1;
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
+        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
+            size_t nfd = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            if (nfd > SBX_MAX_LAYERS + 1)
+                return -1;
+            memcpy(c->lower_fds, CMSG_DATA(cm), nfd * sizeof(int));
+            c->n_lower = (int) nfd;
+        }
+    }
+    return c->overlay && c->n_lower == 0 ? -1 : 0;
+}
+
 static _Noreturn void child_main(struct sbx__child *c)
 {
     const struct sbx_spec *spec = c->spec;
@@ -254,17 +286,18 @@ static _Noreturn void child_main(struct sbx__child *c)
     sigset_t set;
     struct rlimit rl;
     pid_t cmd;
-    char b;
 
     if (spec->die_with_parent)
         (void) prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-    if (read(c->sync_fd, &b, 1) != 1)
+    if (recv_release(c) < 0)
         _exit(125); /* the parent failed or died: it reports */
     c->sync_fd = rt_close(c->sync_fd);
     if (unshare(CLONE_NEWCGROUP) < 0) {
         sbx__report_set(&rep, SBX_STEP_CLONE, errno, "unshare the cgroup namespace");
         child_fail(c, &rep);
     }
+    if (sbx__child_preopen(c, &rep) < 0)
+        child_fail(c, &rep);
     /* we are still host root's ids until now: take the mapped root's, and no host groups */
     if (setgroups(0, NULL) < 0 || setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) {
         sbx__report_set(&rep, SBX_STEP_IDS, errno, "become root of the user namespace");
@@ -329,8 +362,6 @@ static void child_free(struct sbx__child *c)
     if (!c)
         return;
     free(c->seccomp.filter);
-    for (int i = 0; i < c->n_lower; i++)
-        (void) rt_close(c->lower_fds[i]);
     free(c);
 }
 
@@ -365,27 +396,88 @@ static int prepare_env(struct sbx__child *c, const struct sbx_spec *spec)
     return 0;
 }
 
+/* The overlay's lowers are opened by the child (overlayfs clones each lower mount, which
+ * must belong to the child's own mount namespace); here we only check they exist. */
 static int prepare_overlay(struct sbx__child *c, const struct sbx_spec *spec, struct rt_err *err)
 {
-    size_t off;
-
     c->overlay = true;
     c->base_size = spec->upper_size;
-    off = (size_t) snprintf(c->overlay_opts, sizeof(c->overlay_opts), "lowerdir=");
     for (size_t i = 0; i <= spec->n_layers; i++) {
         const char *dir = i < spec->n_layers ? spec->layers[i] : spec->rootfs;
-        int fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        struct stat st;
 
-        if (fd < 0)
-            return rt_err_set(err, errno, "%s '%s'", i < spec->n_layers ? "layer" : "rootfs",
+        if (stat(dir, &st) < 0)
+            return rt_err_set(err, errno, "%s '%s'", i < spec->n_layers ? "layer" : "rootfs", dir);
+        if (!S_ISDIR(st.st_mode))
+            return rt_err_set(err, ENOTDIR, "%s '%s'", i < spec->n_layers ? "layer" : "rootfs",
                               dir);
-        c->lower_fds[c->n_lower++] = fd;
-        /* the child resolves these magic links before /tmp is covered */
-        off += (size_t) snprintf(c->overlay_opts + off, sizeof(c->overlay_opts) - off,
-                                 "%s/proc/self/fd/%d", i ? ":" : "", fd);
     }
-    (void) snprintf(c->overlay_opts + off, sizeof(c->overlay_opts) - off,
-                    ",upperdir=/tmp/upper,workdir=/tmp/work,userxattr");
+    return 0;
+}
+
+/* The overlay's lowers as detached clones, idmapped onto the sandbox's user namespace
+ * when the filesystem allows it: image files owned by host root then appear owned by root
+ * inside (host uid BASE), so copy-up into the writable layer works and host ids never show.
+ * Without idmapping, a file owned by an unmapped id cannot be copied up (EOVERFLOW). */
+static int open_lower_trees(const struct sbx_spec *spec, pid_t pid, int *fds, int *ret_n,
+                            struct rt_err *err)
+{
+    _cleanup_close_ int userns = -1;
+    char path[64];
+    int n = 0;
+
+    (void) snprintf(path, sizeof(path), "/proc/%d/ns/user", (int) pid);
+    userns = open(path, O_RDONLY | O_CLOEXEC);
+    if (userns < 0)
+        return rt_err_set(err, errno, "open '%s'", path);
+    for (size_t i = 0; i <= spec->n_layers; i++) {
+        const char *dir = i < spec->n_layers ? spec->layers[i] : spec->rootfs;
+        struct mount_attr ro = { .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
+                                             MOUNT_ATTR_NODEV };
+        struct mount_attr idmap = { .attr_set = MOUNT_ATTR_IDMAP, .userns_fd = (uint64_t) userns };
+        int t = open_tree(AT_FDCWD, dir, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+
+        if (t < 0) {
+            while (n > 0)
+                (void) rt_close(fds[--n]);
+            return rt_err_set(err, errno, "clone %s '%s'", i < spec->n_layers ? "layer" : "rootfs",
+                              dir);
+        }
+        fds[n++] = t;
+        (void) mount_setattr(t, "", AT_EMPTY_PATH, &idmap, sizeof(idmap));
+        (void) mount_setattr(t, "", AT_EMPTY_PATH, &ro, sizeof(ro));
+    }
+    *ret_n = n;
+    return 0;
+}
+
+static int send_release(int sock, const int *fds, int n, struct rt_err *err)
+{
+    union {
+        char buf[CMSG_SPACE(sizeof(int) * (SBX_MAX_LAYERS + 1))];
+        struct cmsghdr align;
+    } u;
+    char b = 'x';
+    struct iovec iov = { .iov_base = &b, .iov_len = 1 };
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+    ssize_t r;
+
+    if (n > 0) {
+        struct cmsghdr *cm;
+        memset(&u, 0, sizeof(u));
+        msg.msg_control = u.buf;
+        msg.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t) n);
+        cm = CMSG_FIRSTHDR(&msg);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t) n);
+        memcpy(CMSG_DATA(cm), fds, sizeof(int) * (size_t) n);
+    }
+    do
+        r = sendmsg(sock, &msg, MSG_NOSIGNAL);
+    while (r < 0 && errno == EINTR);
+    if (r != 1)
+        return rt_err_set(err, r < 0 ? errno : EIO, "release the child");
     return 0;
 }
 
@@ -454,7 +546,7 @@ int sbx_spawn(const struct sbx_spec *spec, struct sbx **ret_box, struct rt_err *
     _cleanup_(child_freep) struct sbx__child *c = NULL;
     _cleanup_(box_freep) struct sbx *box = NULL;
     _cleanup_close_ int sync_r = -1, sync_w = -1, err_r = -1, err_w = -1, st_r = -1, st_w = -1;
-    int pipes[2], pidfd = -1, r;
+    int pipes[2], pidfd = -1, r, lowers[SBX_MAX_LAYERS + 1], n_lowers = 0;
     unsigned long flags;
     struct sbx__report rep;
     char map[64];
@@ -491,7 +583,7 @@ int sbx_spawn(const struct sbx_spec *spec, struct sbx **ret_box, struct rt_err *
     if (want_cgroup(spec) && (r = setup_cgroup(spec, box, err)) < 0)
         return fail(SBX_STEP_CGROUP, err);
 
-    if (pipe2(pipes, O_CLOEXEC) < 0)
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pipes) < 0)
         goto pipe_fail;
     sync_r = pipes[0], sync_w = pipes[1];
     if (pipe2(pipes, O_CLOEXEC) < 0)
@@ -537,10 +629,16 @@ int sbx_spawn(const struct sbx_spec *spec, struct sbx **ret_box, struct rt_err *
         return fail(SBX_STEP_CGROUP, err);
     if (spec->net == SBX_NET_VETH && (r = spec->on_netns(box->pid, spec->netns_data, err)) < 0)
         return fail(SBX_STEP_NETNS, err);
-    if (rt_write_all(sync_w, "x", 1) < 0) {
-        rt_err_set(err, errno, "release the child");
-        return fail(SBX_STEP_SYNC, err);
+    if (c->overlay) {
+        r = open_lower_trees(spec, box->pid, lowers, &n_lowers, err);
+        if (r < 0)
+            return fail(SBX_STEP_ROOTFS, err);
     }
+    r = send_release(sync_w, lowers, n_lowers, err);
+    while (n_lowers > 0)
+        (void) rt_close(lowers[--n_lowers]);
+    if (r < 0)
+        return fail(SBX_STEP_SYNC, err);
     sync_w = rt_close(sync_w);
 
     n = rt_read_all(err_r, &rep, sizeof(rep));

@@ -358,6 +358,31 @@ static void test_template_errors(void)
               "context");
 }
 
+static void test_template_limits(void)
+{
+    static const char nul[] = "sdk: gradio\0\nbase:\n  image: x\n";
+    struct rt_template *t = NULL;
+    char *big = malloc(70 * 1024);
+
+    is_int(rt_template_parse("templates/gradio.yaml", nul, sizeof(nul) - 1, &t, &err), -EINVAL,
+           "a NUL byte in a template");
+    is_str(err.msg, "templates/gradio.yaml: YAML contains a NUL byte", "  message");
+    if (!big)
+        abort();
+    memset(big, '#', 70 * 1024);
+    is_int(rt_template_parse("templates/gradio.yaml", big, 70 * 1024, &t, &err), -E2BIG,
+           "a 70 KiB template");
+    is_str(err.msg, "templates/gradio.yaml: YAML is larger than 65536 bytes", "  message");
+    is_int(rt_template_parse("templates/gradio.yaml", "", 0, &t, &err), -EINVAL,
+           "an empty template");
+    is_str(err.msg,
+           "templates/gradio.yaml: sdk: missing (the SDK name, the same as the file's "
+           "name)",
+           "  message");
+    ok(!t, "nothing returned");
+    free(big);
+}
+
 static int write_file(const char *dir, const char *name, const char *text)
 {
     char path[512];
@@ -472,6 +497,7 @@ int main(void)
     test_render_gradio();
     test_render_others();
     test_template_errors();
+    test_template_limits();
     test_load_dir();
     test_expand();
     rt_strmap_done((struct rt_strmap *) runtime_extra());
