@@ -60,7 +60,7 @@ static int parse_args(int argc, char **argv, struct rt_config *c)
     int opt;
 
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
         switch (opt) {
         case 'c':
             config = optarg;
@@ -77,6 +77,10 @@ static int parse_args(int argc, char **argv, struct rt_config *c)
         case 'V':
             printf("runtimed %s\n", SPACEPORT_VERSION);
             return 0;
+        case ':':
+            fprintf(stderr, "runtimed: option '%s' needs a value (see --help)\n",
+                    argv[optind - 1]);
+            return 2;
         default:
             if (optopt)
                 fprintf(stderr, "runtimed: option '-%c' is unknown or lacks its value (see --help)\n",
