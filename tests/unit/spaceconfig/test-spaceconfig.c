@@ -402,6 +402,9 @@ static void test_errors(void)
           "README.md:3: preload_from_hub[0]: expected 'repo', 'repo file1,file2' or 'repo "
           "file1,file2 revision', got an empty string");
     fails("sdk: gradio\ntitle: a\ntitle: b\n", EINVAL, "README.md:4: duplicate key 'title'");
+    fails("sdk: gradio\ncustom_headers:\n  cross-origin-opener-policy: same-origin\n"
+          "  cross-origin-opener-policy: unsafe-none\n",
+          EINVAL, "README.md:5: duplicate key 'cross-origin-opener-policy'");
     fails("- sdk\n- gradio\n", EINVAL, "README.md:2: expected a mapping of keys, got a list");
     fails("just text\n", EINVAL, "README.md:2: expected a mapping of keys, got a string");
     fails_prefix("sdk: [gradio\n", EINVAL, "README.md:3: invalid YAML: ");
@@ -513,6 +516,21 @@ static void test_limits(void)
     s = repeat("---\nsdk: gradio\ntags:\n", "  - t\n", 300, "---\n");
     is_int(parse(s, &cfg), -EINVAL, "300 tags");
     is_str(err.msg, "README.md:4: tags: more than 256 items", "  message");
+    free(s);
+
+    s = repeat("---\nsdk: gradio\npreload_from_hub:\n", "  - gpt2\n", 65, "---\n");
+    is_int(parse(s, &cfg), -EINVAL, "65 preloads");
+    is_str(err.msg, "README.md:4: preload_from_hub: more than 64 items", "  message");
+    free(s);
+
+    s = repeat("---\nsdk: gradio\npreload_from_hub: [\"gpt2 ", "f,", 300, "f\"]\n---\n");
+    is_int(parse(s, &cfg), -EINVAL, "a preload of 301 files");
+    is_str(err.msg, "README.md:3: preload_from_hub[0]: more than 256 files", "  message");
+    free(s);
+
+    s = repeat("---\nsdk: gradio\ntags: [", "t", 200, "]\n---\n");
+    is_int(parse(s, &cfg), -EINVAL, "a 200-byte tag");
+    is_str(err.msg, "README.md:3: tags[0]: longer than 128 bytes", "  message");
     free(s);
 
     s = repeat("---\nsdk: gradio\nx: [", "1,", 12000, "1]\n---\n");
