@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cleanup.h"
 #include "internal.h"
@@ -104,6 +105,9 @@ static int add_node(struct gpu_unit *u, const struct majors *m, const char *name
     int r;
 
     (void) snprintf(path, sizeof(path), "%s/dev/%s", m->root, name);
+    /* Optional nodes (uvm-tools, modeset) only where the driver made them. */
+    if ((flags & GPU_NODE_OPTIONAL) && access(path, F_OK) < 0)
+        return 0;
     r = gpu__node_add(u, path, major, minor, flags);
     if (r < 0)
         return rt_err_set(err, -r, "add node '%s'", path);
@@ -251,7 +255,11 @@ static int nvml_probe(const struct gpu_config *cfg, struct gpu_inventory *inv, s
     return 0;
 }
 
+/* libnvidia-ml keeps device fds open after nvmlShutdown() (seen on a driver
+ * 580 H200 node: 6 fds) and starts threads; probing in a child keeps both out of
+ * runtimed and so out of every sandbox it forks. */
 const struct gpu__backend gpu__backend_nvml = {
     .name = "nvml",
+    .isolate = true,
     .probe = nvml_probe,
 };

@@ -8,6 +8,7 @@
 /* A backend fills @inv (already zeroed, backend name set) with units. */
 struct gpu__backend {
     const char *name;
+    bool isolate; /* probe in a child process (vendor libraries: their fds and threads stay there) */
     int (*probe)(const struct gpu_config *cfg, struct gpu_inventory *inv, struct rt_err *err);
 };
 

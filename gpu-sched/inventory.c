@@ -2,17 +2,86 @@
 #include <ctype.h>
 #include <stdarg.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "cleanup.h"
 #include "internal.h"
+#include "util.h"
 
 #include "banned.h"
 
 static const struct gpu__backend *const backends[] = { &gpu__backend_nvml, &gpu__backend_fake };
+
+/* What the probe child sends back: this header, then n_units units.  Same binary
+ * on both ends, so the structs travel as they are. */
+struct probe_reply {
+    int r;
+    struct rt_err err;
+    char driver[32];
+    size_t n_gpus, n_units;
+};
+
+static int probe_isolated(const struct gpu__backend *b, const struct gpu_config *cfg,
+                          struct gpu_inventory *inv, struct rt_err *err)
+{
+    _cleanup_close_ int rd = -1, wr = -1;
+    struct probe_reply h = { 0 };
+    int p[2], status = 0;
+    ssize_t n;
+    size_t bytes;
+    pid_t pid;
+
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return rt_err_set(err, errno, "pipe for the gpu probe");
+    rd = p[0];
+    wr = p[1];
+    pid = fork();
+    if (pid < 0)
+        return rt_err_set(err, errno, "fork the gpu probe");
+    if (pid == 0) {
+        rd = rt_close(rd);
+        h.r = b->probe(cfg, inv, &h.err);
+        memcpy(h.driver, inv->driver, sizeof(h.driver));
+        h.n_gpus = inv->n_gpus;
+        h.n_units = h.r < 0 ? 0 : inv->n_units;
+        if (rt_write_all(wr, &h, sizeof(h)) < 0 ||
+            (h.n_units && rt_write_all(wr, inv->units, h.n_units * sizeof(*inv->units)) < 0))
+            _exit(1);
+        _exit(0);
+    }
+    wr = rt_close(wr);
+    n = rt_read_all(rd, &h, sizeof(h));
+    if (n == (ssize_t) sizeof(h) && h.r == 0 && h.n_units) {
+        bytes = h.n_units * sizeof(*inv->units);
+        inv->units = h.n_units < 4096 ? malloc(bytes) : NULL;
+        if (!inv->units || rt_read_all(rd, inv->units, bytes) != (ssize_t) bytes)
+            n = -1;
+    }
+    /* A daemon reaping every child may have taken the status: ECHILD is fine, the
+     * reply is what counts. */
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (n != (ssize_t) sizeof(h)) {
+        if (WIFSIGNALED(status))
+            return rt_err_set(err, EIO, "gpu probe killed by signal %d", WTERMSIG(status));
+        return rt_err_set(err, EIO, "gpu probe ended without an answer");
+    }
+    if (h.r < 0) {
+        *err = h.err;
+        return h.r;
+    }
+    memcpy(inv->driver, h.driver, sizeof(inv->driver));
+    inv->driver[sizeof(inv->driver) - 1] = '\0';
+    inv->n_gpus = h.n_gpus;
+    inv->n_units = h.n_units;
+    return 0;
+}
 
 int gpu_inventory_load(const struct gpu_config *cfg, struct gpu_inventory **ret_inv,
                        struct rt_err *err)
@@ -33,7 +102,7 @@ int gpu_inventory_load(const struct gpu_config *cfg, struct gpu_inventory **ret_
         return rt_err_set(err, ENOMEM, "allocate gpu inventory");
     (void) snprintf(inv->backend, sizeof(inv->backend), "%s", name);
     if (b) {
-        r = b->probe(cfg, inv, err);
+        r = b->isolate ? probe_isolated(b, cfg, inv, err) : b->probe(cfg, inv, err);
         if (r < 0) {
             gpu_inventory_free(inv);
             return rt_err_wrap(err, "gpu backend '%s'", name);
