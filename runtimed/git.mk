@@ -1,6 +1,6 @@
 # rtgit: the Spaces' bare repositories and git's smart HTTP, over the real git.
 LIBS += rtgit
-rtgit_SRCS := runtimed/gitrepo.c runtimed/githttp.c
+rtgit_SRCS := runtimed/gitrepo.c runtimed/githttp.c runtimed/gitcommit.c runtimed/lfs.c
 rtgit_PKGS :=
 rtgit_DEPS := common
 unit_rtgit_LIBS :=

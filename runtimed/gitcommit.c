@@ -1,0 +1,3 @@
+#include "gitcommit.h"
+
+#include "banned.h"

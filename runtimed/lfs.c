@@ -1,0 +1,354 @@
+#include "lfs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "sha256.h"
+#include "util.h"
+#include "banned.h"
+
+#define LFS_DEFAULT_MAX (50ULL << 30)
+#define LFS_POINTER_VERSION "version https://git-lfs.github.com/spec/v1\n"
+
+struct rt_lfs {
+    int objects_fd; /* DATA/lfs/objects */
+    int tmp_fd;     /* DATA/lfs/tmp: uploads in progress, same filesystem for rename */
+    uint64_t max_object_bytes;
+};
+
+struct rt_lfs_writer {
+    int objects_fd, tmp_fd; /* our own copies: the writer may outlive the store */
+    int fd;
+    char tmp_name[32];
+    bool committed;
+    char oid[RT_LFS_OID_LEN + 1];
+    uint64_t declared, written;
+    struct rt_sha256 sha;
+};
+
+bool rt_lfs_oid_is_valid(const char *oid)
+{
+    if (!oid)
+        return false;
+    for (int i = 0; i < RT_LFS_OID_LEN; i++)
+        if (!((oid[i] >= '0' && oid[i] <= '9') || (oid[i] >= 'a' && oid[i] <= 'f')))
+            return false;
+    return oid[RT_LFS_OID_LEN] == '\0';
+}
+
+static int mkdir_open_at(int dirfd, const char *name, struct rt_err *err)
+{
+    int fd;
+
+    if (mkdirat(dirfd, name, 0700) < 0 && errno != EEXIST)
+        return rt_err_set(err, errno, "create directory '%s'", name);
+    fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return rt_err_set(err, errno, "open directory '%s'", name);
+    return fd;
+}
+
+void rt_lfs_free(struct rt_lfs *store)
+{
+    if (!store)
+        return;
+    store->objects_fd = rt_close(store->objects_fd);
+    store->tmp_fd = rt_close(store->tmp_fd);
+    free(store);
+}
+
+static void lfs_freep(struct rt_lfs **p)
+{
+    rt_lfs_free(*p);
+}
+
+int rt_lfs_open(const char *data_dir, uint64_t max_object_bytes, struct rt_lfs **ret_store,
+                struct rt_err *err)
+{
+    _cleanup_(lfs_freep) struct rt_lfs *s = NULL;
+    _cleanup_close_ int data_fd = -1, lfs_fd = -1;
+
+    s = calloc(1, sizeof(*s));
+    if (!s)
+        return rt_err_set(err, ENOMEM, "allocate the LFS store");
+    s->objects_fd = s->tmp_fd = -1;
+    s->max_object_bytes = max_object_bytes ? max_object_bytes : LFS_DEFAULT_MAX;
+    data_fd = open(data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (data_fd < 0)
+        return rt_err_set(err, errno, "open data dir '%s'", data_dir);
+    lfs_fd = mkdir_open_at(data_fd, "lfs", err);
+    if (lfs_fd < 0)
+        return rt_err_wrap(err, "open the LFS store in '%s'", data_dir);
+    s->objects_fd = mkdir_open_at(lfs_fd, "objects", err);
+    if (s->objects_fd < 0)
+        return rt_err_wrap(err, "open the LFS store in '%s'", data_dir);
+    s->tmp_fd = mkdir_open_at(lfs_fd, "tmp", err);
+    if (s->tmp_fd < 0)
+        return rt_err_wrap(err, "open the LFS store in '%s'", data_dir);
+    *ret_store = TAKE_PTR(s);
+    return 0;
+}
+
+/* "ab/cd/abcd...": the two-level fan-out keeps directories small. */
+static void object_path(const char *oid, char path[RT_LFS_OID_LEN + 8])
+{
+    (void) snprintf(path, RT_LFS_OID_LEN + 8, "%.2s/%.2s/%s", oid, oid + 2, oid);
+}
+
+int rt_lfs_open_object(struct rt_lfs *store, const char *oid, uint64_t *ret_size,
+                       struct rt_err *err)
+{
+    char path[RT_LFS_OID_LEN + 8];
+    _cleanup_close_ int fd = -1;
+    struct stat st;
+
+    if (!rt_lfs_oid_is_valid(oid))
+        return rt_err_set(err, EINVAL, "'%.80s' is not an LFS oid (64 lowercase hex digits)",
+                          oid ? oid : "");
+    object_path(oid, path);
+    fd = openat(store->objects_fd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT)
+        return rt_err_set(err, ENOENT, "no LFS object %s", oid);
+    if (fd < 0)
+        return rt_err_set(err, errno, "open LFS object %s", oid);
+    if (fstat(fd, &st) < 0)
+        return rt_err_set(err, errno, "stat LFS object %s", oid);
+    if (!S_ISREG(st.st_mode))
+        return rt_err_set(err, EIO, "LFS object %s is not a regular file", oid);
+    if (ret_size)
+        *ret_size = (uint64_t) st.st_size;
+    return TAKE_FD(fd);
+}
+
+int rt_lfs_has(struct rt_lfs *store, const char *oid, uint64_t *ret_size, struct rt_err *err)
+{
+    int fd = rt_lfs_open_object(store, oid, ret_size, err);
+
+    if (fd < 0)
+        return fd;
+    (void) rt_close(fd);
+    return 0;
+}
+
+void rt_lfs_writer_free(struct rt_lfs_writer *w)
+{
+    if (!w)
+        return;
+    w->fd = rt_close(w->fd);
+    if (!w->committed && w->tmp_name[0])
+        (void) unlinkat(w->tmp_fd, w->tmp_name, 0);
+    w->objects_fd = rt_close(w->objects_fd);
+    w->tmp_fd = rt_close(w->tmp_fd);
+    free(w);
+}
+
+static void writer_freep(struct rt_lfs_writer **p)
+{
+    rt_lfs_writer_free(*p);
+}
+
+/* An unpredictable name that O_EXCL makes ours alone. */
+static int create_tmp(struct rt_lfs_writer *w, struct rt_err *err)
+{
+    static uint32_t counter;
+
+    for (int tries = 0; tries < 16; tries++) {
+        uint32_t n = __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED);
+        (void) snprintf(w->tmp_name, sizeof(w->tmp_name), "up-%d-%" PRIx64 "-%u", (int) getpid(),
+                        (uint64_t) (rt_now_ns() & 0xffffffffffULL), n);
+        w->fd = openat(w->tmp_fd, w->tmp_name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                       0600);
+        if (w->fd >= 0)
+            return 0;
+        if (errno != EEXIST)
+            break;
+    }
+    w->tmp_name[0] = '\0';
+    return rt_err_set(err, errno, "create a temporary file for LFS object %s", w->oid);
+}
+
+int rt_lfs_writer_start(struct rt_lfs *store, const char *oid, uint64_t size,
+                        struct rt_lfs_writer **ret_writer, struct rt_err *err)
+{
+    _cleanup_(writer_freep) struct rt_lfs_writer *w = NULL;
+    int r;
+
+    if (!rt_lfs_oid_is_valid(oid))
+        return rt_err_set(err, EINVAL, "'%.80s' is not an LFS oid (64 lowercase hex digits)",
+                          oid ? oid : "");
+    if (size > store->max_object_bytes)
+        return rt_err_set(err, EFBIG,
+                          "LFS object %s is %" PRIu64 " bytes, over the %" PRIu64 "-byte limit",
+                          oid, size, store->max_object_bytes);
+    w = calloc(1, sizeof(*w));
+    if (!w)
+        return rt_err_set(err, ENOMEM, "allocate an LFS writer");
+    w->fd = w->objects_fd = w->tmp_fd = -1;
+    memcpy(w->oid, oid, RT_LFS_OID_LEN + 1);
+    w->declared = size;
+    rt_sha256_init(&w->sha);
+    w->objects_fd = fcntl(store->objects_fd, F_DUPFD_CLOEXEC, 3);
+    w->tmp_fd = fcntl(store->tmp_fd, F_DUPFD_CLOEXEC, 3);
+    if (w->objects_fd < 0 || w->tmp_fd < 0)
+        return rt_err_set(err, errno, "duplicate the LFS store fds");
+    r = create_tmp(w, err);
+    if (r < 0)
+        return r;
+    *ret_writer = TAKE_PTR(w);
+    return 0;
+}
+
+int rt_lfs_writer_write(struct rt_lfs_writer *w, const void *buf, size_t len, struct rt_err *err)
+{
+    int r;
+
+    if (w->fd < 0)
+        return rt_err_set(err, EBADF, "LFS upload of %s is already finished", w->oid);
+    if (w->written > w->declared || len > w->declared - w->written) {
+        w->written = w->declared + 1; /* poisoned: finish refuses it */
+        return rt_err_set(err, EFBIG, "LFS object %s: more than the declared %" PRIu64 " bytes",
+                          w->oid, w->declared);
+    }
+    r = rt_write_all(w->fd, buf, len);
+    if (r < 0)
+        return rt_err_set(err, -r, "write LFS object %s", w->oid);
+    rt_sha256_update(&w->sha, buf, len);
+    w->written += len;
+    return 0;
+}
+
+static void to_hex(const uint8_t *md, size_t n, char *hex)
+{
+    static const char digits[] = "0123456789abcdef";
+
+    for (size_t i = 0; i < n; i++) {
+        hex[2 * i] = digits[md[i] >> 4];
+        hex[2 * i + 1] = digits[md[i] & 15];
+    }
+    hex[2 * n] = '\0';
+}
+
+/* Creates ab/ and ab/cd/ under objects/ and returns an fd of the inner one. */
+static int open_fanout(struct rt_lfs_writer *w, struct rt_err *err)
+{
+    char name[3] = { w->oid[0], w->oid[1], '\0' };
+    _cleanup_close_ int outer = -1;
+
+    outer = mkdir_open_at(w->objects_fd, name, err);
+    if (outer < 0)
+        return outer;
+    name[0] = w->oid[2];
+    name[1] = w->oid[3];
+    return mkdir_open_at(outer, name, err);
+}
+
+int rt_lfs_writer_finish(struct rt_lfs_writer *w, struct rt_err *err)
+{
+    uint8_t md[RT_SHA256_LEN];
+    char got[RT_SHA256_HEX_LEN];
+    _cleanup_close_ int dir = -1;
+
+    if (w->fd < 0)
+        return rt_err_set(err, EBADF, "LFS upload of %s is already finished", w->oid);
+    rt_sha256_final(&w->sha, md);
+    to_hex(md, RT_SHA256_LEN, got);
+    if (w->written != w->declared) {
+        uint64_t written = w->written;
+        w->fd = rt_close(w->fd);
+        (void) unlinkat(w->tmp_fd, w->tmp_name, 0);
+        w->tmp_name[0] = '\0';
+        if (written > w->declared)
+            return rt_err_set(err, EBADMSG, "LFS object %s: more bytes than the declared %" PRIu64,
+                              w->oid, w->declared);
+        return rt_err_set(err, EBADMSG, "LFS object %s: got %" PRIu64 " bytes, declared %" PRIu64,
+                          w->oid, written, w->declared);
+    }
+    if (strcmp(got, w->oid) != 0) {
+        w->fd = rt_close(w->fd);
+        (void) unlinkat(w->tmp_fd, w->tmp_name, 0);
+        w->tmp_name[0] = '\0';
+        return rt_err_set(err, EBADMSG, "LFS object %s: the content hashes to %s", w->oid, got);
+    }
+    /* The object must be on disk before any commit can point at it. */
+    if (fsync(w->fd) < 0)
+        return rt_err_set(err, errno, "sync LFS object %s", w->oid);
+    w->fd = rt_close(w->fd);
+    dir = open_fanout(w, err);
+    if (dir < 0)
+        return rt_err_wrap(err, "store LFS object %s", w->oid);
+    if (renameat(w->tmp_fd, w->tmp_name, dir, w->oid) < 0)
+        return rt_err_set(err, errno, "move LFS object %s into place", w->oid);
+    w->committed = true;
+    (void) fsync(dir);
+    return 0;
+}
+
+int rt_lfs_pointer_format(const char *oid, uint64_t size, char buf[RT_LFS_POINTER_MAX])
+{
+    if (!rt_lfs_oid_is_valid(oid))
+        return -EINVAL;
+    return snprintf(buf, RT_LFS_POINTER_MAX,
+                    LFS_POINTER_VERSION "oid sha256:%s\nsize %" PRIu64 "\n", oid, size);
+}
+
+/* git-lfs's pointer grammar: "version <url>" first, then "key value" lines, each ending
+ * in a newline; keys are lowercase [a-z0-9.-]; oid and size are required. */
+bool rt_lfs_pointer_parse(const char *buf, size_t len, char ret_oid[RT_LFS_OID_LEN + 1],
+                          uint64_t *ret_size)
+{
+    const size_t vlen = strlen(LFS_POINTER_VERSION);
+    char oid[RT_LFS_OID_LEN + 1] = "";
+    uint64_t size = 0;
+    bool have_size = false;
+    size_t off;
+
+    if (len > RT_LFS_POINTER_SCAN_MAX || len < vlen || memcmp(buf, LFS_POINTER_VERSION, vlen))
+        return false;
+    if (buf[len - 1] != '\n' || memchr(buf, '\0', len))
+        return false;
+    for (off = vlen; off < len;) {
+        const char *line = buf + off;
+        const char *nl = memchr(line, '\n', len - off);
+        const char *sp = memchr(line, ' ', (size_t) (nl - line));
+        size_t klen, vlen2;
+        char value[64];
+
+        if (!sp || sp == line)
+            return false;
+        klen = (size_t) (sp - line);
+        vlen2 = (size_t) (nl - sp - 1);
+        for (size_t i = 0; i < klen; i++)
+            if (!((line[i] >= 'a' && line[i] <= 'z') || (line[i] >= '0' && line[i] <= '9') ||
+                  line[i] == '.' || line[i] == '-'))
+                return false;
+        if (klen == 3 && memcmp(line, "oid", 3) == 0) {
+            if (vlen2 != 7 + RT_LFS_OID_LEN || memcmp(sp + 1, "sha256:", 7))
+                return false;
+            memcpy(oid, sp + 8, RT_LFS_OID_LEN);
+            oid[RT_LFS_OID_LEN] = '\0';
+            if (!rt_lfs_oid_is_valid(oid))
+                return false;
+        } else if (klen == 4 && memcmp(line, "size", 4) == 0) {
+            if (vlen2 == 0 || vlen2 >= sizeof(value))
+                return false;
+            memcpy(value, sp + 1, vlen2);
+            value[vlen2] = '\0';
+            if (rt_parse_u64(value, &size) < 0)
+                return false;
+            have_size = true;
+        }
+        off = (size_t) (nl - buf) + 1;
+    }
+    if (!oid[0] || !have_size)
+        return false;
+    memcpy(ret_oid, oid, RT_LFS_OID_LEN + 1);
+    *ret_size = size;
+    return true;
+}
