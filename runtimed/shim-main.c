@@ -353,6 +353,8 @@ static int start(struct shim *s, struct rt_err *err)
         s->spec.sbx.on_netns = on_netns;
         s->spec.sbx.netns_data = s;
     }
+    if ((r = sbx_spec_validate(&s->spec.sbx, err)) < 0)
+        return r;
     s->spec.sbx.stdio[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
     s->spec.sbx.stdio[1] = p[1];
     s->spec.sbx.stdio[2] = p[1];

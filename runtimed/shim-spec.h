@@ -20,7 +20,8 @@ struct rt_shim_spec {
 };
 
 /* Parses spec.json.  Every field is checked; unknown fields are errors, so a typo in
- * runtimed cannot silently drop a limit.  Free with rt_shim_spec_done(). */
+ * runtimed cannot silently drop a limit.  The caller wires the network hook, then runs
+ * sbx_spec_validate().  Free with rt_shim_spec_done(). */
 int rt_shim_spec_load(const char *path, struct rt_shim_spec *ret, struct rt_err *err);
 void rt_shim_spec_done(struct rt_shim_spec *s);
 

@@ -158,3 +158,29 @@ def test_missing_command_is_a_clear_error(start_shim):
     state, out = start_shim(["/nonexistent/app"])
     assert out.stdout.startswith("error: ")
     assert "/nonexistent/app" in out.stdout
+
+
+def test_veth_upstream_answers(start_shim):
+    """With net veth the shim gives the Space its own link and reports the address the
+    proxy dials; the app answers there, and the link is gone after the Space stops."""
+    import urllib.request
+
+    state, out = start_shim(["/usr/bin/python3", "-m", "http.server", "-d", "/usr/share",
+                             "8080"], net="veth", port=8080)
+    assert out.returncode == 0 and out.stdout.startswith("ok "), out.stdout
+    st = status(state)
+    host, port = st["upstream"].split(":")
+    assert port == "8080" and host.startswith("10.")
+
+    def answers():
+        try:
+            return urllib.request.urlopen(f"http://{st['upstream']}/", timeout=1).status == 200
+        except OSError:
+            return False
+
+    wait_for(answers, what="the app behind its veth")
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    assert "spv" in links
+    shim_cmd(state, "stop 2")
+    wait_for(lambda: (s := status(state)) and s["state"] == "exited", what="stop")
+    assert not answers()
