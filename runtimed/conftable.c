@@ -50,6 +50,60 @@ const struct rt_ynode *rt_ynode_get(const struct rt_ynode *map, const char *key)
     return NULL;
 }
 
+/* [-+]?[0-9]+ */
+static bool is_decimal(const char *s)
+{
+    if (*s == '-' || *s == '+')
+        s++;
+    return *s && strspn(s, "0123456789") == strlen(s);
+}
+
+/* [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?, with at least one of '.' or 'e';
+ * .inf and .nan have no JSON form and stay strings. */
+static bool is_float(const char *s)
+{
+    size_t before, after = 0;
+    bool dot = false, exp = false;
+
+    if (*s == '-' || *s == '+')
+        s++;
+    before = strspn(s, "0123456789");
+    s += before;
+    if (*s == '.') {
+        dot = true;
+        after = strspn(++s, "0123456789");
+        s += after;
+    }
+    if (before + after == 0)
+        return false;
+    if (*s == 'e' || *s == 'E') {
+        exp = true;
+        s++;
+        if (*s == '-' || *s == '+')
+            s++;
+        if (!*s || strspn(s, "0123456789") != strlen(s))
+            return false;
+        s += strlen(s);
+    }
+    return !*s && (dot || exp);
+}
+
+enum rt_yscalar rt_ynode_scalar_type(const struct rt_ynode *n)
+{
+    static const char *const bools[] = { "true", "True", "TRUE", "false", "False", "FALSE" };
+
+    if (!n || n->kind != RT_YNODE_SCALAR || !n->plain)
+        return RT_YSCALAR_STRING;
+    for (size_t i = 0; i < ARRAY_SIZE(bools); i++)
+        if (strcmp(n->text, bools[i]) == 0)
+            return RT_YSCALAR_BOOL;
+    if (is_decimal(n->text))
+        return RT_YSCALAR_INT;
+    if (is_float(n->text))
+        return RT_YSCALAR_FLOAT;
+    return RT_YSCALAR_STRING;
+}
+
 const char *rt_conf_quote(const char *s, size_t len, char *buf, size_t size)
 {
     size_t o = 0;

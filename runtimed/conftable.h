@@ -61,6 +61,18 @@ void rt_ynode_freep(struct rt_ynode **n);
 /* Looks a key up in a mapping node.  Returns the value or NULL. */
 const struct rt_ynode *rt_ynode_get(const struct rt_ynode *map, const char *key);
 
+/* How the YAML 1.2 core schema types a scalar, for callers that turn the tree into JSON
+ * (the API's cardData).  Only plain (unquoted) scalars are bools or numbers; the tree
+ * itself keeps every scalar as the text written. */
+enum rt_yscalar {
+    RT_YSCALAR_STRING,
+    RT_YSCALAR_BOOL,
+    RT_YSCALAR_INT,
+    RT_YSCALAR_FLOAT,
+    _RT_YSCALAR_MAX,
+};
+enum rt_yscalar rt_ynode_scalar_type(const struct rt_ynode *n);
+
 /* Writes @s into @buf for a message: at most about 40 characters, control characters
  * and bytes >= 0x7f shown as \xNN, so hostile text cannot forge log lines. */
 const char *rt_conf_quote(const char *s, size_t len, char *buf, size_t size);

@@ -104,7 +104,8 @@ struct rt_spaceconfig {
 
     struct rt_strv unknown_keys; /* names of keys no table knows, as written */
     struct rt_strv warnings;     /* "README.md:9: colour: unknown key, ignored", ... */
-    struct rt_ynode *tree;       /* the whole front matter, for the API's cardData */
+    struct rt_ynode *tree;       /* the whole front matter, for the API's cardData: scalars are
+                            * text; rt_ynode_scalar_type() says which are bools/numbers */
 };
 
 #define RT_README_NAME "README.md"

@@ -616,6 +616,38 @@ static void test_app_file(void)
     }
 }
 
+static void test_scalar_types(void)
+{
+    static const struct {
+        const char *value;
+        enum rt_yscalar want;
+    } cases[] = {
+        { "true", RT_YSCALAR_BOOL },     { "False", RT_YSCALAR_BOOL },
+        { "yes", RT_YSCALAR_STRING },    { "42", RT_YSCALAR_INT },
+        { "-7", RT_YSCALAR_INT },        { "3.10", RT_YSCALAR_FLOAT },
+        { "1e5", RT_YSCALAR_FLOAT },     { ".5", RT_YSCALAR_FLOAT },
+        { "4.36.1", RT_YSCALAR_STRING }, { "\"42\"", RT_YSCALAR_STRING },
+        { "'true'", RT_YSCALAR_STRING }, { ".inf", RT_YSCALAR_STRING },
+        { "1e", RT_YSCALAR_STRING },     { ".", RT_YSCALAR_STRING },
+        { "+", RT_YSCALAR_STRING },      { "0x1f", RT_YSCALAR_STRING },
+        { "1.", RT_YSCALAR_FLOAT },      { "+1", RT_YSCALAR_INT },
+    };
+
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        struct rt_ynode *root = NULL;
+        char doc[64];
+
+        (void) snprintf(doc, sizeof(doc), "v: %s\n", cases[i].value);
+        if (rt_yaml_parse(doc, strlen(doc), "t", 1, NULL, &root, &err) < 0) {
+            ok(0, "parse %s: %s", doc, err.msg);
+            continue;
+        }
+        is_int(rt_ynode_scalar_type(rt_ynode_get(root, "v")), cases[i].want, cases[i].value);
+        rt_ynode_free(root);
+    }
+    is_int(rt_ynode_scalar_type(NULL), RT_YSCALAR_STRING, "NULL is a string");
+}
+
 static void test_helpers(void)
 {
     static const struct {
@@ -670,5 +702,6 @@ int main(void)
     test_limits();
     test_app_file();
     test_helpers();
+    test_scalar_types();
     return tap_done();
 }
