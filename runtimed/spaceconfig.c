@@ -525,6 +525,10 @@ int rt_spaceconfig_check_app_file(const struct rt_spaceconfig *cfg, rt_repo_has_
 {
     const char *f = app_file_of(cfg);
 
+    /* A static Space with a build command serves what the build makes: its app file
+     * (dist/index.html) appears only then, so the builder checks it after building. */
+    if (cfg->sdk == RT_SDK_STATIC && cfg->app_build_command)
+        return 0;
     if (f && has(f, userdata))
         return 0;
     if (cfg->sdk == RT_SDK_DOCKER)

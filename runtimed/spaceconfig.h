@@ -130,7 +130,8 @@ typedef bool (*rt_repo_has_fn)(const char *path, void *userdata);
 
 /* Decides NO_APP_FILE: returns 0 when the repository has the config's app file, or
  * -ENOENT with a message ("app file 'app.py' not found in the repository").
- * For docker Spaces the app file is the Dockerfile. */
+ * For docker Spaces the app file is the Dockerfile.  A static Space with an
+ * app_build_command passes: its app file is made by the build, so check it after. */
 int rt_spaceconfig_check_app_file(const struct rt_spaceconfig *cfg, rt_repo_has_fn has,
                                   void *userdata, struct rt_err *err);
 

@@ -607,6 +607,12 @@ static void test_app_file(void)
                "static without index.html");
         rt_spaceconfig_free(cfg);
     }
+    if (parse("---\nsdk: static\napp_file: out/index.html\napp_build_command: make\n---\n", &cfg) ==
+        0) {
+        is_int(rt_spaceconfig_check_app_file_in(cfg, files, 3, &err), 0,
+               "static with a build command: its app file comes from the build");
+        rt_spaceconfig_free(cfg);
+    }
     if (parse("---\nsdk: docker\napp_file: app.py\n---\n", &cfg) == 0) {
         is_int(rt_spaceconfig_check_app_file_in(cfg, files, 3, &err), -ENOENT,
                "docker needs a Dockerfile, whatever app_file says");
