@@ -11,7 +11,8 @@ spaceconfig_DEPS := common
 # `make test` runs a short one (FUZZ_SMOKE_TIME seconds) when clang is there; without
 # clang, the unit test tests/unit/spaceconfig/test-fuzz-replay replays the corpus and
 # mutations of it under ASan+UBSan.  New inputs go to $(BUILD)/fuzz/, never into the
-# committed corpus: copy the interesting ones there by hand (libFuzzer -merge=1).
+# committed corpus: copy the interesting ones there by hand (libFuzzer -merge=1).  A crash
+# leaves $(BUILD)/fuzz/crash-*; replay it with $(BUILD)/fuzz/fuzz-spaceconfig FILE.
 FUZZ_CC ?= clang
 FUZZ_TIME ?= 60
 FUZZ_SMOKE_TIME ?= 10
@@ -28,7 +29,7 @@ $(FUZZ_SPACECONFIG): $(FUZZ_SPACECONFIG_SRCS) $(wildcard runtimed/*.h common/*.h
 fuzz-spaceconfig: $(FUZZ_SPACECONFIG)
 	@mkdir -p $(BUILD)/fuzz/corpus-spaceconfig
 	$(Q)$(FUZZ_SPACECONFIG) -max_total_time=$(FUZZ_TIME) -max_len=8192 \
-		-dict=tests/fuzz/spaceconfig.dict -print_final_stats=1 \
+		-dict=tests/fuzz/spaceconfig.dict -print_final_stats=1 -artifact_prefix=$(BUILD)/fuzz/ \
 		$(BUILD)/fuzz/corpus-spaceconfig tests/fuzz/corpus/spaceconfig
 
 fuzz-smoke-spaceconfig:
