@@ -19,7 +19,8 @@
 #include "internal.h"
 #include "banned.h"
 
-int sbx__drop_privs(uid_t uid, gid_t gid, const struct sock_fprog *prog, struct sbx__report *rep)
+int sbx__drop_privs(uid_t uid, gid_t gid, bool keep_kill, const struct sock_fprog *prog,
+                    struct sbx__report *rep)
 {
     struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
     struct __user_cap_data_struct data[2];
@@ -52,6 +53,8 @@ int sbx__drop_privs(uid_t uid, gid_t gid, const struct sock_fprog *prog, struct 
         return -1;
     }
     memset(data, 0, sizeof(data));
+    if (keep_kill)
+        data[0].effective = data[0].permitted = 1u << CAP_KILL;
     if (syscall(SYS_capset, &hdr, data) < 0) {
         sbx__report_set(rep, SBX_STEP_CAPS, errno, "clear capabilities");
         return -1;

@@ -103,9 +103,12 @@ int sbx__child_mounts(struct sbx__child *c, struct sbx__report *rep);
 /* In the child: a fresh netns' loopback up. */
 int sbx__loopback_up(struct sbx__report *rep);
 
-/* In the child: drops every capability and the uid to @uid/@gid, sets no_new_privs and
- * loads @prog (seccomp last, so the filter need not allow our own setup calls). */
-int sbx__drop_privs(uid_t uid, gid_t gid, const struct sock_fprog *prog, struct sbx__report *rep);
+/* In the child: drops every capability (but CAP_KILL when @keep_kill: the init must
+ * signal a command that runs under another uid) and the uid to @uid/@gid, sets
+ * no_new_privs and loads @prog (seccomp last, so the filter need not allow our own setup
+ * calls). */
+int sbx__drop_privs(uid_t uid, gid_t gid, bool keep_kill, const struct sock_fprog *prog,
+                    struct sbx__report *rep);
 
 /* Fills @rep: step, errno, message. */
 void sbx__report_set(struct sbx__report *rep, enum sbx_step step, int err, const char *fmt, ...)

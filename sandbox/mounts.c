@@ -368,9 +368,31 @@ static int mask_with_empty_dir(int dirfd, const char *name)
     return move_onto(m, target);
 }
 
+/* A tiny read-only tmpfs holding one empty file, the source of every file mask: reads
+ * return nothing, writes fail with EROFS, and no host device node is involved (runc's
+ * /dev/null masks were swappable, CVE-2025-31133). */
+static int empty_file_source(void)
+{
+    static const char *const opts[] = { "size=4k", "nr_inodes=4", "mode=0555", NULL };
+    _cleanup_close_ int m = new_fs("tmpfs", opts,
+                                   MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+    int f;
+
+    if (m < 0)
+        return -1;
+    f = openat(m, "empty", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0444);
+    if (f < 0)
+        return -1;
+    (void) rt_close(f);
+    if (set_attrs(m, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+                  false) < 0)
+        return -1;
+    return TAKE_FD(m);
+}
+
 static int do_proc(int rootfd, struct sbx__report *rep)
 {
-    _cleanup_close_ int proc = -1;
+    _cleanup_close_ int proc = -1, empty = -1;
 
     if (mount_new_at(rootfd, "/proc", "proc", NULL,
                      MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC) < 0)
@@ -378,22 +400,20 @@ static int do_proc(int rootfd, struct sbx__report *rep)
     proc = openat2_in_root(rootfd, "/proc", O_PATH | O_DIRECTORY);
     if (proc < 0)
         FAIL(rep, SBX_STEP_PROC, errno, "open /proc");
+    empty = empty_file_source();
+    if (empty < 0)
+        FAIL(rep, SBX_STEP_PROC, errno, "create the mask source");
     for (size_t i = 0; i < ARRAY_SIZE(proc_masked_files); i++) {
         _cleanup_close_ int target = openat(proc, proc_masked_files[i], O_PATH | O_NOFOLLOW | O_CLOEXEC);
-        _cleanup_close_ int null = -1;
+        _cleanup_close_ int mask = -1;
 
         if (target < 0) {
             if (errno == ENOENT)
                 continue;
             FAIL(rep, SBX_STEP_PROC, errno, "open /proc/%s", proc_masked_files[i]);
         }
-        /* the host's /dev/null: a character device 1:3, not whatever a rootfs calls that
-         * (CVE-2025-31133) */
-        null = open_tree(AT_FDCWD, "/dev/null", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
-        /* read-only: a write to a masked file fails instead of vanishing silently */
-        if (null < 0 ||
-            set_attrs(null, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, false) < 0 ||
-            move_onto(null, target) < 0)
+        mask = open_tree(empty, "empty", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+        if (mask < 0 || move_onto(mask, target) < 0)
             FAIL(rep, SBX_STEP_PROC, errno, "mask /proc/%s", proc_masked_files[i]);
     }
     for (size_t i = 0; i < ARRAY_SIZE(proc_masked_dirs); i++)

@@ -607,7 +607,9 @@ static int a_sethostname(void)
 
 static int a_forkbomb(void)
 {
-    int n = 0;
+    static pid_t kids[4096];
+    int n = 0, e;
+
     for (;;) {
         pid_t p = fork();
         if (p == 0) {
@@ -616,15 +618,21 @@ static int a_forkbomb(void)
         }
         if (p < 0)
             break;
-        if (++n > 100000)
-            return escaped("forked 100000 processes");
+        kids[n++] = p;
+        if (n == 4096) {
+            e = 0;
+            break;
+        }
     }
-    int e = errno;
+    e = n == 4096 ? 0 : errno;
     printf("INFO forked %d\n", n);
     fflush(stdout);
     sleep(1); /* hold the pids while the host checks it is still responsive */
-    kill(0, SIGKILL);
-    return blocked(e, "fork");
+    for (int i = 0; i < n; i++)
+        kill(kids[i], SIGKILL);
+    for (int i = 0; i < n; i++)
+        waitpid(kids[i], NULL, 0);
+    return e ? blocked(e, "fork") : escaped("forked 4096 processes");
 }
 static int a_memhog(const char *arg)
 {
