@@ -16,8 +16,7 @@ struct gpu_alloc {
     char **holder; /* per unit: owned copy of the holder, NULL when free */
 };
 
-int gpu_alloc_new(const struct gpu_inventory *inv, struct gpu_alloc **ret_alloc,
-                  struct rt_err *err)
+int gpu_alloc_new(const struct gpu_inventory *inv, struct gpu_alloc **ret_alloc, struct rt_err *err)
 {
     struct gpu_alloc *a = calloc(1, sizeof(*a));
 

@@ -55,8 +55,8 @@ int gpu__fake_parse(const char *spec, struct gpu__fake_entry *out, size_t cap, s
         if (rt_parse_u64(tok, &count) < 0 || count == 0 || count > 64)
             return rt_err_set(err, EINVAL, "fake gpu spec: bad count '%s' (1..64)", tok);
         e->count = (unsigned) count;
-        if (!x[1] || strlen(x + 1) >= sizeof(e->kind) || strspn(x + 1,
-            "abcdefghijklmnopqrstuvwxyz0123456789-.") != strlen(x + 1))
+        if (!x[1] || strlen(x + 1) >= sizeof(e->kind) ||
+            strspn(x + 1, "abcdefghijklmnopqrstuvwxyz0123456789-.") != strlen(x + 1))
             return rt_err_set(err, EINVAL, "fake gpu spec: bad kind '%s' (a-z 0-9 - .)", x + 1);
         memcpy(e->kind, x + 1, strlen(x + 1) + 1);
         if (rt_parse_size(mem, &e->memory) < 0 || e->memory == 0)
@@ -69,13 +69,12 @@ int gpu__fake_parse(const char *spec, struct gpu__fake_entry *out, size_t cap, s
                                   mig);
             *mx = '\0';
             if (rt_parse_u64(mig + 4, &v) < 0 || v == 0 || v > 7)
-                return rt_err_set(err, EINVAL, "fake gpu spec: bad MIG count '%s' (1..7)",
-                                  mig + 4);
+                return rt_err_set(err, EINVAL, "fake gpu spec: bad MIG count '%s' (1..7)", mig + 4);
             e->mig_count = (unsigned) v;
             /* "3g.40gb": compute slices, then memory. */
             gb = strchr(mx + 1, '.');
-            if (strlen(mx + 1) >= sizeof(e->mig_profile) || !gb || mx[1] < '1' ||
-                mx[1] > '9' || mx[2] != 'g' || gb != mx + 3)
+            if (strlen(mx + 1) >= sizeof(e->mig_profile) || !gb || mx[1] < '1' || mx[1] > '9' ||
+                mx[2] != 'g' || gb != mx + 3)
                 return rt_err_set(err, EINVAL, "fake gpu spec: bad MIG profile '%s' (like 3g.40gb)",
                                   mx + 1);
             memcpy(e->mig_profile, mx + 1, strlen(mx + 1) + 1);
@@ -127,13 +126,11 @@ static int fake_node(const struct gpu_config *cfg, struct gpu_unit *u, const cha
     if (cfg->fake_dev_dir) {
         struct stat st;
 
-        if ((size_t) snprintf(path, sizeof(path), "%s/%s", cfg->fake_dev_dir, name) >=
-            sizeof(path))
+        if ((size_t) snprintf(path, sizeof(path), "%s/%s", cfg->fake_dev_dir, name) >= sizeof(path))
             return rt_err_set(err, ENAMETOOLONG, "fake gpu node path '%s/%s' too long",
                               cfg->fake_dev_dir, name);
         if (lstat(path, &st) < 0)
-            return rt_err_set(err, errno, "fake gpu node '%s' (gpu_fake_mknod creates it)",
-                              path);
+            return rt_err_set(err, errno, "fake gpu node '%s' (gpu_fake_mknod creates it)", path);
         if (!S_ISCHR(st.st_mode))
             return rt_err_set(err, EINVAL, "fake gpu node '%s' is not a character device", path);
         major = major(st.st_rdev);
@@ -188,8 +185,8 @@ static int fake_probe(const struct gpu_config *cfg, struct gpu_inventory *inv, s
                 u->memory = e[i].memory;
                 (void) snprintf(u->kind, sizeof(u->kind), "%s", e[i].kind);
                 (void) snprintf(u->name, sizeof(u->name), "Fake %s", e[i].kind);
-                (void) snprintf(u->uuid, sizeof(u->uuid), "GPU-fa4e%04x-0000-4000-8000-%012x",
-                                gpu, gpu);
+                (void) snprintf(u->uuid, sizeof(u->uuid), "GPU-fa4e%04x-0000-4000-8000-%012x", gpu,
+                                gpu);
                 if ((r = fake_common_nodes(cfg, u, gpu, err)) < 0)
                     return r;
                 if (!e[i].mig_count)
@@ -200,8 +197,8 @@ static int fake_probe(const struct gpu_config *cfg, struct gpu_inventory *inv, s
                 (void) snprintf(u->kind, sizeof(u->kind), "%s-%s", e[i].kind, e[i].mig_profile);
                 (void) snprintf(u->name, sizeof(u->name), "Fake %s MIG %s", e[i].kind,
                                 e[i].mig_profile);
-                (void) snprintf(u->uuid, sizeof(u->uuid), "MIG-fa4e%04x-%04x-4000-8000-%012x",
-                                gpu, k, gpu * 8 + k);
+                (void) snprintf(u->uuid, sizeof(u->uuid), "MIG-fa4e%04x-%04x-4000-8000-%012x", gpu,
+                                k, gpu * 8 + k);
                 (void) snprintf(name, sizeof(name), "nvidia-caps/nvidia-cap%u",
                                 fake_gi_minor(gpu, k));
                 if ((r = fake_node(cfg, u, name, GPU__FAKE_CAPS_MAJOR, fake_gi_minor(gpu, k), 0,
@@ -209,8 +206,8 @@ static int fake_probe(const struct gpu_config *cfg, struct gpu_inventory *inv, s
                     return r;
                 (void) snprintf(name, sizeof(name), "nvidia-caps/nvidia-cap%u",
                                 fake_gi_minor(gpu, k) + 1);
-                if ((r = fake_node(cfg, u, name, GPU__FAKE_CAPS_MAJOR, fake_gi_minor(gpu, k) + 1,
-                                   0, err)) < 0)
+                if ((r = fake_node(cfg, u, name, GPU__FAKE_CAPS_MAJOR, fake_gi_minor(gpu, k) + 1, 0,
+                                   err)) < 0)
                     return r;
             }
         }

@@ -115,8 +115,7 @@ static int add_node(struct gpu_unit *u, const struct majors *m, const char *name
 }
 
 /* The nodes libnvidia-container gives a compute container (research/sandbox.md §6). */
-static int gpu_nodes(struct gpu_unit *u, const struct majors *m, unsigned minor,
-                     struct rt_err *err)
+static int gpu_nodes(struct gpu_unit *u, const struct majors *m, unsigned minor, struct rt_err *err)
 {
     char name[32];
     int r;
@@ -125,13 +124,12 @@ static int gpu_nodes(struct gpu_unit *u, const struct majors *m, unsigned minor,
     if ((r = add_node(u, m, name, NVIDIA_MAJOR, minor, 0, err)) < 0 ||
         (r = add_node(u, m, "nvidiactl", NVIDIA_MAJOR, 255, GPU_NODE_SHARED, err)) < 0)
         return r;
-    if (m->have_uvm &&
-        ((r = add_node(u, m, "nvidia-uvm", m->uvm, 0, GPU_NODE_SHARED, err)) < 0 ||
-         (r = add_node(u, m, "nvidia-uvm-tools", m->uvm, 1, GPU_NODE_SHARED | GPU_NODE_OPTIONAL,
-                       err)) < 0))
+    if (m->have_uvm && ((r = add_node(u, m, "nvidia-uvm", m->uvm, 0, GPU_NODE_SHARED, err)) < 0 ||
+                        (r = add_node(u, m, "nvidia-uvm-tools", m->uvm, 1,
+                                      GPU_NODE_SHARED | GPU_NODE_OPTIONAL, err)) < 0))
         return r;
-    return add_node(u, m, "nvidia-modeset", NVIDIA_MAJOR, 254,
-                    GPU_NODE_SHARED | GPU_NODE_OPTIONAL, err);
+    return add_node(u, m, "nvidia-modeset", NVIDIA_MAJOR, 254, GPU_NODE_SHARED | GPU_NODE_OPTIONAL,
+                    err);
 }
 
 static int mig_units(const struct nvml *n, nvmlDevice_t dev, struct gpu_inventory *inv,
@@ -145,7 +143,8 @@ static int mig_units(const struct nvml *n, nvmlDevice_t dev, struct gpu_inventor
     if (!n->mig_max || !n->mig_by_index || !n->gi_id || !n->ci_id)
         return rt_err_set(err, ENOTSUP, "driver reports MIG mode but lacks the MIG calls");
     if (!m->have_caps)
-        return rt_err_set(err, ENODEV, "MIG enabled on gpu %u but no 'nvidia-caps' in %s/proc/devices",
+        return rt_err_set(err, ENODEV,
+                          "MIG enabled on gpu %u but no 'nvidia-caps' in %s/proc/devices",
                           parent->gpu_index, m->root);
     (void) snprintf(mig_minors, sizeof(mig_minors), "%s/proc/driver/nvidia-caps/mig-minors",
                     m->root);
@@ -184,8 +183,8 @@ static int mig_units(const struct nvml *n, nvmlDevice_t dev, struct gpu_inventor
         if (r == 0)
             r = gpu__mig_minor(mig_minors, parent->gpu_index, (int) gi, (int) ci, &ci_minor);
         if (r < 0)
-            return rt_err_set(err, -r, "gpu %u: MIG gi %u ci %u: minor in '%s'",
-                              parent->gpu_index, gi, ci, mig_minors);
+            return rt_err_set(err, -r, "gpu %u: MIG gi %u ci %u: minor in '%s'", parent->gpu_index,
+                              gi, ci, mig_minors);
         if ((r = gpu_nodes(u, m, minor, err)) < 0)
             return r;
         (void) snprintf(name, sizeof(name), "nvidia-caps/nvidia-cap%u", gi_minor);

@@ -18,8 +18,8 @@
 /* Registers: r1 = ctx on entry; we load the fields into r2..r5, r6 is scratch. */
 static struct bpf_insn ins(uint8_t code, uint8_t dst, uint8_t src, int16_t off, int32_t imm)
 {
-    return (struct bpf_insn) { .code = code, .dst_reg = dst, .src_reg = src, .off = off,
-                               .imm = imm };
+    return (
+        struct bpf_insn){ .code = code, .dst_reg = dst, .src_reg = src, .off = off, .imm = imm };
 }
 
 #define LDX_W(dst, off) ins(BPF_LDX | BPF_MEM | BPF_W, dst, 1, off, 0)

@@ -43,8 +43,8 @@ static int write_rules(const char *cgroup_dir, const char *file, const struct gp
             continue;
         len = snprintf(rule, sizeof(rule), "c %u:%u rw", nodes[i].major, nodes[i].minor);
         if (write(fd, rule, (size_t) len) != len)
-            return rt_err_set(err, errno ? errno : EIO, "write '%s' to '%s/%s'", rule,
-                              cgroup_dir, file);
+            return rt_err_set(err, errno ? errno : EIO, "write '%s' to '%s/%s'", rule, cgroup_dir,
+                              file);
     }
     return 0;
 }
@@ -69,7 +69,7 @@ int gpu_dev_rules_from_nodes(const struct gpu_node *nodes, size_t n_nodes,
             continue;
         if (*n >= cap)
             return -ENOSPC;
-        rules[(*n)++] = (struct gpu_dev_rule) {
+        rules[(*n)++] = (struct gpu_dev_rule){
             .type = 'c',
             .major = (int) nodes[i].major,
             .minor = (int) nodes[i].minor,

@@ -26,7 +26,8 @@ static void usage(FILE *f)
           "  --max-duration S      tier maximum per call (default 300)\n"
           "  --concurrency N       leases per Space at once, 0 = no cap (default 2)\n"
           "  --queue-timeout S     drop requests waiting longer, 0 = never (default 0)\n"
-          "  --quota C=S[,C=S]     daily seconds per class (default anonymous=120,user=300,pro=2400)\n"
+          "  --quota C=S[,C=S]     daily seconds per class (default "
+          "anonymous=120,user=300,pro=2400)\n"
           "  --json                one JSON object instead of a table\n"
           "  --help, --version\n",
           f);
@@ -235,7 +236,7 @@ static int bench_grant(unsigned n, bool json)
     }
     for (unsigned i = 0; i < n; i++) {
         char who[32], space[32];
-        struct gpu_lease_req req = { space, who, (enum gpu_class) (i % 3), 60, i, true };
+        struct gpu_lease_req req = { space, who, (enum gpu_class)(i % 3), 60, i, true };
         struct gpu_answer a;
         uint64_t t0;
 
@@ -255,8 +256,8 @@ static int bench_grant(unsigned n, bool json)
 
         for (unsigned i = 0; i < 8 + q; i++) {
             char who[32];
-            struct gpu_lease_req req = { "owner/busy", who, (enum gpu_class) (i % 3),
-                                         10 + i % 100, i, true };
+            struct gpu_lease_req req = { "owner/busy", who, (enum gpu_class)(i % 3),
+                                         10 + i % 100, i,   true };
             struct gpu_answer a;
 
             (void) snprintf(who, sizeof(who), "ip:10.1.%u.%u", i / 256, i % 256);
@@ -296,8 +297,22 @@ fail:
 
 int main(int argc, char **argv)
 {
-    enum { OPT_GPUS = 256, OPT_POLICY, OPT_MAXDUR, OPT_CONC, OPT_QTIMEOUT, OPT_QUOTA, OPT_JSON,
-           OPT_INV, OPT_BACKEND, OPT_FAKE, OPT_DEVDIR, OPT_BENCH, OPT_HELP, OPT_VERSION };
+    enum {
+        OPT_GPUS = 256,
+        OPT_POLICY,
+        OPT_MAXDUR,
+        OPT_CONC,
+        OPT_QTIMEOUT,
+        OPT_QUOTA,
+        OPT_JSON,
+        OPT_INV,
+        OPT_BACKEND,
+        OPT_FAKE,
+        OPT_DEVDIR,
+        OPT_BENCH,
+        OPT_HELP,
+        OPT_VERSION
+    };
     static const struct option long_opts[] = {
         { "gpus", required_argument, NULL, OPT_GPUS },
         { "policy", required_argument, NULL, OPT_POLICY },

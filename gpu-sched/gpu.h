@@ -146,9 +146,9 @@ int gpu_devcg_v1_deny(const char *cgroup_dir, const struct gpu_node *nodes, size
 
 /* One device-cgroup rule for cgroup v2 (eBPF). */
 struct gpu_dev_rule {
-    char type;           /* 'c', 'b' or 'a' (any) */
-    int major, minor;    /* -1: any */
-    unsigned access;     /* GPU_DEV_READ | GPU_DEV_WRITE | GPU_DEV_MKNOD */
+    char type;        /* 'c', 'b' or 'a' (any) */
+    int major, minor; /* -1: any */
+    unsigned access;  /* GPU_DEV_READ | GPU_DEV_WRITE | GPU_DEV_MKNOD */
 };
 enum {
     GPU_DEV_MKNOD = 1u << 0, /* the kernel's BPF_DEVCG_ACC_* values */

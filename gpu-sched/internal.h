@@ -8,7 +8,8 @@
 /* A backend fills @inv (already zeroed, backend name set) with units. */
 struct gpu__backend {
     const char *name;
-    bool isolate; /* probe in a child process (vendor libraries: their fds and threads stay there) */
+    bool
+        isolate; /* probe in a child process (vendor libraries: their fds and threads stay there) */
     int (*probe)(const struct gpu_config *cfg, struct gpu_inventory *inv, struct rt_err *err);
 };
 
@@ -35,9 +36,9 @@ struct gpu__fake_entry {
     unsigned count;
     char kind[GPU_KIND_MAX];
     uint64_t memory;
-    unsigned mig_count;      /* 0: no MIG */
-    char mig_profile[24];    /* "3g.40gb" */
-    uint64_t mig_memory;     /* parsed from the profile */
+    unsigned mig_count;   /* 0: no MIG */
+    char mig_profile[24]; /* "3g.40gb" */
+    uint64_t mig_memory;  /* parsed from the profile */
 };
 
 #define GPU__FAKE_ENTRIES_MAX 16
@@ -79,8 +80,8 @@ void gpu__quota_done(struct gpu__quota *q);
 
 /* The record for @space/@identity (the key is the identity, or "space:" + @space);
  * NULL when absent and !@create, or on ENOMEM.  Rolls the window when it ended. */
-struct gpu__quota_rec *gpu__quota_get(struct gpu__quota *q, const char *space,
-                                      const char *identity, bool create, uint64_t now_ms);
+struct gpu__quota_rec *gpu__quota_get(struct gpu__quota *q, const char *space, const char *identity,
+                                      bool create, uint64_t now_ms);
 
 /* Milliseconds left of @limit_s (may be negative); INT64_MAX when @limit_s is 0. */
 int64_t gpu__quota_left_ms(const struct gpu__quota_rec *r, uint32_t limit_s);

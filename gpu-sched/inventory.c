@@ -223,9 +223,8 @@ size_t gpu_inventory_json(const struct gpu_inventory *inv, char *buf, size_t len
         for (size_t k = 0; k < u->n_nodes; k++) {
             jput(&j, "%s{\"path\":", k ? "," : "");
             jstr(&j, u->nodes[k].path);
-            jput(&j, ",\"major\":%u,\"minor\":%u,\"shared\":%s,\"optional\":%s}",
-                 u->nodes[k].major, u->nodes[k].minor,
-                 u->nodes[k].flags & GPU_NODE_SHARED ? "true" : "false",
+            jput(&j, ",\"major\":%u,\"minor\":%u,\"shared\":%s,\"optional\":%s}", u->nodes[k].major,
+                 u->nodes[k].minor, u->nodes[k].flags & GPU_NODE_SHARED ? "true" : "false",
                  u->nodes[k].flags & GPU_NODE_OPTIONAL ? "true" : "false");
         }
         jput(&j, "]}");

@@ -24,6 +24,7 @@ struct slot {
     struct ticket *lease; /* NULL when free */
     char last_space[GPU_ID_MAX];
     bool last_clean; /* the last lease ended by /release without fail */
+    pid_t last_pid;  /* its worker, which the client keeps alive for reuse */
 };
 
 struct gpu_sched {
@@ -56,7 +57,7 @@ int gpu_class_from_name(const char *name)
 
 void gpu_sched_config_default(struct gpu_sched_config *cfg)
 {
-    *cfg = (struct gpu_sched_config) {
+    *cfg = (struct gpu_sched_config){
         .policy = GPU_POLICY_PRIORITY,
         .default_duration_s = 60,
         .max_duration_s = 300,
@@ -165,6 +166,10 @@ static void grant(struct gpu_sched *s, struct ticket *t, size_t slot, uint64_t n
     t->info.nvidia_index = sl->slot.nvidia_index;
     memcpy(t->info.uuid, sl->slot.uuid, sizeof(t->info.uuid));
     t->info.idle = sl->last_clean && strcmp(sl->last_space, t->info.space) == 0;
+    /* Device cgroups check at open() only: a kept worker's open fds outlive any
+     * deny, so the only way to take the unit from it is to end it. */
+    t->info.evict_pid = t->info.idle ? 0 : sl->last_pid;
+    sl->last_pid = 0;
     t->info.granted_ms = now_ms;
     t->info.deadline_ms = now_ms + t->duration_ms;
     sl->lease = t;
@@ -211,6 +216,7 @@ static void end_lease(struct gpu_sched *s, struct ticket *t, enum gpu_end why, u
     gpu__quota_settle(t->quota, t->duration_ms, used);
     memcpy(sl->last_space, t->info.space, sizeof(sl->last_space));
     sl->last_clean = why == GPU_END_RELEASED;
+    sl->last_pid = t->info.pid;
     sl->lease = NULL;
     if (ret_charged_ms)
         *ret_charged_ms = used;
@@ -225,7 +231,8 @@ static uint64_t penalty_ms(const struct gpu_sched *s, const struct gpu_lease_req
 
     if (c->policy == GPU_POLICY_FIFO)
         return 0;
-    p = duration_ms * c->duration_penalty_pct / 100 + (uint64_t) c->class_penalty_s[req->cls] * 1000;
+    p = duration_ms * c->duration_penalty_pct / 100 +
+        (uint64_t) c->class_penalty_s[req->cls] * 1000;
     if (quota) {
         uint64_t q = (uint64_t) quota * 1000;
         uint64_t used = left_ms >= (int64_t) q ? 0 : left_ms <= 0 ? q : q - (uint64_t) left_ms;
@@ -316,9 +323,10 @@ int gpu_sched_request(struct gpu_sched *s, const struct gpu_lease_req *req, uint
     }
     if (quota && (int64_t) duration * 1000 > left_ms) {
         ret->verdict = GPU_QUOTA;
-        ret->wait_s = q->window ? ceil_s((int64_t) (q->window_start_ms + s->quota.period_ms) -
-                                         (int64_t) now_ms)
-                                : (int64_t) (s->quota.period_ms / 1000);
+        ret->wait_s =
+            q->window
+                ? ceil_s((int64_t) (q->window_start_ms + s->quota.period_ms) - (int64_t) now_ms)
+                : (int64_t) (s->quota.period_ms / 1000);
         return 0;
     }
     slot = space_at_cap(s, req->space) ? -1 : pick_slot(s, req->space);
@@ -529,8 +537,7 @@ size_t gpu_sched_queue_len(const struct gpu_sched *s)
 }
 
 void gpu_sched_quota(struct gpu_sched *s, const char *space, const char *identity,
-                     enum gpu_class cls, uint64_t now_ms, int64_t *ret_left_s,
-                     int64_t *ret_reset_s)
+                     enum gpu_class cls, uint64_t now_ms, int64_t *ret_left_s, int64_t *ret_reset_s)
 {
     struct gpu__quota_rec *q = gpu__quota_get(&s->quota, space, identity, false, now_ms);
     uint32_t quota = (unsigned) cls < _GPU_CLASS_MAX ? s->cfg.quota_s[cls] : 0;
@@ -539,10 +546,10 @@ void gpu_sched_quota(struct gpu_sched *s, const char *space, const char *identit
     if (ret_left_s)
         *ret_left_s = quota ? (left > 0 ? left / 1000 : 0) : INT32_MAX;
     if (ret_reset_s)
-        *ret_reset_s = q && q->window ? ceil_s((int64_t) (q->window_start_ms +
-                                                          s->quota.period_ms) -
-                                               (int64_t) now_ms)
-                                      : 0;
+        *ret_reset_s =
+            q && q->window
+                ? ceil_s((int64_t) (q->window_start_ms + s->quota.period_ms) - (int64_t) now_ms)
+                : 0;
 }
 
 size_t gpu_sched_list(const struct gpu_sched *s, struct gpu_lease_info *out, size_t cap)

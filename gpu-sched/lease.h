@@ -33,11 +33,11 @@ enum gpu_policy {
 
 struct gpu_sched_config {
     enum gpu_policy policy;
-    uint32_t default_duration_s; /* when a request declares 0 (the spaces package: 60) */
-    uint32_t max_duration_s;     /* tier maximum; a longer request is refused (429, wait -1) */
-    uint32_t space_concurrency;  /* leases one Space may hold at once, 0 = no cap */
-    uint32_t queue_max;          /* waiting requests at most; beyond it: 503 */
-    uint32_t queue_timeout_s;    /* a request waiting this long is dropped (0 = never) */
+    uint32_t default_duration_s;      /* when a request declares 0 (the spaces package: 60) */
+    uint32_t max_duration_s;          /* tier maximum; a longer request is refused (429, wait -1) */
+    uint32_t space_concurrency;       /* leases one Space may hold at once, 0 = no cap */
+    uint32_t queue_max;               /* waiting requests at most; beyond it: 503 */
+    uint32_t queue_timeout_s;         /* a request waiting this long is dropped (0 = never) */
     uint32_t quota_s[_GPU_CLASS_MAX]; /* daily GPU-seconds per identity; 0 = unlimited */
     uint32_t quota_period_s;          /* window length; it starts at an identity's first use */
     /* Priority (GPU_POLICY_PRIORITY): a request's queue key is its arrival time plus a
@@ -54,7 +54,8 @@ void gpu_sched_config_default(struct gpu_sched_config *cfg);
 
 /* One GPU unit the pool leases out. */
 struct gpu_slot {
-    unsigned nvidia_index; /* ZeroGPU nvidiaIndex: unique per slot (the client keys workers by it) */
+    unsigned
+        nvidia_index; /* ZeroGPU nvidiaIndex: unique per slot (the client keys workers by it) */
     char uuid[GPU_UUID_MAX];
 };
 
@@ -93,7 +94,7 @@ struct gpu_lease_info {
     char identity[GPU_ID_MAX];
     enum gpu_class cls;
     uint64_t task_id;
-    uint32_t duration_s;   /* declared, after default and cap */
+    uint32_t duration_s; /* declared, after default and cap */
     uint64_t arrival_ms;
     bool granted;
     unsigned slot;         /* granted: index into the pool */
@@ -104,6 +105,9 @@ struct gpu_lease_info {
     uint64_t granted_ms;  /* granted */
     uint64_t deadline_ms; /* granted: granted_ms + duration */
     pid_t pid;            /* 0 until /allow */
+    pid_t evict_pid;      /* granted: the worker the unit's previous lease left behind
+                             (another Space's, or after a failure), or 0.  It still holds
+                             the device open: kill it before answering the grant. */
 };
 
 struct gpu_answer {

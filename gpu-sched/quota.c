@@ -73,8 +73,8 @@ static void roll(const struct gpu__quota *q, struct gpu__quota_rec *r, uint64_t 
     r->window_start_ms = now_ms;
 }
 
-struct gpu__quota_rec *gpu__quota_get(struct gpu__quota *q, const char *space,
-                                      const char *identity, bool create, uint64_t now_ms)
+struct gpu__quota_rec *gpu__quota_get(struct gpu__quota *q, const char *space, const char *identity,
+                                      bool create, uint64_t now_ms)
 {
     char key[sizeof(((struct gpu__quota_rec *) 0)->key)];
     struct gpu__quota_rec *r;

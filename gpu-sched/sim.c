@@ -90,7 +90,8 @@ int gpu_trace_parse(FILE *f, const char *name, struct gpu_trace *ret, struct rt_
         }
         r = &t.reqs[t.n];
         memset(r, 0, sizeof(*r));
-        if (field(&p, arrival, sizeof(arrival)) != 1 || field(&p, r->space, sizeof(r->space)) != 1 ||
+        if (field(&p, arrival, sizeof(arrival)) != 1 ||
+            field(&p, r->space, sizeof(r->space)) != 1 ||
             field(&p, r->visitor, sizeof(r->visitor)) != 1 || field(&p, cls, sizeof(cls)) != 1 ||
             field(&p, declared, sizeof(declared)) != 1 || field(&p, actual, sizeof(actual)) != 0) {
             gpu_trace_done(&t);
@@ -143,7 +144,7 @@ static void heap_push(struct sim *m, uint64_t at, uint64_t id)
 {
     size_t i = m->n_heap++;
 
-    m->heap[i] = (struct end_event) { at, id };
+    m->heap[i] = (struct end_event){ at, id };
     while (i && m->heap[(i - 1) / 2].at_ms > m->heap[i].at_ms) {
         struct end_event tmp = m->heap[i];
 
@@ -351,8 +352,9 @@ int gpu_sim_run(const struct gpu_trace *t, const struct gpu_sched_config *cfg, u
             gpu_sched_tick(s, at);
         while (next < t->n && ms(t->reqs[next].arrival_s) <= at) {
             const struct gpu_sim_req *q = &t->reqs[next];
-            struct gpu_lease_req req = { q->space, q->visitor[0] ? q->visitor : NULL, q->cls,
-                                         q->declared_s, next, true };
+            struct gpu_lease_req req = { q->space, q->visitor[0] ? q->visitor : NULL,
+                                         q->cls,   q->declared_s,
+                                         next,     true };
             struct gpu_answer a;
             struct gpu_sim_stats *st = &res.cls[q->cls];
 

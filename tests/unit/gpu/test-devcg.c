@@ -139,7 +139,7 @@ static void test_v2(void)
     cg = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     ok(cg >= 0, "open the cgroup");
     /* Only /dev/null (c 1:3) read-write. */
-    rules[0] = (struct gpu_dev_rule) { 'c', 1, 3, GPU_DEV_READ | GPU_DEV_WRITE };
+    rules[0] = (struct gpu_dev_rule){ 'c', 1, 3, GPU_DEV_READ | GPU_DEV_WRITE };
     prog = gpu_devcg_v2_attach(cg, rules, 1, -1, &err);
     if (prog == -EPERM || prog == -ENOSYS) {
         ok(1, "# skip bpf not permitted here: %s", err.msg);
@@ -148,12 +148,12 @@ static void test_v2(void)
         ok(prog < 0 || (fcntl(prog, F_GETFD) & FD_CLOEXEC), "program fd is close-on-exec");
         is_int(probe_child(procs), 1, "v2 child: /dev/null opens, /dev/zero is refused");
         /* Replace atomically: now /dev/zero read-only too, /dev/null no more. */
-        rules[0] = (struct gpu_dev_rule) { 'c', 1, 5, GPU_DEV_READ };
+        rules[0] = (struct gpu_dev_rule){ 'c', 1, 5, GPU_DEV_READ };
         prog2 = gpu_devcg_v2_attach(cg, rules, 1, prog, &err);
         ok(prog2 >= 0, "replace: %s", prog2 < 0 ? err.msg : "ok");
         is_int(probe_child(procs), 2, "after replace: /dev/zero opens, /dev/null is refused");
         /* A wildcard rule: any char device of major 1, any access. */
-        rules[0] = (struct gpu_dev_rule) { 'c', 1, -1, 7 };
+        rules[0] = (struct gpu_dev_rule){ 'c', 1, -1, 7 };
         {
             int p3 = gpu_devcg_v2_attach(cg, rules, 1, prog2, &err);
 
@@ -162,7 +162,7 @@ static void test_v2(void)
             p3 = rt_close(p3);
         }
     }
-    rules[0] = (struct gpu_dev_rule) { 'x', 1, 3, 7 };
+    rules[0] = (struct gpu_dev_rule){ 'x', 1, 3, 7 };
     is_int(gpu_devcg_v2_attach(cg, rules, 1, -1, &err), -EINVAL, "bad rule type refused");
     ok(rmdir(dir) == 0, "temp cgroup removed: %s", strerror(errno));
 }

@@ -84,8 +84,16 @@ static void test_fake_synthetic(void)
 static void test_fake_bad_specs(void)
 {
     static const char *const bad[] = {
-        "", "a10g:24G", "0xa10g:24G", "2xA10G:24G", "2xa10g:lots", "1xa100:80G:mig=9x3g.40gb",
-        "1xa100:80G:mig=3x3g.40gb", "1xa100:80G:mig=1xbogus", "65xa10g:1G", "2xa10g",
+        "",
+        "a10g:24G",
+        "0xa10g:24G",
+        "2xA10G:24G",
+        "2xa10g:lots",
+        "1xa100:80G:mig=9x3g.40gb",
+        "1xa100:80G:mig=3x3g.40gb",
+        "1xa100:80G:mig=1xbogus",
+        "65xa10g:1G",
+        "2xa10g",
     };
 
     for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
@@ -104,7 +112,8 @@ static void test_fake_bad_specs(void)
 static void test_fake_nodes(void)
 {
     char dir[] = "/tmp/gpu-fake-XXXXXX", path[512];
-    struct gpu_config cfg = { .backend = "fake", .fake_spec = "1xt4:16G,1xa100:80G:mig=1x3g.40gb",
+    struct gpu_config cfg = { .backend = "fake",
+                              .fake_spec = "1xt4:16G,1xa100:80G:mig=1x3g.40gb",
                               .fake_dev_dir = dir };
     struct gpu_inventory *inv = NULL;
     struct rt_err err = { 0 };
@@ -158,9 +167,13 @@ static void test_fake_nodes(void)
         (void) snprintf(cmd, sizeof(cmd), "%s/nvidia-caps", dir);
         /* Tidy: the nodes, the caps dir, the dir. */
         for (int pass = 0; pass < 2; pass++) {
-            static const char *const names[] = { "nvidia0", "nvidia1", "nvidiactl",
-                                                 "nvidia-modeset", "nvidia-uvm",
-                                                 "nvidia-uvm-tools", "nvidia-caps/nvidia-cap17",
+            static const char *const names[] = { "nvidia0",
+                                                 "nvidia1",
+                                                 "nvidiactl",
+                                                 "nvidia-modeset",
+                                                 "nvidia-uvm",
+                                                 "nvidia-uvm-tools",
+                                                 "nvidia-caps/nvidia-cap17",
                                                  "nvidia-caps/nvidia-cap18" };
             for (size_t i = 0; pass == 0 && i < ARRAY_SIZE(names); i++) {
                 (void) snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
@@ -242,9 +255,9 @@ static void test_proc_parsers(void)
     fd = rt_close(fd);
     fd = mkstemp(minors);
     fd = rt_close(fd);
-    ok(write_file(devices, "Character devices:\n  1 mem\n195 nvidia-frontend\n"
-                           "235 nvidia-caps\n511 nvidia-uvm\n\nBlock devices:\n 44 nvidia-uvm\n") ==
-           0,
+    ok(write_file(devices,
+                  "Character devices:\n  1 mem\n195 nvidia-frontend\n"
+                  "235 nvidia-caps\n511 nvidia-uvm\n\nBlock devices:\n 44 nvidia-uvm\n") == 0,
        "write devices");
     is_int(gpu__proc_devices_major(devices, "nvidia-uvm", &v), 0, "uvm major found");
     is_int(v, 511, "uvm major is the character one");

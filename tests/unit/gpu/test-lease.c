@@ -8,7 +8,7 @@
 #include "cleanup.h"
 #include "gpu-sched/lease.h"
 
-#define S(x) ((uint64_t) (x) * 1000) /* seconds to ms */
+#define S(x) ((uint64_t) (x) *1000) /* seconds to ms */
 
 struct events {
     unsigned grants, ends;
@@ -44,7 +44,10 @@ static void on_end(void *ud, const struct gpu_lease_info *l, enum gpu_end why)
 static struct gpu_sched *make(struct gpu_sched_config *cfg, size_t slots, struct events *e)
 {
     struct gpu_slot sl[4] = {
-        { 0, "MIG-a" }, { 1, "MIG-b" }, { 2, "MIG-c" }, { 3, "MIG-d" },
+        { 0, "MIG-a" },
+        { 1, "MIG-b" },
+        { 2, "MIG-c" },
+        { 3, "MIG-d" },
     };
     struct gpu_sched_events ev = { on_grant, on_end, e };
     struct gpu_sched *s = NULL;
@@ -74,7 +77,7 @@ static struct gpu_answer ask(struct gpu_sched *s, const char *space, const char 
 static void test_grant_and_charge(void)
 {
     struct gpu_sched_config cfg;
-    struct events e;
+    struct events e = { 0 };
     struct gpu_sched *s;
     struct gpu_answer a;
     struct gpu_lease_info info;
@@ -118,6 +121,7 @@ static void test_grant_and_charge(void)
     ok(!used, "never allowed: used=false (204)");
     a = ask(s, "alice/sd", "user:bob", GPU_CLASS_USER, 30, S(1022));
     ok(a.verdict == GPU_GRANTED && !a.lease.idle, "after a failure the worker is not reused");
+    is_int(a.lease.evict_pid, 0, "that lease never had a worker: nothing to evict");
     /* The quota resets when the period ends. */
     gpu_sched_quota(s, "alice/sd", "user:bob", GPU_CLASS_USER, S(1000 + 86400), &left, &reset);
     is_int(left, 270, "the running lease's 30 s stay reserved across the reset");
@@ -129,10 +133,39 @@ static void test_grant_and_charge(void)
     gpu_sched_free(s);
 }
 
+/* A kept worker holds the device open; the unit may go to another Space only
+ * after that worker is killed. */
+static void test_evict(void)
+{
+    struct gpu_sched_config cfg;
+    struct events e = { 0 };
+    struct gpu_sched *s;
+    struct gpu_answer a;
+
+    gpu_sched_config_default(&cfg);
+    s = make(&cfg, 1, &e);
+    if (!s)
+        return;
+    a = ask(s, "a/a", "user:1", GPU_CLASS_USER, 30, S(0));
+    (void) gpu_sched_allow(s, a.lease.id, 700, NULL);
+    (void) gpu_sched_release(s, a.lease.id, false, S(5), NULL, NULL);
+    a = ask(s, "a/a", "user:1", GPU_CLASS_USER, 30, S(6));
+    ok(a.lease.idle && a.lease.evict_pid == 0, "same Space: reuse worker 700, evict nothing");
+    (void) gpu_sched_allow(s, a.lease.id, 700, NULL);
+    (void) gpu_sched_release(s, a.lease.id, false, S(7), NULL, NULL);
+    a = ask(s, "b/b", "user:2", GPU_CLASS_USER, 30, S(8));
+    ok(!a.lease.idle, "another Space: not idle");
+    is_int(a.lease.evict_pid, 700, "the previous Space's kept worker must be killed first");
+    (void) gpu_sched_release(s, a.lease.id, false, S(9), NULL, NULL);
+    a = ask(s, "a/a", "user:1", GPU_CLASS_USER, 30, S(10));
+    is_int(a.lease.evict_pid, 0, "evicted once, never reported again");
+    gpu_sched_free(s);
+}
+
 static void test_quota_refusals(void)
 {
     struct gpu_sched_config cfg;
-    struct events e;
+    struct events e = { 0 };
     struct gpu_sched *s;
     struct gpu_answer a;
 
@@ -176,7 +209,7 @@ static void test_quota_refusals(void)
 static void test_queue_order(enum gpu_policy policy)
 {
     struct gpu_sched_config cfg;
-    struct events e;
+    struct events e = { 0 };
     struct gpu_sched *s;
     struct gpu_answer a, longer, shorter, pro;
 
@@ -220,7 +253,7 @@ static void test_queue_order(enum gpu_policy policy)
 static void test_quota_priority(void)
 {
     struct gpu_sched_config cfg;
-    struct events e;
+    struct events e = { 0 };
     struct gpu_sched *s;
     struct gpu_answer a, rich, poor;
 
@@ -245,7 +278,7 @@ static void test_quota_priority(void)
 static void test_aging(void)
 {
     struct gpu_sched_config cfg;
-    struct events e;
+    struct events e = { 0 };
     struct gpu_sched *s;
     struct gpu_answer longreq;
     uint64_t t = 0, granted_at = 0;
@@ -291,7 +324,7 @@ static void test_aging(void)
 static void test_expiry(void)
 {
     struct gpu_sched_config cfg;
-    struct events e;
+    struct events e = { 0 };
     struct gpu_sched *s;
     struct gpu_answer a, b;
     int64_t left;
@@ -323,7 +356,7 @@ static void test_expiry(void)
 static void test_space_cap(void)
 {
     struct gpu_sched_config cfg;
-    struct events e;
+    struct events e = { 0 };
     struct gpu_sched *s;
     struct gpu_answer a1, a2, b;
 
@@ -347,7 +380,7 @@ static void test_space_cap(void)
 static void test_crash_and_space_stop(void)
 {
     struct gpu_sched_config cfg;
-    struct events e;
+    struct events e = { 0 };
     struct gpu_sched *s;
     struct gpu_answer a, b, c;
     int64_t left;
@@ -378,7 +411,7 @@ static void test_crash_and_space_stop(void)
 static void test_none_free_and_timeout(void)
 {
     struct gpu_sched_config cfg;
-    struct events e;
+    struct events e = { 0 };
     struct gpu_sched *s;
     struct gpu_answer a;
     struct gpu_lease_req req = { "a/a", "user:z", GPU_CLASS_USER, 10, 1, false };
@@ -420,6 +453,7 @@ int main(void)
 {
     tap_start();
     test_grant_and_charge();
+    test_evict();
     test_quota_refusals();
     test_queue_order(GPU_POLICY_PRIORITY);
     test_queue_order(GPU_POLICY_FIFO);

@@ -26,13 +26,15 @@ static void test_parse(void)
     static const struct {
         const char *text, *msg;
     } bad[] = {
-        { "1,a/b,ip:1,anon,60\n", "trace:1: expected arrival_s,space,visitor,class,declared_s,actual_s" },
+        { "1,a/b,ip:1,anon,60\n",
+          "trace:1: expected arrival_s,space,visitor,class,declared_s,actual_s" },
         { "# c\n1,a/b,ip:1,vip,60,1\n", "trace:2: bad value (class: anonymous, user or pro)" },
         { "x,a/b,ip:1,user,60,1\n", "trace:1: bad value (class: anonymous, user or pro)" },
         { "1,a/b,ip:1,user,60.5,1\n", "trace:1: bad value (class: anonymous, user or pro)" },
         { "1,,ip:1,user,60,1\n", "trace:1: bad value (class: anonymous, user or pro)" },
         { "-1,a/b,ip:1,user,60,1\n", "trace:1: bad value (class: anonymous, user or pro)" },
-        { "1,a/b,ip:1,user,60,1,extra\n", "trace:1: expected arrival_s,space,visitor,class,declared_s,actual_s" },
+        { "1,a/b,ip:1,user,60,1,extra\n",
+          "trace:1: expected arrival_s,space,visitor,class,declared_s,actual_s" },
     };
 
     is_int(parse("# comment\narrival_s,space,visitor,class,declared_s,actual_s\n"
