@@ -996,3 +996,81 @@ void rt_conf_done(const struct rt_conf_key *keys, size_t n_keys, void *obj)
         }
     }
 }
+
+/* --- docs --------------------------------------------------------------------------- */
+
+static void describe_type(const struct rt_conf_key *k, char *buf, size_t size)
+{
+    char list[400], lo[32], hi[32];
+
+    switch (k->type) {
+    case RT_CONF_STR:
+        if (k->names)
+            (void) snprintf(buf, size, "one of %s", format_names(k->names, list, sizeof(list)));
+        else
+            (void) snprintf(buf, size, "string");
+        break;
+    case RT_CONF_BOOL:
+        (void) snprintf(buf, size, "true or false");
+        break;
+    case RT_CONF_INT:
+        if (k->min || k->max)
+            (void) snprintf(buf, size, "integer in %" PRId64 "..%" PRId64, k->min, k->max);
+        else
+            (void) snprintf(buf, size, "integer");
+        break;
+    case RT_CONF_ENUM:
+        (void) snprintf(buf, size, "one of %s", format_names(k->names, list, sizeof(list)));
+        break;
+    case RT_CONF_DURATION:
+        (void) snprintf(buf, size, "duration in %s..%s",
+                        format_duration((uint64_t) k->min, lo, sizeof(lo)),
+                        format_duration((uint64_t) k->max, hi, sizeof(hi)));
+        break;
+    case RT_CONF_STRV:
+        if (k->names)
+            (void) snprintf(buf, size, "list of: %s", format_names(k->names, list, sizeof(list)));
+        else
+            (void) snprintf(buf, size, "list of strings (at most %zu)", max_items(k));
+        break;
+    case RT_CONF_STRMAP:
+        (void) snprintf(buf, size, "mapping of strings (at most %zu)", max_items(k));
+        break;
+    case RT_CONF_LIST:
+        (void) snprintf(buf, size, "list of mappings (at most %zu)", max_items(k));
+        break;
+    default:
+        (void) snprintf(buf, size, "see notes");
+        break;
+    }
+}
+
+static int describe(const struct rt_conf_key *keys, size_t n_keys, const char *prefix, FILE *out)
+{
+    for (size_t i = 0; i < n_keys; i++) {
+        const struct rt_conf_key *k = &keys[i];
+        char type[512], sub[300];
+
+        describe_type(k, type, sizeof(type));
+        if (fprintf(out, "| `%s%s` | %s | %s | %s%s |\n", prefix, k->name, type,
+                    k->def ? k->def : (k->required ? "required" : "-"),
+                    k->deprecated ? "deprecated: " : "", k->doc ? k->doc : "") < 0)
+            return -EIO;
+        if (k->type == RT_CONF_LIST) {
+            int r;
+
+            (void) snprintf(sub, sizeof(sub), "%s%s[].", prefix, k->name);
+            r = describe(k->sub, k->n_sub, sub, out);
+            if (r < 0)
+                return r;
+        }
+    }
+    return 0;
+}
+
+int rt_conf_describe(const struct rt_conf_key *keys, size_t n_keys, FILE *out)
+{
+    if (fprintf(out, "| key | type | default | notes |\n|---|---|---|---|\n") < 0)
+        return -EIO;
+    return describe(keys, n_keys, "", out);
+}

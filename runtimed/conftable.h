@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "error.h"
 
@@ -184,6 +185,10 @@ int rt_conf_bind(const struct rt_conf_key *keys, size_t n_keys, const struct rt_
 
 /* Frees what rt_conf_bind() allocated in @obj and zeroes those fields. */
 void rt_conf_done(const struct rt_conf_key *keys, size_t n_keys, void *obj);
+
+/* Writes the table as Markdown rows "| `key` | type | default | notes |" (the docs and
+ * `config show` come from the same table as the parser).  Returns 0 or -errno. */
+int rt_conf_describe(const struct rt_conf_key *keys, size_t n_keys, FILE *out);
 
 /* Parses one scalar as key @k would (for custom parsers reusing the table's types). */
 int rt_conf_set(const struct rt_conf_key *k, const struct rt_ynode *v, void *obj,

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "conftable.h"
 #include "error.h"
@@ -119,6 +120,9 @@ int rt_spaceconfig_parse(const char *readme, size_t len, struct rt_spaceconfig *
 
 void rt_spaceconfig_free(struct rt_spaceconfig *cfg);
 void rt_spaceconfig_freep(struct rt_spaceconfig **cfg);
+
+/* Writes every README key as a Markdown table (from the parser's own table). */
+int rt_spaceconfig_describe(FILE *out);
 
 const char *rt_sdk_name(int sdk);
 /* Returns the enum rt_sdk for @name, or -1. */

@@ -117,13 +117,18 @@ static const char *check_name(const char *s)
 #define S(field) offsetof(struct rt_tpl_step, field)
 
 static const struct rt_conf_key step_keys[] = {
-    { "name", RT_CONF_STR, S(name), .required = true, .max_len = 64, .check = check_name },
+    { "name", RT_CONF_STR, S(name), .required = true, .max_len = 64, .check = check_name,
+      .doc = "the step's name, shown in build logs" },
     { "run", RT_CONF_STRV, S(run), .required = true, .max_items = 64, .check = check_placeholders,
       .doc = "the command, a list of arguments" },
-    { "if_exists", RT_CONF_STR, S(if_exists), .check = check_repo_file },
-    { "if_set", RT_CONF_STR, S(if_set), .check = check_placeholder_name },
-    { "unless_set", RT_CONF_STR, S(unless_set), .check = check_placeholder_name },
-    { "root", RT_CONF_BOOL, S(root), .def = "false" },
+    { "if_exists", RT_CONF_STR, S(if_exists), .check = check_repo_file,
+      .doc = "run only when the repo has this file" },
+    { "if_set", RT_CONF_STR, S(if_set), .check = check_placeholder_name,
+      .doc = "run only when this placeholder is not empty" },
+    { "unless_set", RT_CONF_STR, S(unless_set), .check = check_placeholder_name,
+      .doc = "run only when this placeholder is empty" },
+    { "root", RT_CONF_BOOL, S(root), .def = "false",
+      .doc = "run as root in the build sandbox (apt-get)" },
 };
 
 #undef S
@@ -132,30 +137,55 @@ static const struct rt_conf_key step_keys[] = {
 static const struct rt_conf_key template_keys[] = {
     { "sdk", RT_CONF_STR, T(sdk), .required = true, .max_len = 64, .check = check_name,
       .doc = "the SDK name, the same as the file's name" },
-    { "supported", RT_CONF_BOOL, T(supported), .def = "true" },
-    { "reason", RT_CONF_STR, T(reason), .max_len = 256 },
+    { "supported", RT_CONF_BOOL, T(supported), .def = "true",
+      .doc = "false: the SDK is known but not built yet" },
+    { "reason", RT_CONF_STR, T(reason), .max_len = 256, .doc = "why not, when supported is false" },
     { "base.image", RT_CONF_STR, T(base_image), .required = true, .max_len = 256,
-      .check = check_placeholders },
-    { "base.python", RT_CONF_STR, T(base_python), .max_len = 64, .check = check_placeholders },
-    { "base.packages", RT_CONF_STRV, T(base_packages), .max_len = 64, .check = check_name },
+      .check = check_placeholders, .doc = "the base root filesystem" },
+    { "base.python", RT_CONF_STR, T(base_python), .max_len = 64, .check = check_placeholders,
+      .doc = "the Python version the base needs" },
+    { "base.packages", RT_CONF_STRV, T(base_packages), .max_len = 64, .check = check_name,
+      .doc = "Debian packages the base must have" },
     { "build.steps", RT_CONF_LIST, T(build_steps), .max_items = 32, .sub = step_keys,
-      .n_sub = ARRAY_SIZE(step_keys), .item_size = sizeof(struct rt_tpl_step) },
-    { "run.command", RT_CONF_STRV, T(run_command), .max_items = 64, .check = check_placeholders },
-    { "run.port", RT_CONF_INT, T(run_port), .required = true, .min = 1, .max = 65535 },
-    { "run.use_app_port", RT_CONF_BOOL, T(run_use_app_port), .def = "false" },
-    { "run.workdir", RT_CONF_STR, T(run_workdir), .def = "/home/user/app",
-      .check = check_abs_path },
-    { "run.uid", RT_CONF_INT, T(run_uid), .def = "1000", .min = 1, .max = 65535 },
+      .n_sub = ARRAY_SIZE(step_keys), .item_size = sizeof(struct rt_tpl_step),
+      .doc = "in order; each one command" },
+    { "run.command", RT_CONF_STRV, T(run_command), .max_items = 64, .check = check_placeholders,
+      .doc = "the app, a list of arguments" },
+    { "run.port", RT_CONF_INT, T(run_port), .required = true, .min = 1, .max = 65535,
+      .doc = "the port the app listens on" },
+    { "run.use_app_port", RT_CONF_BOOL, T(run_use_app_port), .def = "false",
+      .doc = "take the port from the README's app_port" },
+    { "run.workdir", RT_CONF_STR, T(run_workdir), .def = "/home/user/app", .check = check_abs_path,
+      .doc = "where the repo is checked out, absolute" },
+    { "run.uid", RT_CONF_INT, T(run_uid), .def = "1000", .min = 1, .max = 65535,
+      .doc = "the user the app runs as, inside" },
     { "run.env", RT_CONF_STRMAP, T(run_env), .max_items = 128, .check_key = check_env_name,
-      .check = check_placeholders },
-    { "health.path", RT_CONF_STR, T(health_path), .def = "/", .check = check_url_path },
+      .check = check_placeholders, .doc = "the environment, NAME: value" },
+    { "health.path", RT_CONF_STR, T(health_path), .def = "/", .check = check_url_path,
+      .doc = "HTTP path probed until the app answers" },
     { "health.interval", RT_CONF_DURATION, T(health_interval_ms), .def = "2s", .min = 100,
-      .max = 60 * 1000 },
+      .max = 60 * 1000, .doc = "time between probes" },
     { "health.timeout", RT_CONF_DURATION, T(health_timeout_ms), .def = "5s", .min = 100,
-      .max = 60 * 1000 },
+      .max = 60 * 1000, .doc = "time one probe may take" },
 };
 
 #undef T
+
+int rt_template_describe(FILE *out)
+{
+    int r = rt_conf_describe(template_keys, ARRAY_SIZE(template_keys), out);
+
+    if (r < 0)
+        return r;
+    if (fprintf(out, "\n| placeholder | given by | value |\n|---|---|---|\n") < 0)
+        return -EIO;
+    for (size_t i = 0; i < rt_template_n_placeholders; i++)
+        if (fprintf(out, "| `${%s}` | %s | %s |\n", rt_template_placeholders[i].name,
+                    rt_template_placeholders[i].runtime ? "the runtime" : "the Space",
+                    rt_template_placeholders[i].doc) < 0)
+            return -EIO;
+    return 0;
+}
 
 /* --- one template ------------------------------------------------------------------- */
 

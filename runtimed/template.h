@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "conftable.h"
 #include "error.h"
@@ -68,6 +69,9 @@ extern const size_t rt_template_n_placeholders;
 int rt_template_parse(const char *file, const char *buf, size_t len, struct rt_template **ret,
                       struct rt_err *err);
 void rt_template_free(struct rt_template *t);
+
+/* Writes every template key as a Markdown table, then the placeholders. */
+int rt_template_describe(FILE *out);
 void rt_template_freep(struct rt_template **t);
 
 /* Reads every DIR/NAME.yaml.  Any invalid file fails the whole load (so a reload keeps

@@ -296,7 +296,7 @@ static void test_template_errors(void)
               "  port: 1\n",
               "templates/gradio.yaml: reason: missing (say why the SDK is not supported)");
     tpl_fails("gradio.yaml", "sdk: gradio\nbase:\n  image: python\n",
-              "templates/gradio.yaml: run.port: missing");
+              "templates/gradio.yaml: run.port: missing (the port the app listens on)");
     tpl_fails("gradio.yaml", "base:\n  image: python\n",
               "templates/gradio.yaml: sdk: missing (the SDK name, the same as the file's name)");
     tpl_fails("gradio.yaml",
@@ -317,10 +317,12 @@ static void test_template_errors(void)
               "sdk: gradio\nbase:\n  image: python\nrun:\n  command: [x]\n  port: 1\n"
               "  env:\n    A: [x]\n",
               "templates/gradio.yaml:8: run.env.A: expected a string, got a list");
-    tpl_fails("gradio.yaml",
-              "sdk: gradio\nbase:\n  image: python\nrun:\n  command: [x]\n  port: 1\n"
-              "build:\n  steps:\n    - run: [x]\n",
-              "templates/gradio.yaml: build.steps[0].name: missing");
+    tpl_fails(
+        "gradio.yaml",
+        "sdk: gradio\nbase:\n  image: python\nrun:\n  command: [x]\n  port: 1\n"
+        "build:\n  steps:\n    - run: [x]\n",
+        "templates/gradio.yaml: build.steps[0].name: missing (the step's name, shown in build "
+        "logs)");
     tpl_fails("gradio.yaml",
               "sdk: gradio\nbase:\n  image: python\nrun:\n  command: [x]\n  port: 1\n"
               "build:\n  steps:\n    - name: a\n      run: [x]\n      when: always\n",
@@ -490,6 +492,27 @@ static void test_expand(void)
     ok(rt_template_n_placeholders > 10, "placeholders are listed");
 }
 
+static void test_describe(void)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+
+    if (!f)
+        abort();
+    is_int(rt_spaceconfig_describe(f), 0, "describe the README keys");
+    is_int(rt_template_describe(f), 0, "describe the template keys");
+    (void) fclose(f);
+    ok(buf && strstr(buf, "| `sdk` | one of gradio, streamlit, static, docker | required | "),
+       "  sdk row");
+    ok(buf && strstr(buf, "| `app_port` | integer in 1..65535 | 7860 | "), "  app_port row");
+    ok(buf && strstr(buf, "| `startup_duration_timeout` | duration in 1s..1d | 30m | "),
+       "  duration row");
+    ok(buf && strstr(buf, "| `build.steps[].if_exists` | string | - | "), "  nested list keys");
+    ok(buf && strstr(buf, "| `${SPACE_HOST}` | the Space | "), "  placeholders");
+    free(buf);
+}
+
 int main(void)
 {
     tap_start();
@@ -500,6 +523,7 @@ int main(void)
     test_template_limits();
     test_load_dir();
     test_expand();
+    test_describe();
     rt_strmap_done((struct rt_strmap *) runtime_extra());
     return tap_done();
 }
