@@ -89,6 +89,8 @@ void px_conn_close(struct px_conn *c)
         px_log_access(c);
     c->closed = true;
     px_timer_stop(c->loop, &c->tm);
+    /* a queued connection stays on loop->ready until the queue runs; it is freed only
+     * after that, with the zombies */
     leave_waiting(c);
     if (c->up) {
         px_up_release(l, c->up, false);
@@ -1275,8 +1277,9 @@ static bool step_linger(struct px_conn *c)
 static void conn_run(struct px_conn *c)
 {
     bool progress = true;
+    int spins = 0;
 
-    for (int spins = 0; progress && !c->closed && spins < 64; spins++) {
+    for (; progress && !c->closed && spins < 64; spins++) {
         switch (c->st) {
         case PX_C_HEAD:
             progress = step_head(c);
@@ -1305,6 +1308,27 @@ static void conn_run(struct px_conn *c)
             progress = false;
             break;
         }
+    }
+    if (progress && !c->closed && !c->queued) {
+        /* still busy: let the other connections have a turn; edge-triggered epoll will
+         * not tell us again, so the loop runs it after this batch */
+        c->queued = true;
+        c->next_ready = c->loop->ready;
+        c->loop->ready = c;
+    }
+}
+
+void px_conn_run_ready(struct px_loop *l)
+{
+    struct px_conn *list = l->ready;
+
+    l->ready = NULL;
+    while (list) {
+        struct px_conn *c = list;
+        list = c->next_ready;
+        c->queued = false;
+        if (!c->closed)
+            conn_run(c);
     }
 }
 

@@ -420,7 +420,7 @@ void *px_loop_main(void *arg)
     l->now_ms = now_ms();
     refresh_table(l);
     for (;;) {
-        int n = epoll_wait(l->epfd, ev, MAX_EVENTS, next_timeout(l));
+        int n = epoll_wait(l->epfd, ev, MAX_EVENTS, l->ready ? 0 : next_timeout(l));
         l->now_ms = now_ms();
         if (n < 0 && errno != EINTR) {
             rt_log(RT_LOG_ERR, NULL, "epoll_wait: %s", strerror(errno));
@@ -453,6 +453,7 @@ void *px_loop_main(void *arg)
         }
         refresh_table(l);
         run_timers(l);
+        px_conn_run_ready(l); /* last: nothing else closes a connection it re-queues */
         while (l->zombies) {
             struct px_conn *c = l->zombies;
             l->zombies = c->next_zombie;

@@ -287,6 +287,7 @@ struct px_loop {
     struct px_conn *conns;   /* every live client connection */
     struct px_conn *waiting; /* held for a wake or a token check */
     struct px_conn *zombies; /* closed this turn, freed after the event batch */
+    struct px_conn *ready;   /* stopped while busy, to run again before sleeping */
     struct px_upconn *upzombies;
     struct px_buf *free_bufs;
     unsigned nfree_bufs;
@@ -338,6 +339,8 @@ struct px_conn {
     struct px_conn *prev, *next;          /* loop->conns */
     struct px_conn *wprev, *wnext;        /* loop->waiting */
     struct px_conn *next_zombie;
+    struct px_conn *next_ready; /* loop->ready: more work to do after this batch */
+    bool queued;
     struct px_buf *in;  /* from the client */
     struct px_buf *out; /* from the upstream, to the client */
     struct px_head *hd; /* spans while a head is parsed */
@@ -389,6 +392,7 @@ void px_conn_event(struct px_conn *c, uint32_t events);
 void px_conn_up_event(struct px_upconn *u, uint32_t events);
 void px_conn_timeout(struct px_conn *c);
 void px_conn_retry_waiting(struct px_loop *l);
+void px_conn_run_ready(struct px_loop *l);
 void px_conn_close(struct px_conn *c);
 void px_conn_free(struct px_conn *c);
 
