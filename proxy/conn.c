@@ -391,6 +391,33 @@ static void admin_request(struct px_conn *c)
     respond_page(c, PX_PAGE_404, 404);
 }
 
+/* llhttp is lenient in a few places a proxy must not be: header names must be tokens and
+ * values must not fold over lines (RFC 9112 section 5), or the Space could read a
+ * different request than the one we routed. */
+static bool head_valid(const struct px_conn *c)
+{
+    static const char tchar[] = "!#$%&'*+-.^_`|~";
+    const struct px_head *h = c->hd;
+    const char *b = c->in->data;
+
+    for (unsigned i = 0; i < h->n; i++) {
+        const struct px_hspan *s = &h->h[i];
+        if (s->nl == 0)
+            return false;
+        for (unsigned k = 0; k < s->nl; k++) {
+            unsigned char ch = (unsigned char) b[s->no + k];
+            if (!isalnum(ch) && !strchr(tchar, ch))
+                return false;
+        }
+        for (unsigned k = 0; k < s->vl; k++) {
+            unsigned char ch = (unsigned char) b[s->vo + k];
+            if (ch == '\r' || ch == '\n' || ch == '\0')
+                return false;
+        }
+    }
+    return true;
+}
+
 /* The head is complete (parser paused right after it): decide where the request goes. */
 static void on_head(struct px_conn *c)
 {
@@ -425,6 +452,11 @@ static void on_head(struct px_conn *c)
     if (p->method == HTTP_CONNECT) {
         c->close_after = true;
         respond_page(c, PX_PAGE_405, 405);
+        return;
+    }
+    if (p->http_major != 1 || !head_valid(c)) {
+        c->close_after = true;
+        respond_page(c, PX_PAGE_400, 400);
         return;
     }
     /* Exactly one Host, origin-form target: anything else is how smuggling and cache
