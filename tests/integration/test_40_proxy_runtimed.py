@@ -1,0 +1,212 @@
+"""spaceproxy with the real runtimed: routes from GET /api/proxy/routes, private Spaces
+through check-token and the sign-in cookie, wake on visit, activity, and serving on
+while runtimed is killed.
+
+Until the lifecycle supervisor starts Spaces, the tests stand in for it the way
+test_53 does for the builder: they write a Space's stage and upstream into runtimed's
+database and bump the route generation, exactly what the supervisor will do."""
+import signal
+import socket
+import sqlite3
+import threading
+import time
+
+import pytest
+import requests
+
+from test_40_proxy import free_port, start_upstream, wait_port
+from test_5_support import Runtimed
+
+
+def set_running(rt, owner, name, upstream_port, stage="RUNNING"):
+    db = sqlite3.connect(rt.data_dir / "spaceport.db", timeout=10)
+    with db:
+        up = f"127.0.0.1:{upstream_port}" if upstream_port else ""
+        db.execute("UPDATE spaces SET stage = ?, upstream = ? WHERE owner = ? AND name = ?",
+                   (stage, up, owner, name))
+        db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+    db.close()
+
+
+def events(rt, owner, name, kind):
+    db = sqlite3.connect(rt.data_dir / "spaceport.db", timeout=10)
+    rows = db.execute("SELECT e.kind FROM events e JOIN spaces s ON s.id = e.space_id "
+                      "WHERE s.owner = ? AND s.name = ? AND e.kind = ?", (owner, name, kind)).fetchall()
+    db.close()
+    return len(rows)
+
+
+def last_activity(rt, owner, name):
+    db = sqlite3.connect(rt.data_dir / "spaceport.db", timeout=10)
+    (v,) = db.execute("SELECT last_activity FROM spaces WHERE owner = ? AND name = ?", (owner, name)).fetchone()
+    db.close()
+    return v
+
+
+class Stack:
+    pass
+
+
+@pytest.fixture
+def stack(bin_dir, tmp_path):
+    st = Stack()
+    st.rt = Runtimed(bin_dir, tmp_path / "data").start()
+    rt = st.rt
+    rt.add_user("alice")
+    rt.add_user("bob")
+    st.alice = rt.token("alice", "read")
+    st.bob = rt.token("bob", "read")
+    for name, private in (("open", False), ("secret", True), ("secret2", True), ("sleepy", False)):
+        assert rt.create_space("alice", name, private=private).status_code == 200
+    st.up = start_upstream("space")
+    set_running(rt, "alice", "open", st.up.port)
+    set_running(rt, "alice", "secret", st.up.port)
+    set_running(rt, "alice", "secret2", st.up.port)
+    set_running(rt, "alice", "sleepy", None, stage="SLEEPING")
+    st.port = free_port()
+    st.proxy = __import__("subprocess").Popen(
+        [str(bin_dir / "spaceproxy"), "--listen", f"127.0.0.1:{st.port}", "--runtimed", rt.url,
+         "--token-file", str(rt.data_dir / "proxy.token"), "--workers", "2",
+         "--config", str(write_conf(tmp_path))],
+        stderr=open(tmp_path / "proxy.log", "wb"))
+    st.log = tmp_path / "proxy.log"
+    wait_port(st.port)
+    # the first poll fills the table
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if get(st, "alice-open").status_code == 200:
+            break
+        time.sleep(0.05)
+    yield st
+    st.proxy.send_signal(signal.SIGTERM)
+    st.proxy.wait(timeout=15)
+    if st.rt.alive():
+        st.rt.stop()
+    st.up.shutdown()
+    st.up.server_close()
+
+
+def write_conf(tmp_path):
+    p = tmp_path / "proxy-rt.yaml"
+    p.write_text("poll_interval: 200ms\nwake_timeout: 3s\nactivity_interval: 300ms\n")
+    return p
+
+
+def get(st, label, path="/echo", **kw):
+    headers = {"Host": f"{label}.localhost:{st.port}"}
+    headers.update(kw.pop("headers", {}))
+    kw.setdefault("allow_redirects", False)
+    return requests.get(f"http://127.0.0.1:{st.port}{path}", headers=headers, timeout=10, **kw)
+
+
+def test_routes_come_from_runtimed(stack):
+    r = get(stack, "alice-open")
+    assert r.status_code == 200 and r.json()["server"] == "space"
+    assert get(stack, "alice-nothing").status_code == 404
+
+
+def test_private_space_needs_a_token_that_can_read_it(stack):
+    nobody = get(stack, "alice-nothing")
+    anon = get(stack, "alice-secret")
+    assert anon.status_code == 404
+    assert anon.text == nobody.text  # nothing tells a private Space from no Space
+    assert get(stack, "alice-secret", headers={"Authorization": f"Bearer {stack.bob}"}).status_code == 404
+    assert get(stack, "alice-secret", headers={"Authorization": "Bearer sp_bogus"}).status_code == 404
+    r = get(stack, "alice-secret", headers={"Authorization": f"Bearer {stack.alice}"})
+    assert r.status_code == 200
+    seen = {k.lower(): v for k, v in r.json()["headers"]}
+    assert "authorization" not in seen  # the platform credential stays with the platform
+
+
+def test_signin_cookie_is_scoped_to_one_space(stack):
+    r = requests.post(f"http://127.0.0.1:{stack.port}/.spaceport/signin",
+                      headers={"Host": f"alice-secret.localhost:{stack.port}"},
+                      data={"token": stack.alice}, allow_redirects=False, timeout=10)
+    assert r.status_code == 303, r.text
+    cookie = r.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "Domain" not in cookie
+    value = cookie.split(";")[0]
+    ok = get(stack, "alice-secret", headers={"Cookie": f"theme=dark; {value}"})
+    assert ok.status_code == 200
+    seen = {k.lower(): v for k, v in ok.json()["headers"]}
+    assert seen["cookie"] == "theme=dark"  # our cookie is not the Space's business
+    # the same cookie presented to another private Space of the same owner: nothing
+    assert get(stack, "alice-secret2", headers={"Cookie": value}).status_code == 404
+    # a tampered one: nothing
+    assert get(stack, "alice-secret", headers={"Cookie": value[:-1] + ("0" if value[-1] != "0" else "1")}).status_code == 404
+    bad = requests.post(f"http://127.0.0.1:{stack.port}/.spaceport/signin",
+                        headers={"Host": f"alice-secret.localhost:{stack.port}"},
+                        data={"token": stack.bob}, allow_redirects=False, timeout=10)
+    assert bad.status_code == 403 and "Set-Cookie" not in bad.headers
+
+
+def test_running_spaces_keep_answering_after_kill_9_of_runtimed(stack):
+    assert get(stack, "alice-secret", headers={"Authorization": f"Bearer {stack.alice}"}).status_code == 200
+    stack.rt.proc.send_signal(signal.SIGKILL)
+    stack.rt.proc.wait()
+    time.sleep(0.6)  # a few failed polls
+    for _ in range(5):
+        assert get(stack, "alice-open").status_code == 200
+        assert get(stack, "alice-secret", headers={"Authorization": f"Bearer {stack.alice}"}).status_code == 200
+        assert get(stack, "alice-secret").status_code == 404
+    # and runtimed coming back is picked up again
+    stack.rt.start()
+    set_running(stack.rt, "alice", "open", None, stage="STOPPED")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and get(stack, "alice-open", headers={"Accept": "text/html"}).status_code == 200:
+        time.sleep(0.1)
+    assert get(stack, "alice-open", headers={"Accept": "text/html"}).status_code == 503
+
+
+def test_browser_visit_to_a_sleeping_space_gets_the_waking_page(stack):
+    t0 = time.monotonic()
+    r = get(stack, "alice-sleepy", "/", headers={"Accept": "text/html,application/xhtml+xml"})
+    assert time.monotonic() - t0 < 1
+    assert r.status_code == 503
+    assert "waking up" in r.text and "/.spaceport/status" in r.text
+    assert r.headers["Retry-After"] and r.headers["Refresh"]
+    s = get(stack, "alice-sleepy", "/.spaceport/status")
+    assert s.json() == {"stage": "SLEEPING", "ready": False}
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and events(stack.rt, "alice", "sleepy", "wake") == 0:
+        time.sleep(0.05)
+    assert events(stack.rt, "alice", "sleepy", "wake") >= 1
+
+
+def test_api_request_is_held_until_the_space_wakes(stack):
+    result = {}
+
+    def call():
+        result["r"] = get(stack, "alice-sleepy", "/echo?held=1")
+
+    t = threading.Thread(target=call)
+    t.start()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and events(stack.rt, "alice", "sleepy", "wake") == 0:
+        time.sleep(0.05)
+    assert events(stack.rt, "alice", "sleepy", "wake") >= 1
+    time.sleep(0.3)
+    assert t.is_alive(), "the request should be held, not answered"
+    set_running(stack.rt, "alice", "sleepy", stack.up.port)  # what the supervisor does
+    t.join(10)
+    assert result["r"].status_code == 200
+    assert result["r"].json()["path"] == "/echo?held=1"
+    assert get(stack, "alice-sleepy", "/.spaceport/status").json() == {"stage": "RUNNING", "ready": True}
+
+
+def test_held_request_gets_503_when_the_space_does_not_wake(stack):
+    t0 = time.monotonic()
+    r = get(stack, "alice-sleepy", "/echo")
+    took = time.monotonic() - t0
+    assert r.status_code == 503 and r.headers["Retry-After"]
+    assert 2.5 < took < 6
+
+
+def test_activity_is_reported(stack):
+    before = last_activity(stack.rt, "alice", "open")
+    time.sleep(0.05)
+    get(stack, "alice-open")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and last_activity(stack.rt, "alice", "open") == before:
+        time.sleep(0.1)
+    assert last_activity(stack.rt, "alice", "open") > before
