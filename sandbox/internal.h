@@ -44,8 +44,8 @@ enum sbx__op_kind {
 
 struct sbx__op {
     enum sbx__op_kind kind;
-    char src[1024];
-    char dst[1024];
+    const char *src; /* static, the spec's, or the plan's pool: alive while spawning */
+    const char *dst;
     const char *data; /* SBX_OP_FILE: static or owned by the plan */
     uint64_t size;    /* tmpfs */
     bool ro, recursive, dev, noexec, is_dir;
@@ -58,6 +58,8 @@ struct sbx__op {
 struct sbx__plan {
     struct sbx__op ops[SBX_MAX_OPS];
     size_t n;
+    char pool[4096]; /* symlink targets read from the host */
+    size_t pool_used;
     char passwd[512];
     char group[256];
     char hosts[256];

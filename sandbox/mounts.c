@@ -49,10 +49,8 @@ static struct sbx__op *plan_add(struct sbx__plan *plan, enum sbx__op_kind kind, 
     op->kind = kind;
     op->step = step;
     op->tree = -1;
-    if (src)
-        (void) snprintf(op->src, sizeof(op->src), "%s", src);
-    if (dst)
-        (void) snprintf(op->dst, sizeof(op->dst), "%s", dst);
+    op->src = src ? src : "";
+    op->dst = dst ? dst : "";
     return op;
 }
 
@@ -72,7 +70,11 @@ static int plan_mirror(struct sbx__plan *plan, const char *path, struct rt_err *
         if (n < 0)
             return rt_err_set(err, errno, "readlink '%s'", path);
         target[n] = '\0';
-        op = plan_add(plan, SBX_OP_SYMLINK, target, path, SBX_STEP_ROOTFS);
+        if ((size_t) n + 1 > sizeof(plan->pool) - plan->pool_used)
+            return rt_err_set(err, E2BIG, "too many symlinks");
+        memcpy(plan->pool + plan->pool_used, target, (size_t) n + 1);
+        op = plan_add(plan, SBX_OP_SYMLINK, plan->pool + plan->pool_used, path, SBX_STEP_ROOTFS);
+        plan->pool_used += (size_t) n + 1;
     } else if (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode)) {
         op = plan_add(plan, SBX_OP_BIND, path, path, SBX_STEP_ROOTFS);
         if (op) {
@@ -104,6 +106,7 @@ int sbx__plan_build(const struct sbx_spec *spec, struct sbx__plan *plan, struct 
     int r;
 
     plan->n = 0;
+    plan->pool_used = 0;
     if (!spec->rootfs) {
         for (size_t i = 0; i < ARRAY_SIZE(root_dirs); i++)
             if ((r = plan_mirror(plan, root_dirs[i], err)) < 0)

@@ -234,12 +234,16 @@ int sbx_spawn(const struct sbx_spec *spec, struct sbx **ret_box, struct rt_err *
 enum sbx_step sbx_last_step(void);
 
 pid_t sbx_pid(const struct sbx *box);   /* the sandbox init, as seen from the host */
-int sbx_pidfd(const struct sbx *box);   /* pollable; readable when the sandbox ended */
+int sbx_pidfd(const struct sbx *box);   /* pollable; readable once the init has exited */
+/* Pollable; readable as soon as the command's exit is known (the init reports it just
+ * before it exits, ahead of the namespaces' teardown), or when the init died. */
+int sbx_exit_fd(const struct sbx *box);
 struct sbx_cgroup *sbx_cgroup(struct sbx *box); /* NULL when no cgroup was created */
 uint32_t sbx_host_uid_base(const struct sbx *box);
 
-/* Waits at most @timeout_ms (-1: forever) for the sandbox to end.  Returns 0 with
- * *ret filled, or -ETIMEDOUT.  The OOM reason comes from the cgroup's counters. */
+/* Waits at most @timeout_ms (-1: forever) for the command to end.  Returns 0 with
+ * *ret filled, or -ETIMEDOUT.  The OOM reason comes from the cgroup's counters.  The
+ * init may still be tearing down; sbx_destroy() reaps it. */
 int sbx_wait(struct sbx *box, int timeout_ms, struct sbx_exit *ret, struct rt_err *err);
 
 /* Sends @sig to the init, which forwards it to the command (SIGKILL ends everything). */

@@ -1,7 +1,6 @@
 /* spacebox: run a command in a Spaceport sandbox (the CLI over libsandbox). */
 #include <errno.h>
 #include <getopt.h>
-#include <math.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -192,7 +191,7 @@ static int parse_run(int argc, char **argv, struct sbx_spec *spec, double *timeo
             double x = strtod(optarg, &end);
             if (*end || !(x > 0) || x > 4096)
                 return bad_value("--cpus", optarg, "expected a number of CPUs such as 0.5");
-            spec->cpu_milli = (uint32_t) lround(x * 1000);
+            spec->cpu_milli = (uint32_t) (x * 1000 + 0.5);
             if (!spec->cpu_milli)
                 spec->cpu_milli = 1;
             break;
@@ -288,7 +287,7 @@ static int run(int argc, char **argv)
     if (timeout > 0)
         deadline = rt_now_ns() + (uint64_t) (timeout * 1e9);
     for (;;) {
-        struct pollfd pfd[2] = { { .fd = sbx_pidfd(box), .events = POLLIN },
+        struct pollfd pfd[2] = { { .fd = sbx_exit_fd(box), .events = POLLIN },
                                  { .fd = sfd, .events = POLLIN } };
         int wait_ms = -1;
 
@@ -311,7 +310,7 @@ static int run(int argc, char **argv)
             while (read(sfd, &si, sizeof(si)) == (ssize_t) sizeof(si))
                 (void) sbx_kill(box, (int) si.ssi_signo, NULL);
         }
-        if (r > 0 && (pfd[0].revents & POLLIN))
+        if (r > 0 && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)))
             break;
     }
     if (sbx_wait(box, -1, &ex, &err) < 0) {
@@ -325,7 +324,10 @@ static int run(int argc, char **argv)
     else if (ex.reason == SBX_EXIT_OOM)
         fprintf(stderr, "spacebox: out of memory: the command was killed by the OOM killer "
                         "(memory limit reached)\n");
-    sbx_destroy(box);
+    /* without a cgroup to remove there is nothing to wait for: the kernel finishes tearing
+     * the namespaces down after we leave (bwrap leaves the same way) */
+    if (sbx_cgroup(box))
+        sbx_destroy(box);
     return ex.code;
 }
 

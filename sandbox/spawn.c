@@ -48,6 +48,7 @@ struct sbx {
     uint32_t uid_base;
     struct sbx_cgroup *cg;
     bool reaped;
+    bool have_exit;
     struct sbx_exit exit;
 };
 
@@ -682,6 +683,13 @@ uint32_t sbx_host_uid_base(const struct sbx *box)
     return box->uid_base;
 }
 
+int sbx_exit_fd(const struct sbx *box)
+{
+    return box->status_fd;
+}
+
+/* The init writes the command's wait status before it exits, so the answer is known
+ * before the kernel has torn the namespaces down; only a killed init is reaped here. */
 int sbx_wait(struct sbx *box, int timeout_ms, struct sbx_exit *ret, struct rt_err *err)
 {
     struct sbx_exit ex = { 0 };
@@ -689,8 +697,8 @@ int sbx_wait(struct sbx *box, int timeout_ms, struct sbx_exit *ret, struct rt_er
     int status;
     ssize_t n;
 
-    if (!box->reaped) {
-        struct pollfd pfd = { .fd = box->pidfd, .events = POLLIN };
+    if (!box->have_exit) {
+        struct pollfd pfd = { .fd = box->status_fd, .events = POLLIN };
         int r;
 
         do
@@ -700,11 +708,6 @@ int sbx_wait(struct sbx *box, int timeout_ms, struct sbx_exit *ret, struct rt_er
             return rt_err_set(err, errno, "poll the sandbox");
         if (r == 0)
             return rt_err_set(err, ETIMEDOUT, "wait for the sandbox");
-        memset(&si, 0, sizeof(si));
-        if (waitid((idtype_t) P_PIDFD, (id_t) box->pidfd, &si, WEXITED) < 0)
-            return rt_err_set(err, errno, "wait for the sandbox");
-        box->reaped = true;
-
         n = rt_read_all(box->status_fd, &status, sizeof(status));
         if (n == (ssize_t) sizeof(status)) {
             if (WIFEXITED(status)) {
@@ -715,13 +718,20 @@ int sbx_wait(struct sbx *box, int timeout_ms, struct sbx_exit *ret, struct rt_er
                 ex.signal = WTERMSIG(status);
                 ex.code = 128 + ex.signal;
             }
-        } else if (si.si_code == CLD_EXITED) {
-            ex.reason = SBX_EXIT_EXITED; /* init left without a status: its own failure */
-            ex.code = si.si_status;
         } else {
-            ex.reason = SBX_EXIT_KILLED; /* the init itself was killed */
-            ex.signal = si.si_status;
-            ex.code = 128 + ex.signal;
+            /* no status: the init itself died (killed from outside, or by the OOM killer) */
+            memset(&si, 0, sizeof(si));
+            if (waitid((idtype_t) P_PIDFD, (id_t) box->pidfd, &si, WEXITED) < 0)
+                return rt_err_set(err, errno, "wait for the sandbox");
+            box->reaped = true;
+            if (si.si_code == CLD_EXITED) {
+                ex.reason = SBX_EXIT_EXITED;
+                ex.code = si.si_status;
+            } else {
+                ex.reason = SBX_EXIT_KILLED;
+                ex.signal = si.si_status;
+                ex.code = 128 + ex.signal;
+            }
         }
         /* a shell that reports its child's OOM kill as 137 counts as well */
         if ((ex.signal == SIGKILL || ex.code == 128 + SIGKILL) && box->cg) {
@@ -730,6 +740,7 @@ int sbx_wait(struct sbx *box, int timeout_ms, struct sbx_exit *ret, struct rt_er
                 ex.reason = SBX_EXIT_OOM;
         }
         box->exit = ex;
+        box->have_exit = true;
     }
     *ret = box->exit;
     return 0;
@@ -737,7 +748,7 @@ int sbx_wait(struct sbx *box, int timeout_ms, struct sbx_exit *ret, struct rt_er
 
 int sbx_kill(struct sbx *box, int sig, struct rt_err *err)
 {
-    if (box->reaped)
+    if (box->reaped || box->have_exit)
         return rt_err_set(err, ESRCH, "the sandbox has ended");
     if (syscall(SYS_pidfd_send_signal, box->pidfd, sig, NULL, 0) < 0)
         return rt_err_set(err, errno, "signal %d to the sandbox", sig);
