@@ -204,8 +204,8 @@ static void dispatch(struct gpu_sched *s, uint64_t now_ms)
 }
 
 /* Ends a granted lease: charge, remember the slot's last user, free the slot. */
-static void end_lease(struct gpu_sched *s, struct ticket *t, enum gpu_end why, uint64_t now_ms,
-                      uint64_t *ret_charged_ms)
+static void end_lease(struct gpu_sched *s, struct ticket *t, enum gpu_end why, bool worker_kept,
+                      uint64_t now_ms, uint64_t *ret_charged_ms)
 {
     struct slot *sl = &s->slots[t->info.slot];
     uint64_t used = now_ms > t->info.granted_ms ? now_ms - t->info.granted_ms : 0;
@@ -216,7 +216,9 @@ static void end_lease(struct gpu_sched *s, struct ticket *t, enum gpu_end why, u
     gpu__quota_settle(t->quota, t->duration_ms, used);
     memcpy(sl->last_space, t->info.space, sizeof(sl->last_space));
     sl->last_clean = why == GPU_END_RELEASED;
-    sl->last_pid = t->info.pid;
+    /* Only a worker the client keeps is remembered for eviction: a dead or killed
+     * one's pid may be reused by an unrelated process. */
+    sl->last_pid = worker_kept ? t->info.pid : 0;
     sl->lease = NULL;
     if (ret_charged_ms)
         *ret_charged_ms = used;
@@ -410,7 +412,7 @@ int gpu_sched_release(struct gpu_sched *s, uint64_t id, bool fail, uint64_t now_
         t = sl->lease;
         if (ret_used)
             *ret_used = t->info.pid != 0;
-        end_lease(s, t, fail ? GPU_END_FAILED : GPU_END_RELEASED, now_ms, ret_charged_ms);
+        end_lease(s, t, fail ? GPU_END_FAILED : GPU_END_RELEASED, true, now_ms, ret_charged_ms);
         free(t);
         dispatch(s, now_ms);
         return 0;
@@ -438,7 +440,7 @@ unsigned gpu_sched_release_pid(struct gpu_sched *s, pid_t pid, uint64_t now_ms)
         struct ticket *t = s->slots[i].lease;
 
         if (t && t->info.pid == pid) {
-            end_lease(s, t, GPU_END_FAILED, now_ms, NULL);
+            end_lease(s, t, GPU_END_FAILED, false, now_ms, NULL);
             free(t);
             n++;
         }
@@ -456,7 +458,7 @@ unsigned gpu_sched_release_space(struct gpu_sched *s, const char *space, uint64_
         struct ticket *t = s->slots[i].lease;
 
         if (t && strcmp(t->info.space, space) == 0) {
-            end_lease(s, t, GPU_END_FAILED, now_ms, NULL);
+            end_lease(s, t, GPU_END_FAILED, false, now_ms, NULL);
             free(t);
             n++;
         }
@@ -484,7 +486,7 @@ void gpu_sched_tick(struct gpu_sched *s, uint64_t now_ms)
 
         if (!t || now_ms < t->info.deadline_ms)
             continue;
-        end_lease(s, t, GPU_END_EXPIRED, t->info.deadline_ms, NULL);
+        end_lease(s, t, GPU_END_EXPIRED, false, t->info.deadline_ms, NULL);
         /* The caller kills the worker and denies the device before we hand the
          * unit to anyone else (dispatch below). */
         if (s->ev.on_end)

@@ -159,6 +159,16 @@ static void test_evict(void)
     (void) gpu_sched_release(s, a.lease.id, false, S(9), NULL, NULL);
     a = ask(s, "a/a", "user:1", GPU_CLASS_USER, 30, S(10));
     is_int(a.lease.evict_pid, 0, "evicted once, never reported again");
+    /* Dead or killed workers are never named: their pids may be reused. */
+    (void) gpu_sched_allow(s, a.lease.id, 701, NULL);
+    is_int(gpu_sched_release_pid(s, 701, S(11)), 1, "worker 701 died");
+    a = ask(s, "b/b", "user:2", GPU_CLASS_USER, 5, S(12));
+    is_int(a.lease.evict_pid, 0, "a dead worker is not evicted");
+    (void) gpu_sched_allow(s, a.lease.id, 702, NULL);
+    gpu_sched_tick(s, S(17));
+    is_int(e.last_end_pid, 702, "expired: the caller kills 702");
+    a = ask(s, "a/a", "user:1", GPU_CLASS_USER, 5, S(18));
+    is_int(a.lease.evict_pid, 0, "nor a worker killed at expiry");
     gpu_sched_free(s);
 }
 
