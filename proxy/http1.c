@@ -367,10 +367,11 @@ int px_build_request_head(struct px_conn *c)
     size_t tl = px_auth_visitor(c->ip, (uint64_t) time(NULL), tmp, sizeof(tmp));
     put(&o, tmp, tl);
     puts_(&o, "\r\n\r\n");
-    if (o.len > o.cap) { /* cannot happen with the bound above; refuse rather than overflow */
+    if (o.len >= o.cap) { /* cannot happen with the bound above; refuse rather than overflow */
         free(o.p);
         return -E2BIG;
     }
+    o.p[o.len] = '\0'; /* not sent; lets tests and logs treat it as a string */
     c->uhead = o.p;
     c->uhead_len = (uint32_t) o.len;
     c->uhead_off = 0;
@@ -429,10 +430,11 @@ int px_build_response_head(struct px_conn *c, const char *raw, uint32_t raw_len)
     if (c->status >= 200 && c->close_after)
         puts_(&o, "Connection: close\r\n");
     puts_(&o, "\r\n");
-    if (o.len > o.cap) {
+    if (o.len >= o.cap) {
         free(o.p);
         return -E2BIG;
     }
+    o.p[o.len] = '\0';
     (void) raw;
     free(c->chead);
     c->chead = o.p;
