@@ -99,6 +99,13 @@ static void test_attach_detach(struct sbx_net_conf *conf)
     is_str(la.space_ip, "10.231.0.2", "a's address");
     is_int(la.owner_pid, a.pid, "a's owner");
     is_int(filter_present(conf), 1, "the table is installed with the first link");
+    other = la;
+    {
+        struct sbx_net_conf moved = *conf;
+
+        (void) sbx_net_conf_set_pool(&moved, "172.30.0.0/16", &err);
+        is_int(filter_present(&moved), 0, "a table made for another pool counts as stale");
+    }
     is_int(sbx_net_attach(conf, a.pid, false, &other, &err), -EEXIST, "a second link for a");
     is_str(err.msg, "the space already has a link 'eth0'", "says why");
     is_int(sbx_net_attach(conf, b.pid, true, &lb, &err), 0, "attach b with egress");

@@ -113,6 +113,8 @@ static void test_ruleset(void)
                74) == 0,
        "replaces the table in one transaction");
     ok(strstr(r, "elements = { 10.231.0.0/16 }") != NULL, "pool set");
+    ok(strstr(r, "comment \"sbxnet rules v1 pool 10.231.0.0/16 links spv* (spaceport") != NULL,
+       "the comment says what the table was made for");
     ok(strstr(r, "169.254.0.0/16") != NULL, "metadata range denied");
     ok(strstr(r, "224.0.0.0/3, 10.231.0.0/16, 192.0.2.0/24, 10.0.0.0/8 }") != NULL,
        "the pool and the host's subnets denied");
