@@ -114,7 +114,8 @@ int gpu_trace_parse(FILE *f, const char *name, struct gpu_trace *ret, struct rt_
         gpu_trace_done(&t);
         return rt_err_set(err, EIO, "%s: read", name);
     }
-    qsort(t.reqs, t.n, sizeof(*t.reqs), arrival_cmp);
+    if (t.n)
+        qsort(t.reqs, t.n, sizeof(*t.reqs), arrival_cmp);
     *ret = t;
     return 0;
 }

@@ -108,6 +108,35 @@ static void test_fake_bad_specs(void)
     }
 }
 
+/* A config value is untrusted text: mutated specs load or fail with -EINVAL. */
+static void test_fake_spec_mutations(void)
+{
+    const char *seed = "2xa10g:24G,1xa100:80G:mig=2x3g.40gb";
+    unsigned rnd = 7, loaded = 0, refused = 0, other = 0;
+    char buf[64];
+
+    for (unsigned i = 0; i < 5000; i++) {
+        struct gpu_config cfg = { .backend = "fake", .fake_spec = buf };
+        struct gpu_inventory *inv = NULL;
+        struct rt_err err = { 0 };
+        size_t len = strlen(seed);
+        int r;
+
+        memcpy(buf, seed, len + 1);
+        for (unsigned k = 0; k < 1 + i % 3; k++) {
+            rnd = rnd * 1103515245 + 12345;
+            buf[(rnd >> 8) % len] = "0123456789x:,=.gGMabz \377"[(rnd >> 16) % 24];
+        }
+        r = gpu_inventory_load(&cfg, &inv, &err);
+        loaded += r == 0;
+        refused += r == -EINVAL;
+        other += r != 0 && r != -EINVAL;
+        gpu_inventory_free(inv);
+    }
+    ok(loaded > 0 && refused > 0, "mutations: %u loaded, %u refused", loaded, refused);
+    is_int(other, 0, "nothing but success or -EINVAL");
+}
+
 /* Real character devices: mknod needs CAP_MKNOD, which root has here and in CI. */
 static void test_fake_nodes(void)
 {
@@ -284,6 +313,7 @@ int main(void)
     test_backends();
     test_fake_synthetic();
     test_fake_bad_specs();
+    test_fake_spec_mutations();
     test_fake_nodes();
     test_nvml_absent();
     test_proc_parsers();

@@ -459,6 +459,73 @@ static void test_none_free_and_timeout(void)
     }
 }
 
+/* Random requests, releases, crashes, cancels and ticks on a virtual clock.  After
+ * every step: no unit has two leases, no Space is over its cap, and the scheduler
+ * is work-conserving (nobody waits while a unit is free and their Space may run). */
+static void test_random_invariants(void)
+{
+    struct gpu_sched_config cfg;
+    struct events e = { 0 };
+    struct gpu_sched *s;
+    struct gpu_lease_info l[64];
+    unsigned seed = 12345, bad_slot = 0, bad_cap = 0, idle_waste = 0, grants = 0;
+    uint64_t now = 0;
+
+    gpu_sched_config_default(&cfg);
+    cfg.space_concurrency = 1;
+    cfg.queue_max = 40;
+    cfg.queue_timeout_s = 90;
+    s = make(&cfg, 3, &e);
+    if (!s)
+        return;
+    for (unsigned step = 0; step < 20000; step++) {
+        unsigned op = (seed = seed * 1103515245 + 12345) >> 16;
+        size_t n = gpu_sched_list(s, l, 64), granted = 0;
+
+        now += op % 4000;
+        if (op % 5 < 2) {
+            char sp[8], who[16];
+            struct gpu_answer a;
+
+            (void) snprintf(sp, sizeof(sp), "s/%u", op % 6);
+            (void) snprintf(who, sizeof(who), "ip:%u", (op >> 3) % 50);
+            a = ask(s, sp, who, (enum gpu_class)(op % 3), 5 + op % 120, now);
+            grants += a.verdict == GPU_GRANTED;
+            if (a.verdict == GPU_GRANTED && op % 3 == 0)
+                (void) gpu_sched_allow(s, a.lease.id, (pid_t) (1000 + a.lease.id), NULL);
+        } else if (op % 5 == 2 && n) {
+            (void) gpu_sched_release(s, l[op % n].id, op & 8, now, NULL, NULL);
+        } else if (op % 5 == 3 && n) {
+            (void) gpu_sched_release_pid(s, l[op % n].pid, now);
+        } else {
+            gpu_sched_tick(s, now);
+        }
+        n = gpu_sched_list(s, l, 64);
+        for (size_t i = 0; i < n && i < 64; i++) {
+            if (!l[i].granted)
+                continue;
+            granted++;
+            for (size_t k = 0; k < i; k++) {
+                bad_slot += l[k].granted && l[k].slot == l[i].slot;
+                bad_cap += l[k].granted && strcmp(l[k].space, l[i].space) == 0;
+            }
+        }
+        if (granted < 3)
+            for (size_t i = 0; i < n && i < 64; i++) {
+                bool space_busy = false;
+
+                for (size_t k = 0; k < n && k < 64; k++)
+                    space_busy |= l[k].granted && strcmp(l[k].space, l[i].space) == 0;
+                idle_waste += !l[i].granted && !space_busy;
+            }
+    }
+    ok(grants > 1000, "many immediate grants (%u)", grants);
+    is_int(bad_slot, 0, "never two leases on one unit");
+    is_int(bad_cap, 0, "never a Space over its cap");
+    is_int(idle_waste, 0, "never a runnable request waiting beside a free unit");
+    gpu_sched_free(s);
+}
+
 int main(void)
 {
     tap_start();
@@ -473,6 +540,7 @@ int main(void)
     test_space_cap();
     test_crash_and_space_stop();
     test_none_free_and_timeout();
+    test_random_invariants();
     is_str(gpu_class_name(GPU_CLASS_PRO), "pro", "class name");
     is_int(gpu_class_from_name("anon"), GPU_CLASS_ANON, "class alias");
     is_int(gpu_class_from_name("vip"), -1, "unknown class");

@@ -103,10 +103,40 @@ static void test_run(void)
     gpu_trace_done(&t);
 }
 
+/* Untrusted text: mutated traces either parse or fail with -EINVAL, never crash
+ * (ASan+UBSan watch this run too). */
+static void test_parse_mutations(void)
+{
+    const char *seed = "12.5,alice/sdxl,ip:203.0.113.7,anonymous,60,23.1\n";
+    unsigned rnd = 99, parsed = 0, refused = 0, other = 0;
+    char buf[256];
+
+    for (unsigned i = 0; i < 5000; i++) {
+        struct gpu_trace t = { 0 };
+        struct rt_err err = { 0 };
+        size_t len = strlen(seed);
+        int r;
+
+        memcpy(buf, seed, len + 1);
+        for (unsigned k = 0; k < 1 + i % 4; k++) {
+            rnd = rnd * 1103515245 + 12345;
+            buf[(rnd >> 8) % len] = (char) (rnd >> 20);
+        }
+        r = parse(buf, &t, &err);
+        parsed += r == 0;
+        refused += r == -EINVAL;
+        other += r != 0 && r != -EINVAL;
+        gpu_trace_done(&t);
+    }
+    ok(parsed > 0 && refused > 0, "mutations: %u parsed, %u refused", parsed, refused);
+    is_int(other, 0, "nothing but success or -EINVAL");
+}
+
 int main(void)
 {
     tap_start();
     test_parse();
     test_run();
+    test_parse_mutations();
     return tap_done();
 }
