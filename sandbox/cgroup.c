@@ -122,8 +122,8 @@ int sbx_cgroup_host_version(const struct sbx_cgroup_host *host, enum sbx_ctl ctl
 
 /* --- file helpers ------------------------------------------------------------------------ */
 
-static int cg_write(const struct sbx_cgroup *cg, const char *dir, const char *file,
-                    const char *val, struct rt_err *err)
+static int cg_write(const struct sbx_cgroup *cg, const char *dir, const char *file, const char *val,
+                    struct rt_err *err)
 {
     _cleanup_close_ int fd = -1;
     char path[600];
@@ -269,7 +269,7 @@ static int v2_enable(const struct sbx_cgroup_host *host, const struct sbx_cgroup
 }
 
 static const char *const default_devices[] = {
-    "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm",   "c 1:8 rwm",
+    "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm",
     "c 1:9 rwm", "c 5:0 rwm", "c 5:2 rwm", "c 136:* rwm",
 };
 

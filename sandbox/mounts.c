@@ -90,15 +90,15 @@ static int plan_mirror(struct sbx__plan *plan, const char *path, struct rt_err *
 /* What of the host's /etc a program needs to start, resolve names and verify TLS; never
  * passwd, shadow or anything with secrets (those are generated below). */
 static const char *const etc_keep[] = {
-    "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/nsswitch.conf",
-    "/etc/resolv.conf", "/etc/host.conf",  "/etc/gai.conf",     "/etc/localtime",
-    "/etc/timezone",    "/etc/ssl",        "/etc/ca-certificates", "/etc/alternatives",
-    "/etc/mime.types",  "/etc/protocols",  "/etc/services",     "/etc/os-release",
-    "/etc/debian_version", "/etc/python3", "/etc/python3.11",   "/etc/terminfo",
+    "/etc/ld.so.cache",    "/etc/ld.so.conf", "/etc/ld.so.conf.d",    "/etc/nsswitch.conf",
+    "/etc/resolv.conf",    "/etc/host.conf",  "/etc/gai.conf",        "/etc/localtime",
+    "/etc/timezone",       "/etc/ssl",        "/etc/ca-certificates", "/etc/alternatives",
+    "/etc/mime.types",     "/etc/protocols",  "/etc/services",        "/etc/os-release",
+    "/etc/debian_version", "/etc/python3",    "/etc/python3.11",      "/etc/terminfo",
 };
 
-static const char *const root_dirs[] = { "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64",
-                                         "/libx32" };
+static const char *const root_dirs[] = { "/usr",   "/bin",   "/sbin",  "/lib",
+                                         "/lib32", "/lib64", "/libx32" };
 
 int sbx__plan_build(const struct sbx_spec *spec, struct sbx__plan *plan, struct rt_err *err)
 {
@@ -164,8 +164,7 @@ int sbx__plan_build(const struct sbx_spec *spec, struct sbx__plan *plan, struct 
         if (stat(spec->gpus[i], &st) < 0)
             return rt_err_set(err, errno, "device '%s'", spec->gpus[i]);
         if (!S_ISCHR(st.st_mode))
-            return rt_err_set(err, ENODEV, "device '%s' is not a character device",
-                              spec->gpus[i]);
+            return rt_err_set(err, ENODEV, "device '%s' is not a character device", spec->gpus[i]);
         if (!(op = plan_add(plan, SBX_OP_BIND, spec->gpus[i], spec->gpus[i], SBX_STEP_DEV)))
             return rt_err_set(err, E2BIG, "too many mounts");
         op->dev = true;
@@ -348,8 +347,8 @@ static int set_attrs(int tree, unsigned attrs, bool recursive)
 /* Files of /proc that leak host state or let a process poke the kernel: covered by a
  * clone of /dev/null (runc, crun and Docker mask the same set). */
 static const char *const proc_masked_files[] = {
-    "kcore", "keys", "timer_list", "timer_stats", "sched_debug", "latency_stats",
-    "sysrq-trigger", "kmsg", "interrupts", "kallsyms", "kpagecount", "kpageflags",
+    "kcore",         "keys", "timer_list", "timer_stats", "sched_debug", "latency_stats",
+    "sysrq-trigger", "kmsg", "interrupts", "kallsyms",    "kpagecount",  "kpageflags",
 };
 static const char *const proc_masked_dirs[] = { "acpi", "scsi", "asound", "firmware" };
 static const char *const proc_ro_dirs[] = { "sys", "irq", "bus", "fs" };
@@ -364,8 +363,8 @@ static int mask_with_empty_dir(int dirfd, const char *name)
 
     if (target < 0)
         return errno == ENOENT ? 0 : -1;
-    m = new_fs("tmpfs", opts, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
-                                  MOUNT_ATTR_NOEXEC);
+    m = new_fs("tmpfs", opts,
+               MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
     if (m < 0)
         return -1;
     return move_onto(m, target);
@@ -377,8 +376,8 @@ static int mask_with_empty_dir(int dirfd, const char *name)
 static int empty_file_source(void)
 {
     static const char *const opts[] = { "size=4k", "nr_inodes=4", "mode=0555", NULL };
-    _cleanup_close_ int m = new_fs("tmpfs", opts,
-                                   MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+    _cleanup_close_ int m =
+        new_fs("tmpfs", opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
     int f;
 
     if (m < 0)
@@ -407,7 +406,8 @@ static int do_proc(int rootfd, struct sbx__report *rep)
     if (empty < 0)
         FAIL(rep, SBX_STEP_PROC, errno, "create the mask source");
     for (size_t i = 0; i < ARRAY_SIZE(proc_masked_files); i++) {
-        _cleanup_close_ int target = openat(proc, proc_masked_files[i], O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        _cleanup_close_ int target =
+            openat(proc, proc_masked_files[i], O_PATH | O_NOFOLLOW | O_CLOEXEC);
         _cleanup_close_ int mask = -1;
 
         if (target < 0) {
@@ -433,7 +433,8 @@ static int do_proc(int rootfd, struct sbx__report *rep)
         }
         tree = open_tree(proc, proc_ro_dirs[i], OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
         if (tree < 0 ||
-            set_attrs(tree, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+            set_attrs(tree,
+                      MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
                       true) < 0 ||
             move_onto(tree, target) < 0)
             FAIL(rep, SBX_STEP_PROC, errno, "make /proc/%s read-only", proc_ro_dirs[i]);
@@ -479,7 +480,8 @@ static int do_dev(struct sbx__child *c, int rootfd, int *ret_devmnt, struct sbx_
         }
         if (fstat(tree, &st) < 0 || !S_ISCHR(st.st_mode))
             FAIL(rep, SBX_STEP_DEV, ENODEV, "%s is not a character device", host);
-        node = openat(dev, dev_nodes[i], O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+        node =
+            openat(dev, dev_nodes[i], O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
         if (node < 0)
             FAIL(rep, SBX_STEP_DEV, errno, "create /dev/%s", dev_nodes[i]);
         node = rt_close(node);
@@ -494,14 +496,16 @@ static int do_dev(struct sbx__child *c, int rootfd, int *ret_devmnt, struct sbx_
     if (mkdirat(dev, "pts", 0755) < 0 || mkdirat(dev, "shm", 01777) < 0)
         FAIL(rep, SBX_STEP_DEV, errno, "create /dev/pts, /dev/shm");
     if ((pts = openat(dev, "pts", O_PATH | O_NOFOLLOW | O_CLOEXEC)) < 0 ||
-        (m = rt_close(m), m = new_fs("devpts", pts_opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC)) < 0 ||
+        (m = rt_close(m), m = new_fs("devpts", pts_opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC)) <
+            0 ||
         move_onto(m, pts) < 0)
         FAIL(rep, SBX_STEP_DEV, errno, "mount /dev/pts");
     (void) snprintf(shm_size, sizeof(shm_size), "size=%llu",
                     (unsigned long long) c->spec->tmpfs_size);
     if ((shm = openat(dev, "shm", O_PATH | O_NOFOLLOW | O_CLOEXEC)) < 0 ||
-        (m = rt_close(m), m = new_fs("tmpfs", shm_opts,
-                                    MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)) < 0 ||
+        (m = rt_close(m),
+         m = new_fs("tmpfs", shm_opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)) <
+            0 ||
         move_onto(m, shm) < 0)
         FAIL(rep, SBX_STEP_DEV, errno, "mount /dev/shm");
     *ret_devmnt = openat2_in_root(rootfd, "/dev", O_PATH | O_DIRECTORY);
@@ -515,8 +519,8 @@ static int do_sys(int rootfd, struct sbx__report *rep)
     _cleanup_close_ int sys = -1;
 
     if (mount_new_at(rootfd, "/sys", "sysfs", NULL,
-                     MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
-                         MOUNT_ATTR_NOEXEC) < 0)
+                     MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC) <
+        0)
         FAIL(rep, SBX_STEP_ROOTFS, errno, "mount /sys");
     sys = openat2_in_root(rootfd, "/sys", O_PATH | O_DIRECTORY);
     if (sys < 0)
@@ -602,8 +606,9 @@ static int preopen(struct sbx__child *c, struct sbx__report *rep)
 
         if (op->kind != SBX_OP_BIND)
             continue;
-        op->tree = open_tree(AT_FDCWD, op->src,
-                             OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (op->recursive ? AT_RECURSIVE : 0));
+        op->tree =
+            open_tree(AT_FDCWD, op->src,
+                      OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (op->recursive ? AT_RECURSIVE : 0));
         if (op->tree < 0)
             FAIL(rep, op->step, errno, "clone '%s'", op->src);
         if (op->ro)
@@ -653,8 +658,8 @@ int sbx__child_mounts(struct sbx__child *c, struct sbx__report *rep)
                 move_mount(c->lower_fds[i], "", AT_FDCWD, dir, MOVE_MOUNT_F_EMPTY_PATH) < 0)
                 FAIL(rep, SBX_STEP_ROOTFS, errno, "attach layer %d", i);
             c->lower_fds[i] = rt_close(c->lower_fds[i]);
-            off += (size_t) snprintf(c->overlay_opts + off, sizeof(c->overlay_opts) - off,
-                                     "%s%s", i ? ":" : "", dir);
+            off += (size_t) snprintf(c->overlay_opts + off, sizeof(c->overlay_opts) - off, "%s%s",
+                                     i ? ":" : "", dir);
         }
         /* userxattr: an overlay mounted in a user namespace keeps its metadata in user.* */
         (void) snprintf(c->overlay_opts + off, sizeof(c->overlay_opts) - off,
@@ -669,8 +674,8 @@ int sbx__child_mounts(struct sbx__child *c, struct sbx__report *rep)
     for (size_t i = 0; i < c->plan.n; i++)
         if (do_op(c, &c->plan.ops[i], rootfd, &devmnt, rep) < 0)
             return -1;
-    if (devmnt >= 0 && set_attrs(devmnt, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
-                                 false) < 0)
+    if (devmnt >= 0 &&
+        set_attrs(devmnt, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, false) < 0)
         FAIL(rep, SBX_STEP_DEV, errno, "make /dev read-only");
     /* the default root is a skeleton: read-only once built (/tmp stays writable) */
     if (!c->overlay &&

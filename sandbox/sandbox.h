@@ -90,10 +90,10 @@ struct sbx_spec {
     size_t n_mounts;
     const char *env[SBX_MAX_ENV]; /* "K=V"; PATH and HOME get defaults when absent */
     size_t n_env;
-    const char *chdir;    /* inside; default "/" */
-    const char *hostname; /* default "sandbox" */
-    uid_t uid;            /* inside; default 1000 */
-    gid_t gid;            /* inside; default = uid */
+    const char *chdir;      /* inside; default "/" */
+    const char *hostname;   /* default "sandbox" */
+    uid_t uid;              /* inside; default 1000 */
+    gid_t gid;              /* inside; default = uid */
     uint32_t host_uid_base; /* first host uid of the 65536 mapped; 0: pick a free slot */
 
     /* Resources.  0 means "no limit" (and no cgroup at all when every one is 0 and
@@ -101,8 +101,8 @@ struct sbx_spec {
     uint64_t memory_max; /* bytes */
     uint64_t swap_max;   /* bytes of swap on top of memory_max; default 0 (none) */
     uint64_t pids_max;
-    uint32_t cpu_milli;  /* 1000 = one CPU */
-    bool want_cgroup;    /* create a cgroup even without limits (to freeze later) */
+    uint32_t cpu_milli;        /* 1000 = one CPU */
+    bool want_cgroup;          /* create a cgroup even without limits (to freeze later) */
     const char *cgroup_parent; /* below each hierarchy's root; default "spaceport" */
     const char *name;          /* cgroup leaf name; default "sbx-PID-N" */
 
@@ -168,8 +168,7 @@ struct sbx_cgroup_limits {
 struct sbx_cgroup; /* opaque */
 
 /* Reads @mountinfo (NULL: /proc/self/mountinfo) and the v2 cgroup.controllers. */
-int sbx_cgroup_host_detect(const char *mountinfo, struct sbx_cgroup_host *ret,
-                           struct rt_err *err);
+int sbx_cgroup_host_detect(const char *mountinfo, struct sbx_cgroup_host *ret, struct rt_err *err);
 
 /* Which hierarchy drives @ctl: 1, 2, or 0 when the controller is unavailable. */
 int sbx_cgroup_host_version(const struct sbx_cgroup_host *host, enum sbx_ctl ctl);
@@ -233,8 +232,8 @@ int sbx_spawn(const struct sbx_spec *spec, struct sbx **ret_box, struct rt_err *
 /* The step recorded by the last failed sbx_spawn() in this thread. */
 enum sbx_step sbx_last_step(void);
 
-pid_t sbx_pid(const struct sbx *box);   /* the sandbox init, as seen from the host */
-int sbx_pidfd(const struct sbx *box);   /* pollable; readable once the init has exited */
+pid_t sbx_pid(const struct sbx *box); /* the sandbox init, as seen from the host */
+int sbx_pidfd(const struct sbx *box); /* pollable; readable once the init has exited */
 /* Pollable; readable as soon as the command's exit is known (the init reports it just
  * before it exits, ahead of the namespaces' teardown), or when the init died. */
 int sbx_exit_fd(const struct sbx *box);

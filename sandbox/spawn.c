@@ -111,8 +111,8 @@ static _Noreturn void child_fail(struct sbx__child *c, const struct sbx__report 
     _exit(125);
 }
 
-static const int forwarded[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2,
-                                 SIGWINCH, SIGCONT, SIGALRM };
+static const int forwarded[] = { SIGTERM, SIGINT,   SIGHUP,  SIGQUIT, SIGUSR1,
+                                 SIGUSR2, SIGWINCH, SIGCONT, SIGALRM };
 
 /* PATH search without allocation: EACCES anywhere wins over ENOENT, like execvp. */
 static void exec_command(struct sbx__child *c, struct sbx__report *rep)
@@ -259,8 +259,9 @@ static int recv_release(struct sbx__child *c)
     } u;
     char b;
     struct iovec iov = { .iov_base = &b, .iov_len = 1 };
-    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-                          .msg_controllen = sizeof(u.buf) };
+    struct msghdr msg = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)
+    };
     ssize_t n;
 
     do
@@ -433,8 +434,8 @@ static int open_lower_trees(const struct sbx_spec *spec, pid_t pid, int *fds, in
         return rt_err_set(err, errno, "open '%s'", path);
     for (size_t i = 0; i <= spec->n_layers; i++) {
         const char *dir = i < spec->n_layers ? spec->layers[i] : spec->rootfs;
-        struct mount_attr ro = { .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
-                                             MOUNT_ATTR_NODEV };
+        struct mount_attr ro = { .attr_set =
+                                     MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV };
         struct mount_attr idmap = { .attr_set = MOUNT_ATTR_IDMAP, .userns_fd = (uint64_t) userns };
         int t = open_tree(AT_FDCWD, dir, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
 
@@ -514,8 +515,8 @@ static int setup_cgroup(const struct sbx_spec *spec, struct sbx *box, struct rt_
         struct stat st;
         if (stat(spec->gpus[i], &st) < 0)
             return rt_err_set(err, errno, "device '%s'", spec->gpus[i]);
-        if ((r = sbx_cgroup_allow_device(box->cg, 'c', major(st.st_rdev), minor(st.st_rdev),
-                                         err)) < 0)
+        if ((r = sbx_cgroup_allow_device(box->cg, 'c', major(st.st_rdev), minor(st.st_rdev), err)) <
+            0)
             return r;
     }
     return 0;
@@ -596,8 +597,8 @@ int sbx_spawn(const struct sbx_spec *spec, struct sbx **ret_box, struct rt_err *
 
     /* the cgroup namespace comes later, in the child, once it sits in its own cgroup:
      * unshared now, it would be rooted at the caller's group and show host paths */
-    flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS |
-            CLONE_PIDFD | SIGCHLD;
+    flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_PIDFD |
+            SIGCHLD;
     if (spec->net != SBX_NET_HOST)
         flags |= CLONE_NEWNET;
     /* a raw clone behaves like fork here: the child runs on a copy of this stack */
@@ -650,8 +651,8 @@ int sbx_spawn(const struct sbx_spec *spec, struct sbx **ret_box, struct rt_err *
         }
         rep.msg[sizeof(rep.msg) - 1] = '\0';
         rt_err_set(err, rep.err, "%s", rep.msg);
-        last_step = rep.step > 0 && rep.step < _SBX_STEP_MAX ? (enum sbx_step) rep.step
-                                                             : SBX_STEP_NONE;
+        last_step =
+            rep.step > 0 && rep.step < _SBX_STEP_MAX ? (enum sbx_step) rep.step : SBX_STEP_NONE;
         return -err->code;
     }
     box->status_fd = TAKE_FD(st_r);

@@ -153,8 +153,7 @@ int sbx_spec_validate(const struct sbx_spec *spec, struct rt_err *err)
         return rt_err_set(err, EINVAL, "working directory '%s' must be an absolute path",
                           spec->chdir);
     if (spec->hostname && (strlen(spec->hostname) == 0 || strlen(spec->hostname) > 64))
-        return rt_err_set(err, EINVAL, "hostname '%s' must be 1 to 64 characters",
-                          spec->hostname);
+        return rt_err_set(err, EINVAL, "hostname '%s' must be 1 to 64 characters", spec->hostname);
     if (spec->uid > 65535 || spec->gid > 65535)
         return rt_err_set(err, EINVAL, "uid and gid inside must be below 65536");
     if (spec->host_uid_base && spec->host_uid_base < 65536)
@@ -175,8 +174,7 @@ int sbx_spec_validate(const struct sbx_spec *spec, struct rt_err *err)
         return rt_err_set(err, EINVAL, "open file limit must be between 16 and 1048576");
     if (spec->name && (!*spec->name || strchr(spec->name, '/') || strcmp(spec->name, ".") == 0 ||
                        strcmp(spec->name, "..") == 0 || strlen(spec->name) > 64))
-        return rt_err_set(err, EINVAL, "sandbox name '%s' is not a valid cgroup name",
-                          spec->name);
+        return rt_err_set(err, EINVAL, "sandbox name '%s' is not a valid cgroup name", spec->name);
     if (!spec->cgroup_parent || !*spec->cgroup_parent || strstr(spec->cgroup_parent, "..") ||
         spec->cgroup_parent[0] == '/')
         return rt_err_set(err, EINVAL, "cgroup parent must be a relative path without '..'");

@@ -48,8 +48,8 @@ int sbx__uid_slot_acquire(const char *dir, uint32_t *ret_base, struct rt_err *er
     if (lstat(dir, &st) < 0)
         return rt_err_set(err, errno, "stat '%s'", dir);
     if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 0022))
-        return rt_err_set(err, EPERM, "'%s' must be a directory owned by us, not group/world-writable",
-                          dir);
+        return rt_err_set(err, EPERM,
+                          "'%s' must be a directory owned by us, not group/world-writable", dir);
     for (unsigned i = 0; i < SBX_UID_SLOTS; i++) {
         unsigned slot = (start + i) % SBX_UID_SLOTS;
         _cleanup_close_ int fd = -1;

@@ -322,8 +322,8 @@ static int a_fds(void)
 }
 static int a_ids(void)
 {
-    printf("INFO uid %d euid %d gid %d egid %d\n", (int) getuid(), (int) geteuid(),
-           (int) getgid(), (int) getegid());
+    printf("INFO uid %d euid %d gid %d egid %d\n", (int) getuid(), (int) geteuid(), (int) getgid(),
+           (int) getegid());
     return geteuid() == 0 ? escaped("euid 0") : blocked(EPERM, "not root");
 }
 
@@ -558,9 +558,8 @@ static int a_mknod_char(void)
 }
 static int a_dev_list(void)
 {
-    static const char *const ok[] = { "null", "zero", "full", "random", "urandom", "tty",
-                                      "ptmx", "pts", "shm", "fd", "stdin", "stdout", "stderr",
-                                      NULL };
+    static const char *const ok[] = { "null", "zero", "full", "random", "urandom", "tty",    "ptmx",
+                                      "pts",  "shm",  "fd",   "stdin",  "stdout",  "stderr", NULL };
     DIR *d = opendir("/dev");
     struct dirent *e;
     int bad = 0;

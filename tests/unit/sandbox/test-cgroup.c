@@ -143,8 +143,9 @@ static void test_fake_v1(void)
 {
     static const char *const ctl[] = { "cpu", "memory", "pids", "freezer", "devices" };
     struct sbx_cgroup_host h = { .fake = true };
-    struct sbx_cgroup_limits lim = { .memory_max = 32 << 20, .swap_max = 16 << 20,
-                                     .pids_max = 7, .cpu_milli = 1500 };
+    struct sbx_cgroup_limits lim = {
+        .memory_max = 32 << 20, .swap_max = 16 << 20, .pids_max = 7, .cpu_milli = 1500
+    };
     struct sbx_cgroup_limits back;
     struct sbx_cgroup *cg = NULL;
     struct rt_err err = { 0 };
@@ -208,8 +209,7 @@ static void test_real_host(void)
         return;
     }
     (void) snprintf(name, sizeof(name), "unit-%d", (int) getpid());
-    is_int(sbx_cgroup_create(&h, "spaceport-unit", name, &lim, &cg, &err), 0,
-           "real group created");
+    is_int(sbx_cgroup_create(&h, "spaceport-unit", name, &lim, &cg, &err), 0, "real group created");
     if (!cg) {
         printf("# %s\n", err.msg);
         return;

@@ -157,8 +157,7 @@ int main(void)
     ok(o[T_FORK].ret > 0, "plain fork (clone without namespace flags) works");
 
     st = under_filter(&prog, x32_call, NULL);
-    ok(WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS, "x32 syscall kills the process (status %d)",
-       st);
+    ok(WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS, "x32 syscall kills the process (status %d)", st);
     st = under_filter(&prog, i386_call, NULL);
     ok(WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS, "int 0x80 kills the process (status %d)", st);
 

@@ -108,7 +108,10 @@ static void with_memory(struct sbx_spec *s)
 static void test_oom(void)
 {
     static const char *const argv[] = {
-        "/usr/bin/python3", "-c", "x = b'x' * (256 << 20)", NULL,
+        "/usr/bin/python3",
+        "-c",
+        "x = b'x' * (256 << 20)",
+        NULL,
     };
     struct rt_err err = { 0 };
     struct sbx_exit ex;
