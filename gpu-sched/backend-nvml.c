@@ -212,7 +212,7 @@ static int nvml_probe(const struct gpu_config *cfg, struct gpu_inventory *inv, s
         return r;
     if ((nr = n.init()) != NVML_SUCCESS) {
         n.shutdown = NULL; /* nothing to shut down */
-        return rt_err_set(err, ENODEV, "NVIDIA driver not available: nvmlInit: %s",
+        return rt_err_set(err, ENODEV, "NVIDIA driver not available: '%s': nvmlInit: %s", lib,
                           nvml_str(&n, nr));
     }
     (void) snprintf(m.root, sizeof(m.root), "%s", cfg && cfg->root ? cfg->root : "");
