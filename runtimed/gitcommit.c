@@ -770,6 +770,20 @@ static int check_ops(const struct rt_git_commit_req *req, uint64_t max_file, uin
                                   "'%.*s': LFS oid '%.80s' is not 64 lowercase hex "
                                   "digits",
                                   msg_len(len), op->path, op->lfs_oid ? op->lfs_oid : "");
+            if (req->lfs) {
+                uint64_t have = 0;
+                /* A pointer to an object nobody uploaded would check out as a broken file. */
+                r = rt_lfs_has(req->lfs, op->lfs_oid, &have, err);
+                if (r == -ENOENT)
+                    return rt_err_set(err, ENOENT, "'%.*s': LFS object %s was not uploaded",
+                                      msg_len(len), op->path, op->lfs_oid);
+                if (r < 0)
+                    return rt_err_wrap(err, "'%.*s'", msg_len(len), op->path);
+                if (have != op->lfs_size)
+                    return rt_err_set(err, EINVAL,
+                                      "'%.*s': LFS object %s has %" PRIu64 " bytes, not %" PRIu64,
+                                      msg_len(len), op->path, op->lfs_oid, have, op->lfs_size);
+            }
             break;
         case RT_GIT_OP_DELETE_FILE:
         case RT_GIT_OP_DELETE_FOLDER:
@@ -1169,11 +1183,15 @@ int rt_git_list_files(const char *repo, const char *commit, uint32_t max_files,
         return rt_err_set(err, EINVAL, "'%.60s' is not a commit id", commit ? commit : "");
     if ((r = git_init(&g, repo, NULL, NULL, err)) < 0)
         return r;
-    r = git_ok(&g, args, NULL, 0, (size_t) max_files * 600 + (1 << 20), &out, &outlen, err);
+    r = git_run(&g, args, NULL, 0, (size_t) max_files * 600 + (1 << 20), &out, &outlen, err);
     if (r == -EFBIG)
         return rt_err_set(err, EFBIG, "commit %.12s has too many files", commit);
     if (r < 0)
         return r;
+    if (r > 0 && (strstr(g.errline, "Not a valid object name") || strstr(g.errline, "not a tree")))
+        return rt_err_set(err, ENOENT, "no commit %s in '%s'", commit, repo);
+    if (r > 0)
+        return rt_err_set(err, EIO, "list commit %.12s: %s", commit, g.errline);
     for (size_t off = 0; off < outlen;) {
         char *rec = out + off, *tab = strchr(rec, '\t');
         char type[16], sha[48], size[32];

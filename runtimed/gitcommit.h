@@ -75,6 +75,10 @@ struct rt_git_commit_req {
     uint64_t max_file_bytes;   /* one FILE operation's content (0: RT_GIT_LFS_THRESHOLD) */
     uint64_t max_commit_bytes; /* all FILE contents together (0: 1 GiB) */
     uint32_t max_files;        /* files in the resulting tree, and operations (0: 100000) */
+    /* Non-NULL: every LFS_FILE object must be in this store with the declared size
+     * (-ENOENT when it was never uploaded, -EINVAL when the size differs).  NULL: the
+     * caller has checked. */
+    struct rt_lfs *lfs;
 };
 
 struct rt_git_commit_result {
@@ -87,16 +91,20 @@ struct rt_git_commit_result {
  * have no commit yet) and moves the branch to the new commit, but only if it still points
  * where it did when the work started.  Every operation is checked before anything is
  * written; refused paths: empty, absolute, longer than RT_GIT_PATH_MAX, with a NUL or a
- * control character, or with an empty, ".", ".." or ".git" (any case) component.  The
- * caller checks that LFS objects named by LFS_FILE operations are in the store.  Blocks
- * while git runs.  Returns 0 and fills *ret, or a negative errno listed at the top. */
+ * control character, or with an empty, ".", ".." or ".git" (any case) component.  A
+ * failed commit leaves the branch where it was (at worst a few unreferenced blobs that
+ * git gc prunes).  Blocks while git runs.  Returns 0 and fills *ret, or a negative errno
+ * listed at the top. */
 int rt_git_commit(const char *repo, const struct rt_git_commit_req *req,
                   struct rt_git_commit_result *ret, struct rt_err *err);
 
 /* Checks one repository path by the rules above.  Returns 0 or -EINVAL. */
 int rt_git_path_check(const char *path, size_t len, struct rt_err *err);
 
-/* One file of a commit, as list_repo_files and the siblings of space_info show it. */
+/* One file of a commit, as list_repo_files and the siblings of space_info show it.  The
+ * "oid" preupload returns for a file already in the repository is lfs_oid for an LFS file
+ * and blob_id otherwise: huggingface_hub compares it with its own hash of the file
+ * (SHA-256 for LFS, git's blob id for regular) to leave unchanged files out. */
 struct rt_git_file {
     char *path;
     unsigned mode;                    /* 0100644, 0100755, 0120000 (symlink), 0160000 */
@@ -113,8 +121,9 @@ struct rt_git_file_list {
 };
 
 /* Lists every file of @commit (a 40-digit commit id) recursively, reading the small blobs
- * to recognise LFS pointers.  At most @max_files files (0: 100000), else -EFBIG.  Free the
- * list with rt_git_file_list_done().  Returns 0 or -errno. */
+ * to recognise LFS pointers; submodules are left out.  At most @max_files files (0:
+ * 100000), else -EFBIG.  Free the list with rt_git_file_list_done().  Returns 0, -ENOENT
+ * when the repository has no such commit, or another -errno. */
 int rt_git_list_files(const char *repo, const char *commit, uint32_t max_files,
                       struct rt_git_file_list *ret, struct rt_err *err);
 

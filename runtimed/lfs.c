@@ -1,5 +1,6 @@
 #include "lfs.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -7,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -69,6 +71,30 @@ static void lfs_freep(struct rt_lfs **p)
     rt_lfs_free(*p);
 }
 
+/* Uploads cut short by a crash leave their temporary files; one untouched for a day is
+ * no upload in progress. */
+static void sweep_tmp(int tmp_fd)
+{
+    time_t now = time(NULL);
+    struct dirent *e;
+    int fd = fcntl(tmp_fd, F_DUPFD_CLOEXEC, 3);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+
+    if (!d) {
+        (void) rt_close(fd);
+        return;
+    }
+    while ((e = readdir(d))) {
+        struct stat st;
+        if (strncmp(e->d_name, "up-", 3) != 0)
+            continue;
+        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            now - st.st_mtime > RT_LFS_STALE_UPLOAD_S)
+            (void) unlinkat(dirfd(d), e->d_name, 0);
+    }
+    closedir(d);
+}
+
 int rt_lfs_open(const char *data_dir, uint64_t max_object_bytes, struct rt_lfs **ret_store,
                 struct rt_err *err)
 {
@@ -92,6 +118,7 @@ int rt_lfs_open(const char *data_dir, uint64_t max_object_bytes, struct rt_lfs *
     s->tmp_fd = mkdir_open_at(lfs_fd, "tmp", err);
     if (s->tmp_fd < 0)
         return rt_err_wrap(err, "open the LFS store in '%s'", data_dir);
+    sweep_tmp(s->tmp_fd);
     *ret_store = TAKE_PTR(s);
     return 0;
 }

@@ -18,13 +18,16 @@
 #define RT_LFS_POINTER_MAX 160
 /* A blob larger than this cannot be a pointer (git-lfs reads at most 1024 bytes). */
 #define RT_LFS_POINTER_SCAN_MAX 1024
+/* rt_lfs_open() removes temporary upload files older than this (a crashed upload). */
+#define RT_LFS_STALE_UPLOAD_S (24 * 3600)
 
 struct rt_lfs; /* a store: its root fd and limits */
 struct rt_lfs_writer;
 
-/* Opens (creating when needed, mode 0700) the store under @data_dir/lfs.  Objects larger
- * than @max_object_bytes are refused (0: 50 GiB, the Hub's limit for one file).  Free the
- * store with rt_lfs_free().  Returns 0 or -errno. */
+/* Opens (creating when needed, mode 0700) the store under @data_dir/lfs and removes stale
+ * temporary files of crashed uploads.  Objects larger than @max_object_bytes are refused
+ * (0: 50 GiB, the Hub's limit for one file).  Free the store with rt_lfs_free().  Returns
+ * 0 or -errno. */
 int rt_lfs_open(const char *data_dir, uint64_t max_object_bytes, struct rt_lfs **ret_store,
                 struct rt_err *err);
 

@@ -418,6 +418,45 @@ static void test_empty_and_race(void)
     is_str(head(), before, "main stays");
 }
 
+/* With a store given, a pointer is committed only to an object that was uploaded. */
+static void test_lfs_checked(void)
+{
+    static const char data[] = "0123456789";
+    struct rt_err err = { 0 };
+    struct rt_git_commit_result res = { 0 };
+    struct rt_lfs *store = NULL;
+    struct rt_lfs_writer *w = NULL;
+    char oid[RT_SHA256_HEX_LEN], missing[RT_SHA256_HEX_LEN], before[RT_GIT_SHA_LEN + 1];
+    struct rt_git_op op = {
+        .kind = RT_GIT_OP_LFS_FILE, .path = "w.bin", .lfs_oid = oid, .lfs_size = 10
+    };
+    struct rt_git_commit_req req = { .summary = "lfs", .ops = &op, .n_ops = 1 };
+
+    rt_sha256_hex(data, 10, oid);
+    rt_sha256_hex("nobody uploaded this", 20, missing);
+    if (rt_lfs_open(tmp, 0, &store, &err) < 0 ||
+        rt_lfs_writer_start(store, oid, 10, &w, &err) < 0 ||
+        rt_lfs_writer_write(w, data, 10, &err) < 0 || rt_lfs_writer_finish(w, &err) < 0) {
+        ok(0, "store an LFS object: %s", err.msg);
+        rt_lfs_writer_free(w);
+        rt_lfs_free(store);
+        return;
+    }
+    rt_lfs_writer_free(w);
+    memcpy(before, head(), sizeof(before));
+    req.lfs = store;
+    op.lfs_oid = missing;
+    is_int(rt_git_commit(bare, &req, &res, &err), -ENOENT, "a pointer to a missing object");
+    ok(strstr(err.msg, "was not uploaded") != NULL, "says it was not uploaded");
+    op.lfs_oid = oid;
+    op.lfs_size = 11;
+    is_int(rt_git_commit(bare, &req, &res, &err), -EINVAL, "a pointer with the wrong size");
+    is_str(head(), before, "neither moved main");
+    op.lfs_size = 10;
+    is_int(rt_git_commit(bare, &req, &res, &err), 0, "a pointer to a stored object commits");
+    rt_lfs_free(store);
+}
+
 static void test_list_files(void)
 {
     struct rt_err err = { 0 };
@@ -435,7 +474,7 @@ static void test_list_files(void)
     }
     memcpy(h, head(), sizeof(h));
     is_int(rt_git_list_files(bare, h, 0, &l, &err), 0, "list the files of main");
-    is_int(l.n, 11, "every file");
+    is_int(l.n, 12, "every file");
     ok(l.n && strcmp(l.files[0].path, "deeper/later.txt") == 0, "sorted by path");
     f = rt_git_file_list_find(&l, "model.bin");
     ok(f && f->lfs, "model.bin is recognised as LFS");
@@ -452,8 +491,8 @@ static void test_list_files(void)
     rt_git_file_list_done(&l);
     is_int(rt_git_list_files(bare, h, 3, &l, &err), -EFBIG, "more files than the cap is EFBIG");
     is_int(rt_git_list_files(bare, "main", 0, &l, &err), -EINVAL, "only commit ids are listed");
-    is_int(rt_git_list_files(bare, "0123456789012345678901234567890123456789", 0, &l, &err), -EIO,
-           "an unknown commit is an error");
+    is_int(rt_git_list_files(bare, "0123456789012345678901234567890123456789", 0, &l, &err),
+           -ENOENT, "an unknown commit is ENOENT");
     ok(l.n == 0 && l.files == NULL, "and the list stays empty");
 }
 
@@ -595,6 +634,7 @@ int main(void)
     test_refusals_leave_main();
     test_hostile_paths();
     test_empty_and_race();
+    test_lfs_checked();
     test_list_files();
     test_preupload();
     test_base64();

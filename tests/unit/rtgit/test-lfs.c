@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../tap.h"
@@ -82,6 +83,31 @@ static void test_store(void)
     is_int(rt_lfs_open(tmp, 1 << 20, &s, &err), 0, "open a store in a fresh data dir");
     if (!s)
         return;
+    rt_lfs_free(s);
+    s = NULL;
+    {
+        /* What a crash mid-upload leaves: an old temporary file, and a fresh one that may
+         * belong to an upload in progress. */
+        struct timespec old[2] = { { .tv_sec = time(NULL) - 2 * RT_LFS_STALE_UPLOAD_S },
+                                   { .tv_sec = time(NULL) - 2 * RT_LFS_STALE_UPLOAD_S } };
+        (void) snprintf(path, sizeof(path), "%s/lfs/tmp/up-stale", tmp);
+        fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        if (fd >= 0)
+            (void) close(fd);
+        (void) utimensat(AT_FDCWD, path, old, 0);
+        (void) snprintf(path, sizeof(path), "%s/lfs/tmp/up-fresh", tmp);
+        fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        if (fd >= 0)
+            (void) close(fd);
+    }
+    is_int(rt_lfs_open(tmp, 1 << 20, &s, &err), 0, "reopen the store");
+    if (!s)
+        return;
+    (void) snprintf(path, sizeof(path), "%s/lfs/tmp/up-stale", tmp);
+    ok(access(path, F_OK) < 0, "a day-old temporary file is swept");
+    (void) snprintf(path, sizeof(path), "%s/lfs/tmp/up-fresh", tmp);
+    ok(access(path, F_OK) == 0, "a fresh one is kept");
+    (void) unlink(path);
     is_int(rt_lfs_has(s, oid, &size, &err), -ENOENT, "an object not uploaded is absent");
     is_int(rt_lfs_has(s, "nope", &size, &err), -EINVAL, "a bad oid is EINVAL");
     is_str(err.msg, "'nope' is not an LFS oid (64 lowercase hex digits)", "and says so");
