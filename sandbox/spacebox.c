@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "net.h"
 #include "sandbox.h"
 #include "util.h"
 #include "version.h"
@@ -255,8 +256,26 @@ static int setup_failed(struct rt_err *err)
     return EXIT_SETUP;
 }
 
+/* --net veth: sbxnet (sandbox/net.h) gives the init's fresh netns its Space link before the
+ * init runs anything: "eth0" with a pool address, no egress, reachable from the host only. */
+struct box_net {
+    struct sbx_net_conf conf;
+    struct sbx_net_link link;
+    bool attached;
+};
+
+static int on_netns(pid_t pid, void *data, struct rt_err *err)
+{
+    struct box_net *n = data;
+    int r = sbx_net_attach(&n->conf, pid, false, &n->link, err);
+
+    n->attached = r == 0;
+    return r;
+}
+
 static int run(int argc, char **argv)
 {
+    struct box_net net = { .attached = false };
     struct sbx_spec spec;
     struct rt_err err = { 0 };
     struct sbx *box = NULL;
@@ -271,6 +290,11 @@ static int run(int argc, char **argv)
     sbx_spec_init(&spec);
     if ((r = parse_run(argc, argv, &spec, &timeout)) != 0)
         return r;
+    if (spec.net == SBX_NET_VETH) {
+        sbx_net_conf_init(&net.conf);
+        spec.on_netns = on_netns;
+        spec.netns_data = &net;
+    }
     /* signals for the command arrive through a signalfd and are forwarded to its init */
     (void) sigemptyset(&set);
     for (int s = 1; s < 32; s++)
@@ -325,6 +349,8 @@ static int run(int argc, char **argv)
     else if (ex.reason == SBX_EXIT_OOM)
         fprintf(stderr, "spacebox: out of memory: the command was killed by the OOM killer "
                         "(memory limit reached)\n");
+    if (net.attached)
+        (void) sbx_net_detach(&net.conf, &net.link, &err); /* gone with the netns anyway */
     /* without a cgroup to remove there is nothing to wait for: the kernel finishes tearing
      * the namespaces down after we leave (bwrap leaves the same way) */
     if (sbx_cgroup(box))
