@@ -588,8 +588,7 @@ static int model_delete_folder(struct model *m, const char *path, size_t len, st
 {
     if (model_dir_count(m, path, len) == 0)
         return rt_err_set(err, ENOENT,
-                          "cannot delete '%.*s/': a folder with this name doesn't "
-                          "exist",
+                          "cannot delete '%.*s/': a folder with this name doesn't exist",
                           msg_len(len), path);
     for (size_t i = 0; i < m->n; i++) {
         struct entry *e = &m->e[i];
@@ -618,8 +617,7 @@ static int model_apply(struct model *m, const struct rt_git_op *op, long i, stru
             e = model_file(m, op->old_path, olen);
             if (!e)
                 return rt_err_set(err, ENOENT,
-                                  "cannot move '%.*s': a file with this name "
-                                  "doesn't exist",
+                                  "cannot move '%.*s': a file with this name doesn't exist",
                                   msg_len(olen), op->old_path);
             model_remove(m, e);
         }
@@ -628,8 +626,7 @@ static int model_apply(struct model *m, const struct rt_git_op *op, long i, stru
         e = model_file(m, op->path, len);
         if (!e)
             return rt_err_set(err, ENOENT,
-                              "cannot delete '%.*s': a file with this name doesn't "
-                              "exist",
+                              "cannot delete '%.*s': a file with this name doesn't exist",
                               msg_len(len), op->path);
         model_remove(m, e);
         return 0;
@@ -646,9 +643,7 @@ static int model_apply(struct model *m, const struct rt_git_op *op, long i, stru
             return 0;
         }
         if (model_dir_count(m, op->path, len) == 0)
-            return rt_err_set(err, ENOENT,
-                              "cannot delete '%.*s': no file or folder with this "
-                              "name",
+            return rt_err_set(err, ENOENT, "cannot delete '%.*s': no file or folder with this name",
                               msg_len(len), op->path);
         return model_delete_folder(m, op->path, len, err);
     case RT_GIT_OP_RENAME: {
@@ -659,8 +654,7 @@ static int model_apply(struct model *m, const struct rt_git_op *op, long i, stru
         e = model_file(m, op->old_path, olen);
         if (!e)
             return rt_err_set(err, ENOENT,
-                              "cannot move '%.*s': a file with this name doesn't "
-                              "exist",
+                              "cannot move '%.*s': a file with this name doesn't exist",
                               msg_len(olen), op->old_path);
         if (olen == len && memcmp(op->old_path, op->path, len) == 0)
             return 0;
@@ -767,8 +761,7 @@ static int check_ops(const struct rt_git_commit_req *req, uint64_t max_file, uin
         case RT_GIT_OP_LFS_FILE:
             if (!rt_lfs_oid_is_valid(op->lfs_oid))
                 return rt_err_set(err, EINVAL,
-                                  "'%.*s': LFS oid '%.80s' is not 64 lowercase hex "
-                                  "digits",
+                                  "'%.*s': LFS oid '%.80s' is not 64 lowercase hex digits",
                                   msg_len(len), op->path, op->lfs_oid ? op->lfs_oid : "");
             if (req->lfs) {
                 uint64_t have = 0;
