@@ -1,3 +1,3 @@
 PROGS += spacebox
 spacebox_SRCS := sandbox/spacebox.c
-spacebox_LIBS := sandbox sbxnet
+spacebox_LIBS := sandbox

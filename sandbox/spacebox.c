@@ -1,5 +1,6 @@
 /* spacebox: run a command in a Spaceport sandbox (the CLI over libsandbox). */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
 #include <signal.h>
@@ -7,10 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cleanup.h"
-#include "net.h"
 #include "sandbox.h"
 #include "util.h"
 #include "version.h"
@@ -45,7 +46,9 @@ static void usage(FILE *out)
         "  --memory SIZE       memory limit (e.g. 512M); --swap SIZE swap on top (default 0)\n"
         "  --pids N            process limit\n"
         "  --cpus X            CPU limit (e.g. 0.5)\n"
-        "  --net MODE          none (loopback only, default), host, or veth\n"
+        "  --net MODE          none (loopback only, default), host, veth (a private\n"
+        "                      link reachable from the host only, through bin/spacenet),\n"
+        "                      or veth-egress (that link plus filtered egress)\n"
         "  --gpu DEV           bind device node DEV and allow it (repeatable)\n"
         "  --timeout SECONDS   kill the sandbox after SECONDS\n"
         "  --upper-size SIZE   bound on the writable layer (default 512M)\n"
@@ -109,6 +112,61 @@ static int bad_value(const char *opt, const char *val, const char *what)
 {
     fprintf(stderr, "spacebox: %s '%s': %s\n", opt, val, what);
     return 2;
+}
+
+extern char **environ;
+
+/* --net veth: sbxnet (sandbox/net.h) gives the init's fresh netns its Space link before the
+ * init runs anything.  spacebox runs it as the sibling tool "spacenet attach PID" rather
+ * than linking it, so that the common loopback-only start does not load libnl and
+ * libnftables (loading them costs more than the whole sandbox setup).  The veth pair dies
+ * with the sandbox's network namespace. */
+static int attach_veth(pid_t pid, void *data, struct rt_err *err)
+{
+    char self[4096], tool[4200], pidbuf[16];
+    _cleanup_close_ int errp_r = -1, errp_w = -1;
+    int pipes[2], status, child_errno = 0;
+    sigset_t none;
+    ssize_t n;
+    pid_t child;
+
+    n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n < 0)
+        return rt_err_set(err, errno, "find spacebox's own path");
+    self[n] = '\0';
+    *strrchr(self, '/') = '\0';
+    (void) snprintf(tool, sizeof(tool), "%s/spacenet", self);
+    (void) snprintf(pidbuf, sizeof(pidbuf), "%d", (int) pid);
+    char *argv[] = { tool, (char *) "attach", pidbuf, (char *) data, NULL };
+
+    if (pipe2(pipes, O_CLOEXEC) < 0)
+        return rt_err_set(err, errno, "pipe2");
+    errp_r = pipes[0];
+    errp_w = pipes[1];
+    (void) sigemptyset(&none);
+    child = fork();
+    if (child < 0)
+        return rt_err_set(err, errno, "fork");
+    if (child == 0) {
+        /* its report goes to stderr: the command's stdout stays the command's */
+        (void) sigprocmask(SIG_SETMASK, &none, NULL);
+        if (dup2(2, 1) >= 0)
+            (void) execve(tool, argv, environ);
+        child_errno = errno;
+        (void) !write(errp_w, &child_errno, sizeof(child_errno));
+        _exit(127);
+    }
+    errp_w = rt_close(errp_w);
+    n = rt_read_all(errp_r, &child_errno, sizeof(child_errno));
+    while (waitpid(child, &status, 0) < 0)
+        if (errno != EINTR)
+            return rt_err_set(err, errno, "wait for '%s'", tool);
+    if (n == (ssize_t) sizeof(child_errno))
+        return rt_err_set(err, child_errno, "veth networking needs '%s'", tool);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return rt_err_set(err, EIO, "'%s attach %d' failed (status %d)", tool, (int) pid,
+                          WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+    return 0;
 }
 
 /* Parses the options of "run" into @spec; returns 0, or the exit status to use. */
@@ -203,10 +261,12 @@ static int parse_run(int argc, char **argv, struct sbx_spec *spec, double *timeo
                 spec->net = SBX_NET_NONE;
             else if (strcmp(optarg, "host") == 0)
                 spec->net = SBX_NET_HOST;
-            else if (strcmp(optarg, "veth") == 0)
+            else if (strcmp(optarg, "veth") == 0 || strcmp(optarg, "veth-egress") == 0) {
                 spec->net = SBX_NET_VETH;
-            else
-                return bad_value("--net", optarg, "expected none, host or veth");
+                spec->on_netns = attach_veth;
+                spec->netns_data = strcmp(optarg, "veth") == 0 ? NULL : (char *) "--egress";
+            } else
+                return bad_value("--net", optarg, "expected none, host, veth or veth-egress");
             break;
         case OPT_GPU:
             if (spec->n_gpus >= SBX_MAX_GPUS)
@@ -256,26 +316,8 @@ static int setup_failed(struct rt_err *err)
     return EXIT_SETUP;
 }
 
-/* --net veth: sbxnet (sandbox/net.h) gives the init's fresh netns its Space link before the
- * init runs anything: "eth0" with a pool address, no egress, reachable from the host only. */
-struct box_net {
-    struct sbx_net_conf conf;
-    struct sbx_net_link link;
-    bool attached;
-};
-
-static int on_netns(pid_t pid, void *data, struct rt_err *err)
-{
-    struct box_net *n = data;
-    int r = sbx_net_attach(&n->conf, pid, false, &n->link, err);
-
-    n->attached = r == 0;
-    return r;
-}
-
 static int run(int argc, char **argv)
 {
-    struct box_net net = { .attached = false };
     struct sbx_spec spec;
     struct rt_err err = { 0 };
     struct sbx *box = NULL;
@@ -290,11 +332,6 @@ static int run(int argc, char **argv)
     sbx_spec_init(&spec);
     if ((r = parse_run(argc, argv, &spec, &timeout)) != 0)
         return r;
-    if (spec.net == SBX_NET_VETH) {
-        sbx_net_conf_init(&net.conf);
-        spec.on_netns = on_netns;
-        spec.netns_data = &net;
-    }
     /* signals for the command arrive through a signalfd and are forwarded to its init */
     (void) sigemptyset(&set);
     for (int s = 1; s < 32; s++)
@@ -349,8 +386,6 @@ static int run(int argc, char **argv)
     else if (ex.reason == SBX_EXIT_OOM)
         fprintf(stderr, "spacebox: out of memory: the command was killed by the OOM killer "
                         "(memory limit reached)\n");
-    if (net.attached)
-        (void) sbx_net_detach(&net.conf, &net.link, &err); /* gone with the netns anyway */
     /* without a cgroup to remove there is nothing to wait for: the kernel finishes tearing
      * the namespaces down after we leave (bwrap leaves the same way) */
     if (sbx_cgroup(box))
