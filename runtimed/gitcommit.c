@@ -41,32 +41,54 @@ struct git {
     char errline[GIT_ERR_MAX]; /* first line of the last failed run's stderr */
 };
 
+/* Set for every run: English messages (a few are matched below) and no prompt. */
+static const char *const base_env[] = {
+    "LC_ALL=C",
+    "LANGUAGE=C",
+    "GIT_TERMINAL_PROMPT=0",
+    NULL,
+};
+
 static void git_done(struct git *g)
 {
     free(g->envp);
     g->envp = NULL;
 }
 
+/* Whether @entry ("KEY=VALUE") sets a key that one of @list sets. */
+static bool env_overridden(const char *entry, const char *const *list)
+{
+    size_t klen = strcspn(entry, "=");
+
+    for (; list && *list; list++)
+        if (strncmp(*list, entry, klen) == 0 && (*list)[klen] == '=')
+            return true;
+    return false;
+}
+
 /* @extra: "KEY=VALUE" strings the caller keeps alive while the context is used. */
 static int git_init(struct git *g, const char *repo, const char *cwd, const char *const *extra,
                     struct rt_err *err)
 {
-    size_t n = 0, k = 0, x = 0;
+    size_t n = ARRAY_SIZE(base_env), k = 0;
 
     memset(g, 0, sizeof(*g));
     g->repo = repo;
     g->cwd = cwd;
     for (char **e = environ; e && *e; e++)
         n++;
-    while (extra && extra[x])
-        x++;
-    g->envp = calloc(n + x + 1, sizeof(char *));
+    for (size_t x = 0; extra && extra[x]; x++)
+        n++;
+    g->envp = calloc(n + 1, sizeof(char *));
     if (!g->envp)
         return rt_err_set(err, ENOMEM, "allocate git's environment");
     for (char **e = environ; e && *e; e++)
-        if (strncmp(*e, "GIT_", 4) != 0)
+        if (strncmp(*e, "GIT_", 4) != 0 && !env_overridden(*e, base_env) &&
+            !env_overridden(*e, extra))
             g->envp[k++] = *e;
-    for (size_t i = 0; i < x; i++)
+    for (size_t i = 0; base_env[i]; i++)
+        g->envp[k++] = (char *) base_env[i];
+    for (size_t i = 0; extra && extra[i]; i++)
         g->envp[k++] = (char *) extra[i];
     g->envp[k] = NULL;
     return 0;
@@ -955,8 +977,8 @@ int rt_git_commit(const char *repo, const struct rt_git_commit_req *req,
         req->author_email && req->author_email[0] ? req->author_email : "spaceport@localhost";
     char ref[BRANCH_MAX + 16], spec[BRANCH_MAX + 32], old[RT_GIT_SHA_LEN + 1] = "";
     char tree[RT_GIT_SHA_LEN + 1], old_tree[RT_GIT_SHA_LEN + 1] = "", commit[RT_GIT_SHA_LEN + 1];
-    char env[7][PATH_MAX + IDENT_MAX];
-    const char *extra[8];
+    char env[6][PATH_MAX + IDENT_MAX];
+    const char *extra[7];
     _cleanup_(commit_job_done) struct commit_job j = { 0 };
     _cleanup_free_ char *out = NULL, *info = NULL;
     size_t outlen = 0, infolen = 0;
@@ -985,10 +1007,9 @@ int rt_git_commit(const char *repo, const struct rt_git_commit_req *req,
     (void) snprintf(env[4], sizeof(env[4]), "GIT_COMMITTER_EMAIL=%s", email);
     /* Paths given to git are file names, never glob patterns. */
     (void) snprintf(env[5], sizeof(env[5]), "GIT_LITERAL_PATHSPECS=1");
-    (void) snprintf(env[6], sizeof(env[6]), "GIT_TERMINAL_PROMPT=0");
-    for (size_t i = 0; i < 7; i++)
+    for (size_t i = 0; i < 6; i++)
         extra[i] = env[i];
-    extra[7] = NULL;
+    extra[6] = NULL;
     if ((r = git_init(&j.g, repo, j.w.path, extra, err)) < 0)
         return r;
 

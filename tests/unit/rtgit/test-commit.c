@@ -496,6 +496,47 @@ static void test_list_files(void)
     ok(l.n == 0 && l.files == NULL, "and the list stays empty");
 }
 
+/* Enough files to grow the tables many times, in one batch of git processes. */
+static void test_many_files(void)
+{
+    enum { N = 3000 };
+    struct rt_err err = { 0 };
+    struct rt_git_commit_result res = { 0 };
+    struct rt_git_file_list l = { 0 };
+    struct rt_git_op *ops = calloc(N, sizeof(*ops));
+    char(*names)[32] = calloc(N, sizeof(*names));
+    char repo[PATH_MAX + 16];
+    struct rt_git_commit_req req = { .summary = "many", .ops = ops, .n_ops = N };
+    uint64_t t0 = rt_now_ns();
+
+    if (!ops || !names) {
+        ok(0, "allocate %d operations", N);
+        free(ops);
+        free(names);
+        return;
+    }
+    (void) snprintf(repo, sizeof(repo), "%s/many.git", tmp);
+    for (int i = 0; i < N; i++) {
+        (void) snprintf(names[i], sizeof(names[i]), "%s/d%d/f%d.txt", i % 2 ? "odd" : "even",
+                        i % 50, i);
+        ops[i] = (struct rt_git_op){
+            .kind = RT_GIT_OP_FILE, .path = names[i], .data = names[i], .len = strlen(names[i])
+        };
+    }
+    is_int(rt_git_init_bare(repo, 0, &err), 0, "init a second repository");
+    is_int(rt_git_commit(repo, &req, &res, &err), 0, "commit 3000 files at once");
+    printf("# 3000 files committed in %.2f s\n", (double) (rt_now_ns() - t0) / 1e9);
+    ops[0] = (struct rt_git_op){ .kind = RT_GIT_OP_DELETE_FOLDER, .path = "odd" };
+    req.n_ops = 1;
+    is_int(rt_git_commit(repo, &req, &res, &err), 0, "delete the folder holding half of them");
+    is_int(rt_git_list_files(repo, res.commit, 0, &l, &err), 0, "list what is left");
+    is_int(l.n, N / 2, "exactly the other half");
+    ok(l.n && strncmp(l.files[0].path, "even/", 5) == 0, "all under even/");
+    rt_git_file_list_done(&l);
+    free(ops);
+    free(names);
+}
+
 static void test_preupload(void)
 {
     static const char bin[] = { 'P', 'K', 3, 4, 0, 0, 1 };
@@ -636,6 +677,7 @@ int main(void)
     test_empty_and_race();
     test_lfs_checked();
     test_list_files();
+    test_many_files();
     test_preupload();
     test_base64();
     is_int(count_entries(work), 0, "every work directory was removed");
