@@ -121,6 +121,18 @@ def test_egress_reaches_internet_but_not_private_ranges(world):
     assert a.probe(INTERNET, 80) is None  # no egress by default
 
 
+def test_a_space_that_routes_anyway_reaches_nothing(world):
+    """Without egress a Space has no default route; one that adds it (root in its netns here,
+    which a real sandbox is not) still meets the host's forward rules."""
+    a = world["a"]
+    a.nsexec("ip", "route", "add", "default", "via", a.link["host_ip"])
+    try:
+        for target in (INTERNET, METADATA, PRIVATE, LAN_GW):
+            assert a.probe(target, 80) is None, target
+    finally:
+        a.nsexec("ip", "route", "del", "default", check=False)
+
+
 def test_egress_is_masqueraded(world):
     # the internet sees the host's uplink address, never the pool
     inet = world["inet"]
