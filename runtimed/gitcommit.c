@@ -232,7 +232,8 @@ static int take_sha(const char *out, size_t len, char sha[RT_GIT_SHA_LEN + 1], c
     return 0;
 }
 
-/* Resolves "SPEC" to an object id.  Returns 0, or -ENOENT when it does not resolve. */
+/* Resolves "SPEC" to an object id.  Returns 0, -ENOENT when it does not resolve, or
+ * -EIO when @g->repo is no repository. */
 static int git_resolve(struct git *g, const char *spec, char sha[RT_GIT_SHA_LEN + 1],
                        struct rt_err *err)
 {
@@ -243,8 +244,10 @@ static int git_resolve(struct git *g, const char *spec, char sha[RT_GIT_SHA_LEN 
 
     if (r < 0)
         return r;
-    if (r > 0)
+    if (r == 1) /* --verify --quiet: the name does not resolve */
         return -ENOENT;
+    if (r > 0) /* 128: not a repository, or a broken one */
+        return rt_err_set(err, EIO, "git rev-parse in '%s': %s", g->repo, g->errline);
     return take_sha(out, len, sha, "rev-parse", err);
 }
 

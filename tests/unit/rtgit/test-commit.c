@@ -303,6 +303,11 @@ static void test_refusals_leave_main(void)
         is_int(rt_git_commit(bare, &req, &res, &err), -EINVAL, "a hostile branch name");
         req.branch = "main.lock";
         is_int(rt_git_commit(bare, &req, &res, &err), -EINVAL, "a lock-file branch name");
+        req.branch = NULL;
+        (void) snprintf(wdir, sizeof(wdir), "%s/not-a-repo", tmp);
+        is_int(rt_git_commit(wdir, &req, &res, &err), -EIO,
+               "a missing repository is an error, not a first commit");
+        ok(strstr(err.msg, "not a git repository") != NULL, "saying so ('%s')", err.msg);
     }
     is_str(head(), before, "none of the refusals moved main");
     (void) snprintf(wdir, sizeof(wdir), "%s/work", tmp);
