@@ -120,3 +120,53 @@ def test_timeout_kills_the_sandbox(box):
     res = box("sleep", "30", opts=["--timeout", "0.5"])
     assert time.monotonic() - t0 < 5
     assert res.rc == 137 and "timed out" in res.err
+
+
+def test_cpu_hog_is_throttled(spacebox):
+    """--cpus 0.2: a busy loop gets about a fifth of a CPU (cpu.stat shows throttling)."""
+    name = f"t-cpu-{os.getpid()}"
+    p = subprocess.Popen([spacebox, "run", "--cpus", "0.2", "--name", name, "--", "sh", "-c",
+                          "while :; do :; done"])
+    try:
+        cpu = os.path.join(V1, "cpu", "spaceport", name)
+        for _ in range(100):
+            if os.path.isdir(cpu):
+                break
+            time.sleep(0.02)
+        if not os.path.isdir(cpu):
+            pytest.skip("cpu controller not on v1 here")
+        time.sleep(1.0)
+        stat = dict(line.split() for line in open(f"{cpu}/cpu.stat"))
+        # it wants a whole CPU and may use a fifth: nearly every period ends throttled
+        assert int(stat["nr_periods"]) >= 5, stat
+        assert int(stat["nr_throttled"]) > int(stat["nr_periods"]) // 2, stat
+    finally:
+        p.kill()
+        p.wait(timeout=30)
+
+
+def test_dev_shm_is_bounded(box):
+    res = box("df", "-k", "/dev/shm")
+    assert int(res.out.splitlines()[-1].split()[1]) == 64 * 1024
+
+
+def test_open_file_limit(box):
+    code = ("import os\nn = 0\ntry:\n    while True:\n        os.open('/dev/null', os.O_RDONLY)\n"
+            "        n += 1\nexcept OSError as e:\n    print(n, e.errno)\n")
+    res = box("python3", "-c", code, opts=["--nofile", "64"])
+    n, err = res.out.split()
+    assert int(n) <= 64 and int(err) == 24  # EMFILE
+
+
+def test_ipc_namespace_hides_host_segments(box):
+    """SysV IPC is per namespace: a host shared-memory segment is not visible inside."""
+    if not shutil.which("ipcmk"):
+        pytest.skip("ipcmk missing")
+    out = subprocess.run(["ipcmk", "-M", "4096"], capture_output=True, text=True).stdout
+    shmid = out.strip().split()[-1]
+    try:
+        res = box("cat", "/proc/sysvipc/shm")
+        ids = [line.split()[1] for line in res.out.splitlines()[1:]]
+        assert shmid not in ids and ids == [], res.out
+    finally:
+        subprocess.run(["ipcrm", "-m", shmid], check=False)
