@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,6 +162,71 @@ int rt_lfs_has(struct rt_lfs *store, const char *oid, uint64_t *ret_size, struct
     if (fd < 0)
         return fd;
     (void) rt_close(fd);
+    return 0;
+}
+
+/* Copies @len bytes from @in to @out, in the kernel when it can. */
+static int copy_fd(int in, int out, uint64_t len)
+{
+    char buf[65536];
+
+    while (len > 0) {
+        ssize_t n = copy_file_range(in, NULL, out, NULL, len > SSIZE_MAX ? SSIZE_MAX : len, 0);
+        if (n > 0) {
+            len -= (uint64_t) n;
+            continue;
+        }
+        if (n == 0)
+            return -EIO; /* the object shrank under us */
+        if (errno == EINTR)
+            continue;
+        if (errno != EXDEV && errno != ENOSYS && errno != EOPNOTSUPP && errno != EINVAL)
+            return -errno;
+        break; /* fall back to read and write */
+    }
+    while (len > 0) {
+        ssize_t n = read(in, buf, len < sizeof(buf) ? len : sizeof(buf));
+        int r;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n < 0 ? -errno : -EIO;
+        r = rt_write_all(out, buf, (size_t) n);
+        if (r < 0)
+            return r;
+        len -= (uint64_t) n;
+    }
+    return 0;
+}
+
+int rt_lfs_export(struct rt_lfs *store, const char *oid, int dir_fd, const char *name,
+                  unsigned mode, struct rt_err *err)
+{
+    static uint32_t counter;
+    _cleanup_close_ int in = -1, out = -1;
+    char tmp[64];
+    uint64_t size = 0;
+    int r;
+
+    if (!name || !name[0] || strchr(name, '/') || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+        return rt_err_set(err, EINVAL, "'%s' is not a file name", name ? name : "");
+    in = rt_lfs_open_object(store, oid, &size, err);
+    if (in < 0)
+        return in;
+    (void) snprintf(tmp, sizeof(tmp), ".lfs-export-%d-%u", (int) getpid(),
+                    __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED));
+    out = openat(dir_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (out < 0)
+        return rt_err_set(err, errno, "create a file for LFS object %s", oid);
+    r = copy_fd(in, out, size);
+    if (r == 0 && fchmod(out, mode & 07777) < 0)
+        r = -errno;
+    if (r == 0 && renameat(dir_fd, tmp, dir_fd, name) < 0)
+        r = -errno;
+    if (r < 0) {
+        (void) unlinkat(dir_fd, tmp, 0);
+        return rt_err_set(err, -r, "write LFS object %s as '%s'", oid, name);
+    }
     return 0;
 }
 

@@ -46,6 +46,14 @@ int rt_lfs_has(struct rt_lfs *store, const char *oid, uint64_t *ret_size, struct
 int rt_lfs_open_object(struct rt_lfs *store, const char *oid, uint64_t *ret_size,
                        struct rt_err *err);
 
+/* Writes object @oid as the file @name (one path component) of the directory @dir_fd with
+ * @mode, atomically replacing what is there (a checkout's pointer file; a symlink is
+ * replaced, never followed).  A checkout of a Space holds pointers, the Space needs the
+ * content: the builder calls this for each LFS file rt_git_list_files() reports.  Returns
+ * 0, -ENOENT when the store lacks the object, -EINVAL for a bad oid or name. */
+int rt_lfs_export(struct rt_lfs *store, const char *oid, int dir_fd, const char *name,
+                  unsigned mode, struct rt_err *err);
+
 /* Starts an upload of @size bytes declared to hash to @oid, into a private temporary
  * file.  -EINVAL: bad oid; -EFBIG: @size over the store's limit.  Free the writer with
  * rt_lfs_writer_free() (which removes the temporary file unless it was committed). */

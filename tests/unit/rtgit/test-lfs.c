@@ -130,6 +130,45 @@ static void test_store(void)
            "uploading the same object again succeeds");
     is_int(count_entries("lfs/tmp"), 0, "no temporary file is left");
 
+    {
+        /* A checkout's pointer file, then a symlink planted where a file should go. */
+        char dir[PATH_MAX + 16], target[PATH_MAX + 32];
+        int dfd;
+        ssize_t n;
+        (void) snprintf(dir, sizeof(dir), "%s/co", tmp);
+        (void) mkdir(dir, 0755);
+        dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        (void) snprintf(path, sizeof(path), "%s/co/model.bin", tmp);
+        fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        if (fd >= 0)
+            (void) close(fd);
+        is_int(rt_lfs_export(s, oid, dfd, "model.bin", 0644, &err), 0,
+               "export the object over a pointer file");
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+        buf[n > 0 ? n : 0] = '\0';
+        if (fd >= 0)
+            (void) close(fd);
+        is_str(buf, data, "the file holds the object");
+        ok(stat(path, &st) == 0 && (st.st_mode & 0777) == 0644, "with the mode asked for");
+        (void) snprintf(target, sizeof(target), "%s/victim", tmp);
+        fd = open(target, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        if (fd >= 0)
+            (void) close(fd);
+        (void) snprintf(path, sizeof(path), "%s/co/link.bin", tmp);
+        ok(symlink(target, path) == 0, "plant a symlink to a file outside");
+        is_int(rt_lfs_export(s, oid, dfd, "link.bin", 0755, &err), 0, "export over the symlink");
+        ok(lstat(path, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0777) == 0755,
+           "the symlink was replaced by a file");
+        ok(stat(target, &st) == 0 && st.st_size == 0, "and its target was not written");
+        is_int(rt_lfs_export(s, other, dfd, "x", 0644, &err), -ENOENT, "a missing object");
+        is_int(rt_lfs_export(s, oid, dfd, "../x", 0644, &err), -EINVAL, "a name with a slash");
+        is_int(rt_lfs_export(s, oid, dfd, "..", 0644, &err), -EINVAL, "'..'");
+        is_int(count_entries("co"), 2, "no temporary file left in the directory");
+        if (dfd >= 0)
+            (void) close(dfd);
+    }
+
     is_int(put(s, other, strlen(data), data, strlen(data), &err), -EBADMSG,
            "content that does not hash to the oid is refused");
     ok(strstr(err.msg, "the content hashes to") != NULL, "the message names the real hash");
