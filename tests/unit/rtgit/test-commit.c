@@ -501,6 +501,84 @@ static void test_list_files(void)
     ok(l.n == 0 && l.files == NULL, "and the list stays empty");
 }
 
+/* What huggingface_hub's upload_folder does, end to end on the library: preupload sorts
+ * the files, the binary goes to the LFS store, the text comes base64-encoded in the
+ * commit, and a checkout with the LFS content exported has the original bytes. */
+static void test_client_flow(void)
+{
+    static const unsigned char png[] = { 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13 };
+    static const char b64_app[] = "aW1wb3J0IGdyYWRpbwo="; /* "import gradio\n" */
+    struct rt_err err = { 0 };
+    struct rt_git_commit_result res = { 0 };
+    struct rt_git_file_list l = { 0 };
+    struct rt_lfs *store = NULL;
+    struct rt_lfs_writer *w = NULL;
+    unsigned char *app = NULL;
+    size_t app_len = 0;
+    char oid[RT_SHA256_HEX_LEN], repo[PATH_MAX + 16], dest[PATH_MAX + 16], buf[64];
+    const struct rt_git_file *f;
+    int dfd, fd;
+    ssize_t n;
+
+    (void) snprintf(repo, sizeof(repo), "%s/flow.git", tmp);
+    (void) snprintf(dest, sizeof(dest), "%s/flow-co", tmp);
+    is_int(rt_git_preupload_mode("logo.png", sizeof(png), png, sizeof(png), NULL),
+           RT_GIT_UPLOAD_LFS, "preupload: the PNG goes to LFS");
+    is_int(rt_git_preupload_mode("app.py", 14, "import gradio\n", 14, NULL), RT_GIT_UPLOAD_REGULAR,
+           "preupload: app.py is regular");
+    rt_sha256_hex(png, sizeof(png), oid);
+    if (rt_git_init_bare(repo, 0, &err) < 0 || rt_lfs_open(tmp, 0, &store, &err) < 0 ||
+        rt_lfs_writer_start(store, oid, sizeof(png), &w, &err) < 0 ||
+        rt_lfs_writer_write(w, png, sizeof(png), &err) < 0 || rt_lfs_writer_finish(w, &err) < 0 ||
+        rt_git_base64_decode(b64_app, strlen(b64_app), RT_GIT_LFS_THRESHOLD, &app, &app_len, &err) <
+            0) {
+        ok(0, "set up the flow: %s", err.msg);
+        rt_lfs_writer_free(w);
+        rt_lfs_free(store);
+        free(app);
+        return;
+    }
+    rt_lfs_writer_free(w);
+    {
+        struct rt_git_op ops[] = {
+            { .kind = RT_GIT_OP_FILE, .path = "app.py", .data = app, .len = app_len },
+            { .kind = RT_GIT_OP_LFS_FILE,
+              .path = "static/logo.png",
+              .lfs_oid = oid,
+              .lfs_size = sizeof(png) },
+        };
+        struct rt_git_commit_req req = {
+            .summary = "Upload folder using huggingface_hub", .ops = ops, .n_ops = 2, .lfs = store
+        };
+        is_int(rt_git_commit(repo, &req, &res, &err), 0, "commit both");
+    }
+    is_int(rt_git_list_files(repo, res.commit, 0, &l, &err), 0, "list the commit");
+    f = rt_git_file_list_find(&l, "static/logo.png");
+    ok(f && f->lfs && f->size == sizeof(png) && strcmp(f->lfs_oid, oid) == 0,
+       "the PNG is listed as LFS with its real size and oid");
+    (void) mkdir(dest, 0755);
+    is_int(rt_git_checkout(repo, res.commit, dest, NULL, NULL, &err), 0, "check it out");
+    (void) snprintf(buf, sizeof(buf), "static");
+    dfd = openat(AT_FDCWD, dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    fd = dfd >= 0 ? openat(dfd, buf, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    is_int(fd >= 0 && f ? rt_lfs_export(store, f->lfs_oid, fd, "logo.png", 0644, &err) : -1, 0,
+           "export the LFS content over the pointer");
+    if (fd >= 0)
+        (void) close(fd);
+    if (dfd >= 0)
+        (void) close(dfd);
+    (void) snprintf(repo, sizeof(repo), "%s/static/logo.png", dest);
+    fd = open(repo, O_RDONLY | O_CLOEXEC);
+    n = fd >= 0 ? read(fd, buf, sizeof(buf)) : -1;
+    if (fd >= 0)
+        (void) close(fd);
+    ok(n == (ssize_t) sizeof(png) && memcmp(buf, png, sizeof(png)) == 0,
+       "the checkout holds the PNG's bytes");
+    rt_git_file_list_done(&l);
+    rt_lfs_free(store);
+    free(app);
+}
+
 /* Enough files to grow the tables many times, in one batch of git processes. */
 static void test_many_files(void)
 {
@@ -683,6 +761,7 @@ int main(void)
     test_lfs_checked();
     test_list_files();
     test_many_files();
+    test_client_flow();
     test_preupload();
     test_base64();
     is_int(count_entries(work), 0, "every work directory was removed");
