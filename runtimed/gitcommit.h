@@ -45,7 +45,8 @@ enum rt_git_op_kind {
  * give their exact length (0: up to the NUL), so a NUL inside a JSON string is refused
  * rather than silently cutting the path.  For FILE and LFS_FILE a non-NULL @old_path is
  * the Hub's "oldPath": that file is removed in the same commit (a rename with new
- * content).  Operations apply in order; a later one sees what the earlier ones did. */
+ * content); a "file" line with an oldPath but no content is a RENAME.  Operations apply
+ * in order; a later one sees what the earlier ones did. */
 struct rt_git_op {
     enum rt_git_op_kind kind;
     const char *path;
