@@ -892,13 +892,19 @@ static bool resp_parse(struct px_conn *c)
     return true;
 }
 
-/* Reads into @b from @fd.  Returns bytes, 0 at EOF, -EAGAIN (and clears *rd), or -errno. */
-static ssize_t rd_into(int fd, struct px_buf *b, bool *rd)
+/* Reads into @b from @fd.  Returns bytes, 0 at EOF, -EAGAIN (and clears *rd), or -errno.
+ * A short read drained the socket, so *rd is cleared then too and the next read waits for
+ * the next edge (one read syscall less per request) -- unless the peer's FIN was already
+ * announced (@rdhup): then no edge would come, and we read on until EOF. */
+static ssize_t rd_into(int fd, struct px_buf *b, bool *rd, bool rdhup)
 {
     for (;;) {
-        ssize_t n = read(fd, b->data + b->end, px_bufsize - b->end);
+        size_t want = px_bufsize - b->end;
+        ssize_t n = read(fd, b->data + b->end, want);
         if (n > 0) {
             b->end += (uint32_t) n;
+            if ((size_t) n < want && !rdhup)
+                *rd = false;
             return n;
         }
         if (n == 0)
@@ -977,7 +983,7 @@ static bool step_proxy(struct px_conn *c)
         if (c->in->start == c->in->end)
             c->in->start = c->in->end = c->parsed = 0;
         if (avail_in(c) > 0) {
-            n = rd_into(c->fd, c->in, &c->rd);
+            n = rd_into(c->fd, c->in, &c->rd, c->rdhup);
             if (n > 0) {
                 l->st.bytes_in += (unsigned long long) n;
                 if (!req_parse(c)) {
@@ -1028,7 +1034,7 @@ static bool step_proxy(struct px_conn *c)
             return true;
         }
         if (c->out->end < px_bufsize) {
-            n = rd_into(u->fd, c->out, &u->rd);
+            n = rd_into(u->fd, c->out, &u->rd, u->rdhup);
             if (n > 0) {
                 if (!c->resp_started) {
                     c->resp_started = true;
@@ -1103,7 +1109,7 @@ static bool tunnel_dir(struct px_conn *c, int from, bool *from_rd, bool *from_eo
             px_conn_close(c);
             return true;
         }
-        n = rd_into(from, b, from_rd);
+        n = rd_into(from, b, from_rd, from == c->fd ? c->rdhup : c->up->rdhup);
         if (n > 0) {
             if (from == c->fd)
                 l->st.bytes_in += (unsigned long long) n;
@@ -1246,7 +1252,7 @@ static bool step_head(struct px_conn *c)
             return true;
         }
         uint32_t was = c->in->end;
-        ssize_t n = rd_into(c->fd, c->in, &c->rd);
+        ssize_t n = rd_into(c->fd, c->in, &c->rd, c->rdhup);
         if (n > 0) {
             l->st.bytes_in += (unsigned long long) n;
             if (was == 0 && c->tm.cls == PX_T_KEEPALIVE)
@@ -1370,6 +1376,8 @@ void px_conn_event(struct px_conn *c, uint32_t events)
         return;
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         c->rd = true;
+    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        c->rdhup = true;
     if (events & EPOLLOUT)
         c->wr = true;
     if (events & (EPOLLHUP | EPOLLERR)) {
@@ -1395,6 +1403,8 @@ void px_conn_up_event(struct px_upconn *u, uint32_t events)
     }
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         u->rd = true;
+    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        u->rdhup = true;
     if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
         u->wr = true;
     if (events & (EPOLLHUP | EPOLLERR))

@@ -271,7 +271,7 @@ struct px_pool {
 };
 
 #define PX_POOL_BUCKETS 256
-#define PX_POOL_MAX_IDLE 64
+#define PX_POOL_MAX_IDLE 1024
 
 struct px_loop {
     unsigned idx;
@@ -310,7 +310,7 @@ struct px_upconn {
     struct px_loop *loop;
     int fd;
     uint8_t tag_pad;
-    bool rd, wr, hup, connected, reused, pooled;
+    bool rd, wr, hup, rdhup, connected, reused, pooled;
     struct px_conn *owner; /* NULL while pooled */
     struct px_pool *pool;  /* the pool it goes back to */
     struct px_upconn *next_idle;
@@ -333,7 +333,7 @@ enum px_cstate {
 struct px_conn {
     struct px_loop *loop;
     int fd;
-    bool rd, wr, hup, closed, admin;
+    bool rd, wr, hup, rdhup, closed, admin;
     enum px_cstate st;
     struct px_timer tm;
     struct px_conn *prev, *next;          /* loop->conns */
