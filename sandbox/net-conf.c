@@ -61,6 +61,17 @@ int sbx_net_conf_set_ifprefix(struct sbx_net_conf *c, const char *prefix, struct
     return 0;
 }
 
+int sbx_net_conf_allow_uid(struct sbx_net_conf *c, uid_t uid, struct rt_err *err)
+{
+    for (size_t i = 0; i < c->n_allow_uids; i++)
+        if (c->allow_uids[i] == uid)
+            return 0;
+    if (c->n_allow_uids >= SBX_NET_MAX_UIDS)
+        return rt_err_set(err, E2BIG, "at most %d uids may reach spaces", SBX_NET_MAX_UIDS);
+    c->allow_uids[c->n_allow_uids++] = uid;
+    return 0;
+}
+
 unsigned sbx_net_pool_slots(const struct sbx_net_conf *c)
 {
     return 1u << (32 - c->pool_prefix - 2);

@@ -38,10 +38,18 @@ static void put_net(FILE *f, const char *sep, struct sbx__net4 n)
 static void fingerprint(const struct sbx_net_conf *c, char *buf, size_t len)
 {
     char ip[INET_ADDRSTRLEN];
+    size_t n;
 
     (void) inet_ntop(AF_INET, &c->pool, ip, sizeof(ip));
-    (void) snprintf(buf, len, "sbxnet rules v1 pool %s/%u links %s*", ip, c->pool_prefix,
-                    c->ifprefix);
+    (void) snprintf(buf, len, "sbxnet rules v1 pool %s/%u links %s* uids %s", ip, c->pool_prefix,
+                    c->ifprefix, c->n_allow_uids ? "0" : "any");
+    for (size_t i = 0; i < c->n_allow_uids; i++) {
+        n = strlen(buf);
+        (void) snprintf(buf + n, len - n, ",%u", (unsigned) c->allow_uids[i]);
+    }
+    /* the full stop ends it: "uids 0,42." must not match inside "uids 0,4242." */
+    n = strlen(buf);
+    (void) snprintf(buf + n, len - n, ".");
 }
 
 static void rt__fclose_memp(FILE **f)
@@ -57,7 +65,7 @@ char *sbx__net_ruleset(const struct sbx_net_conf *c, const struct sbx__net4 *hos
     _cleanup_free_ char *buf = NULL;
     const char *t = c->table, *p = c->ifprefix;
     struct sbx__net4 pool = { ntohl(c->pool.s_addr), c->pool_prefix };
-    char fp[128];
+    char fp[256];
     size_t len = 0;
 
     fingerprint(c, fp, sizeof(fp));
@@ -113,6 +121,18 @@ char *sbx__net_ruleset(const struct sbx_net_conf *c, const struct sbx__net4 *hos
             "    iifname \"%s*\" ip daddr @deny4 counter drop\n"
             "  }\n",
             p, p, p, SBX_NET_GROUP_EGRESS, p);
+    /* The proxy authenticates visitors of private Spaces: another local user must not be
+     * able to walk around it by dialing the Space's address directly. */
+    if (c->n_allow_uids) {
+        fprintf(f,
+                "  chain output {\n"
+                "    type filter hook output priority filter - 10; policy accept;\n"
+                "    oifname \"%s*\" ct state new meta skuid != { 0",
+                p);
+        for (size_t i = 0; i < c->n_allow_uids; i++)
+            fprintf(f, ", %u", (unsigned) c->allow_uids[i]);
+        fprintf(f, " } counter drop\n  }\n");
+    }
     /* Egress leaves with the host's address: the pool is never routed outside. */
     fprintf(f,
             "  chain postrouting {\n"
@@ -192,7 +212,7 @@ int sbx__net_filter_remove(const struct sbx_net_conf *c, struct rt_err *err)
 int sbx__net_filter_present(const struct sbx_net_conf *c, struct rt_err *err)
 {
     _cleanup_free_ char *out = NULL;
-    char cmds[128], fp[128];
+    char cmds[128], fp[256];
     int r;
 
     (void) snprintf(cmds, sizeof(cmds), "list table inet %s\n", c->table);

@@ -39,6 +39,7 @@ static void usage(FILE *out)
             "  --table NAME       nftables table, family inet (default %s)\n"
             "  --lock PATH        lock file (default %s)\n"
             "  --host-forwarding  let an egress attach turn on net.ipv4.ip_forward\n"
+            "  --allow-uid UID    only root and these uids may connect to Spaces (repeatable)\n"
             "  -h, --help         show this help\n"
             "  --version          show the version\n",
             SBX_NET_POOL_DEFAULT, SBX_NET_IFPREFIX_DEFAULT, SBX_NET_TABLE_DEFAULT,
@@ -157,10 +158,15 @@ static int cmd_ruleset(const struct sbx_net_conf *c)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        { "pool", required_argument, NULL, 'p' },      { "ifprefix", required_argument, NULL, 'i' },
-        { "table", required_argument, NULL, 't' },     { "lock", required_argument, NULL, 'l' },
-        { "host-forwarding", no_argument, NULL, 'f' }, { "help", no_argument, NULL, 'h' },
-        { "version", no_argument, NULL, 'V' },         { NULL, 0, NULL, 0 },
+        { "pool", required_argument, NULL, 'p' },
+        { "ifprefix", required_argument, NULL, 'i' },
+        { "table", required_argument, NULL, 't' },
+        { "lock", required_argument, NULL, 'l' },
+        { "host-forwarding", no_argument, NULL, 'f' },
+        { "allow-uid", required_argument, NULL, 'u' },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 },
     };
     struct sbx_net_conf c;
     struct rt_err err = { 0 };
@@ -192,6 +198,17 @@ int main(int argc, char **argv)
         case 'f':
             c.host_forwarding = true;
             break;
+        case 'u': {
+            uint64_t uid;
+
+            if (rt_parse_u64(optarg, &uid) < 0 || uid >= UINT32_MAX) {
+                fprintf(stderr, "spacenet: --allow-uid: expected a uid, got '%s'\n", optarg);
+                return 2;
+            }
+            if (sbx_net_conf_allow_uid(&c, (uid_t) uid, &err) < 0)
+                return fail(&err), 2;
+            break;
+        }
         case 'h':
             usage(stdout);
             return 0;

@@ -27,6 +27,11 @@
  *    loopback, link-local/metadata, CGNAT, multicast, the pool, or the host's own subnets),
  *    masqueraded.  Packets whose source is not routed back through their own link are dropped.
  *  - no IPv6 from Spaces at all (the host end has IPv6 disabled, and the ruleset drops it).
+ *  - output (optional, allow_uids): only root and the listed uids (the proxy) may open
+ *    connections to Spaces from the host.
+ *
+ * Every process that attaches on one host must use the same configuration: the table is
+ * shared, and one made for another pool, prefix or uid list is replaced.
  *
  * Every call works in the network namespace of the calling thread (the "host"), so tests run
  * the whole thing inside a namespace they create.  Calls that change state take a lock file
@@ -48,6 +53,8 @@
 #define SBX_NET_LOCK_DEFAULT "/run/spaceport-net.lock"
 #define SBX_NET_SPACE_IF "eth0"
 
+#define SBX_NET_MAX_UIDS 8
+
 /* Link groups (IFLA_GROUP) that the ruleset matches: only EGRESS links may forward. */
 #define SBX_NET_GROUP_PRIVATE 0x53500000u
 #define SBX_NET_GROUP_EGRESS 0x53500001u
@@ -59,6 +66,10 @@ struct sbx_net_conf {
     char table[32];       /* the nftables table (family inet) this library owns */
     char lock_path[256];  /* lock file serialising attach and cleanup */
     bool host_forwarding; /* an egress attach turns on net.ipv4.ip_forward (global) */
+    /* When not empty, only these host uids (and root) may open connections to Spaces: the
+     * proxy's uid, so other local users cannot bypass its authentication.  Empty: any. */
+    uid_t allow_uids[SBX_NET_MAX_UIDS];
+    size_t n_allow_uids;
 };
 
 struct sbx_net_link {
@@ -81,6 +92,9 @@ int sbx_net_conf_set_pool(struct sbx_net_conf *c, const char *cidr, struct rt_er
 
 /* Sets the host-side name prefix: 1..7 chars of [a-z0-9-].  Returns 0 or -EINVAL. */
 int sbx_net_conf_set_ifprefix(struct sbx_net_conf *c, const char *prefix, struct rt_err *err);
+
+/* Adds @uid to allow_uids.  Returns 0 or -E2BIG. */
+int sbx_net_conf_allow_uid(struct sbx_net_conf *c, uid_t uid, struct rt_err *err);
 
 /* Number of /30 slots in the pool. */
 unsigned sbx_net_pool_slots(const struct sbx_net_conf *c);

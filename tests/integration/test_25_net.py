@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from test_25_net_topo import Netns, Procs, Space, attach, is_root, probe, spacenet
+from test_25_net_topo import PY, Netns, Procs, Space, attach, is_root, probe, spacenet
 
 pytestmark = pytest.mark.skipif(not is_root(), reason="needs root for network namespaces")
 
@@ -139,7 +139,7 @@ def test_egress_is_masqueraded(world):
     inet.ip("addr", "add", "203.0.113.11/32", "dev", "lo")
     procs = Procs()
     try:
-        p = procs.start(inet.argv("python3", "-c", PEER_ECHO, "203.0.113.11", "81"))
+        p = procs.start(inet.argv(PY, "-c", PEER_ECHO, "203.0.113.11", "81"))
         assert p.stdout.readline().strip() == "ready"
         assert world["e"].probe("203.0.113.11", 81) == UPLINK
     finally:

@@ -190,3 +190,21 @@ def test_real_host_namespace_smoke():
         procs.stop()
         spacenet(None, *extra, "cleanup", check=False)
     assert sh("nft", "list", "table", "inet", "spaceport_test", check=False).returncode != 0
+
+
+def test_allow_uid_keeps_other_local_users_out(host):
+    """With --allow-uid (the proxy's uid), other host users cannot dial a Space directly."""
+    ns, procs = host
+    s = Space(procs, "guarded", parent_ns=ns)
+    link = attach(ns, s, extra=("--allow-uid", "4242"))
+
+    def as_uid(uid):
+        return ns.argv("setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups")
+
+    assert probe(ns.argv(), link["space_ip"], s.port) == "guarded"  # root: runtimed's checks
+    assert probe(as_uid(4242), link["space_ip"], s.port) == "guarded"  # the proxy
+    assert probe(as_uid(65534), link["space_ip"], s.port) is None  # anyone else
+    # the same configuration without the uid list replaces the table: any user again
+    other = Space(procs, "open", parent_ns=ns)
+    attach(ns, other)
+    assert probe(as_uid(65534), link["space_ip"], s.port) == "guarded"

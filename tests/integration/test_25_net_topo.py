@@ -13,6 +13,8 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
 BIN = pathlib.Path(os.environ.get("SPACEPORT_BIN", ROOT / "bin"))
 SPACENET = BIN / "spacenet"
+# the system interpreter: it must run as any uid and inside sandboxes (not a per-user shim)
+PY = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else "python3"
 
 # A TCP server: answers each connection with its name, then closes.  Prints "ready".
 SERVER = r"""
@@ -91,7 +93,7 @@ class Procs:
         return p
 
     def server(self, prefix_argv, addr, port, name):
-        p = self.start([*prefix_argv, "python3", "-c", SERVER, addr, str(port), name])
+        p = self.start([*prefix_argv, PY, "-c", SERVER, addr, str(port), name])
         line = p.stdout.readline()
         assert line.strip() == "ready", f"server {name} did not start: {line!r} {p.stderr.read()}"
         return p
@@ -129,7 +131,7 @@ class Space:
 def probe(prefix_argv, addr, port, timeout=1.0, src=None):
     """Connects from where prefix_argv runs; returns the server's name or None."""
     extra = [src] if src else []
-    out = sh(*prefix_argv, "python3", "-c", CLIENT, addr, str(port), str(timeout), *extra,
+    out = sh(*prefix_argv, PY, "-c", CLIENT, addr, str(port), str(timeout), *extra,
              timeout=timeout + 20)
     words = out.stdout.split(maxsplit=1)
     return words[1].strip() if words and words[0] == "ok" else None

@@ -13,7 +13,8 @@ import sys
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "integration"))
-from test_25_net_topo import Netns, Procs, is_root, parse_kv, probe, spacenet, wait_until  # noqa: E402
+from test_25_net_topo import (PY, Netns, Procs, is_root, parse_kv, probe, spacenet,  # noqa: E402
+                             wait_until)
 
 pytestmark = pytest.mark.skipif(not is_root(), reason="needs root for network namespaces")
 
@@ -153,13 +154,13 @@ def net(bin_dir):
             if a != LAN_GW:
                 inet.ip("addr", "add", f"{a}/32", "dev", "lo")
             procs.server(inet.argv(), a, 80, what)
-        dns = procs.start(inet.argv("python3", "-c", UDP_SINK, "203.0.113.10", "53"))
+        dns = procs.start(inet.argv(PY, "-c", UDP_SINK, "203.0.113.10", "53"))
         assert dns.stdout.readline().strip() == "ready"
         procs.server(host.argv(), "127.0.0.1", 9001, "host-lo")
         for port in HOST_PORTS:
-            procs.start(host.argv("python3", "-c", SERVER, port, f"host-{port}"))
+            procs.start(host.argv(PY, "-c", SERVER, port, f"host-{port}"))
         # sandbox B: a server in a spacebox with --net veth; the only link so far is its own
-        b = procs.start(host.argv(spacebox, "run", "--net", "veth", "--", "python3", "-c",
+        b = procs.start(host.argv(spacebox, "run", "--net", "veth", "--", PY, "-c",
                                   SERVER, "8000", "space-b"))
         assert b.stdout.readline().strip() == "ready", b.stderr.read()
         for p in procs.procs[-len(HOST_PORTS) - 1:-1]:
@@ -176,7 +177,7 @@ def net(bin_dir):
 def attempt(net, items, timeout=120):
     """Runs ATTEMPTS in a fresh `spacebox run --net veth`; returns (results, its link)."""
     host = net["host"]
-    p = subprocess.run(host.argv(net["spacebox"], "run", "--net", "veth", "--", "python3", "-c",
+    p = subprocess.run(host.argv(net["spacebox"], "run", "--net", "veth", "--", PY, "-c",
                                  ATTEMPTS, json.dumps(items)),
                        capture_output=True, text=True, timeout=timeout)
     assert p.returncode == 0, p.stdout + p.stderr
@@ -228,7 +229,7 @@ for port in (22, 80, 8080, 9002):
 print(json.dumps({"me": ip, "host": host, "res": res}))
 """
     host = net["host"]
-    p = subprocess.run(host.argv(net["spacebox"], "run", "--net", "veth", "--", "python3", "-c",
+    p = subprocess.run(host.argv(net["spacebox"], "run", "--net", "veth", "--", PY, "-c",
                                  code), capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
@@ -276,7 +277,7 @@ def pending(f, wait=0.5):
 def test_34_no_dns_or_udp_out_without_egress(net):
     dns = net["dns"]
     # control: a datagram from the host itself arrives
-    net["host"].exec("python3", "-c", "import socket; socket.socket(socket.AF_INET, "
+    net["host"].exec(PY, "-c", "import socket; socket.socket(socket.AF_INET, "
                      "socket.SOCK_DGRAM).sendto(b'q', ('203.0.113.10', 53))")
     assert pending(dns.stdout, 5).startswith("got ")
     res = attempt(net, [["udp", "203.0.113.10", 53], ["udp", LAN_GW, 53]])

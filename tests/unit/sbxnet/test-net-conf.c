@@ -113,7 +113,8 @@ static void test_ruleset(void)
                74) == 0,
        "replaces the table in one transaction");
     ok(strstr(r, "elements = { 10.231.0.0/16 }") != NULL, "pool set");
-    ok(strstr(r, "comment \"sbxnet rules v1 pool 10.231.0.0/16 links spv* (spaceport") != NULL,
+    ok(strstr(r, "comment \"sbxnet rules v1 pool 10.231.0.0/16 links spv* uids any. (spaceport") !=
+           NULL,
        "the comment says what the table was made for");
     ok(strstr(r, "169.254.0.0/16") != NULL, "metadata range denied");
     ok(strstr(r, "224.0.0.0/3, 10.231.0.0/16, 192.0.2.0/24, 10.0.0.0/8 }") != NULL,
@@ -128,6 +129,28 @@ static void test_ruleset(void)
     ok(strstr(r, "ip saddr @pool4 oifname != \"spv*\" masquerade") != NULL, "masquerade");
 }
 
+static void test_allow_uids(void)
+{
+    struct rt_err err = { 0 };
+    struct sbx_net_conf c;
+    _cleanup_free_ char *r = NULL, *open_rules = NULL;
+
+    sbx_net_conf_init(&c);
+    open_rules = sbx__net_ruleset(&c, NULL, 0, &err);
+    ok(open_rules && !strstr(open_rules, "skuid"), "no uid list: no output chain");
+    is_int(sbx_net_conf_allow_uid(&c, 1000, &err), 0, "allow 1000");
+    is_int(sbx_net_conf_allow_uid(&c, 1000, &err), 0, "twice is once");
+    is_int(c.n_allow_uids, 1, "one uid");
+    for (uid_t u = 1; u < SBX_NET_MAX_UIDS; u++)
+        (void) sbx_net_conf_allow_uid(&c, u, &err);
+    is_int(sbx_net_conf_allow_uid(&c, 9999, &err), -E2BIG, "bounded list");
+    c.n_allow_uids = 1;
+    r = sbx__net_ruleset(&c, NULL, 0, &err);
+    ok(r && strstr(r, "oifname \"spv*\" ct state new meta skuid != { 0, 1000 } counter drop"),
+       "only root and the proxy open connections to spaces");
+    ok(r && strstr(r, "links spv* uids 0,1000. (spaceport"), "the uid list is in the comment");
+}
+
 int main(void)
 {
     tap_start();
@@ -135,5 +158,6 @@ int main(void)
     test_defaults_and_slots();
     test_alias();
     test_ruleset();
+    test_allow_uids();
     return tap_done();
 }
