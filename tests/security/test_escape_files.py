@@ -127,3 +127,39 @@ def test_malicious_rootfs_symlinks_stay_inside(spacebox, probe_dir, tmp_path):
     # the links resolve inside the root, where they dangle: the sandbox refuses to start
     assert res.returncode == 125, res.stdout
     assert res.stderr.startswith("spacebox: mount /proc:"), res.stderr
+
+
+@pytest.mark.parametrize("dev", ["/dev/mem", "/dev/kmem", "/dev/kmsg", "/dev/sda", "/dev/vda",
+                                 "/dev/port", "/dev/nvidia0", "/dev/net/tun"])
+def test_host_device_nodes_absent(probe, blocked, dev):
+    blocked(probe("read", dev), "ENOENT")
+
+
+def test_sys_powercap_masked(box):
+    """RAPL energy counters are a power side channel: the directory reads empty."""
+    res = box("sh", "-c", "ls -A /sys/devices/virtual/powercap 2>/dev/null | wc -l")
+    assert res.rc == 0 and res.out.strip() == "0", res.out
+
+
+def test_host_mounts_made_later_do_not_propagate_in(spacebox, tmp_path):
+    """The host mounts something inside a directory the sandbox has bound: with private
+    propagation the sandbox keeps seeing the old directory."""
+    import subprocess
+    import time
+    d = tmp_path / "shared"
+    (d / "sub").mkdir(parents=True)
+    os.chmod(tmp_path, 0o755)
+    os.chmod(d, 0o755)
+    os.chmod(d / "sub", 0o755)
+    p = subprocess.Popen([spacebox, "run", "--ro-bind", f"{d}:/d", "--", "sh", "-c",
+                          "sleep 1; ls -A /d/sub; echo end"], stdout=subprocess.PIPE, text=True)
+    time.sleep(0.3)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "none", str(d / "sub")])
+    try:
+        assert mounted.returncode == 0
+        (d / "sub" / "marker").write_text("host\n")
+        out, _ = p.communicate(timeout=30)
+        assert out.split() == ["end"], out
+    finally:
+        subprocess.run(["umount", str(d / "sub")])
+        p.kill()

@@ -170,3 +170,14 @@ def test_ipc_namespace_hides_host_segments(box):
         assert shmid not in ids and ids == [], res.out
     finally:
         subprocess.run(["ipcrm", "-m", shmid], check=False)
+
+
+def test_shm_fill_is_charged_to_the_sandbox(probe):
+    """/dev/shm pages count against the memory limit: filling it under --memory 32M ends
+    in an OOM kill inside (or ENOSPC), never in host memory pressure."""
+    res = probe("fill", "/dev/shm/big", opts=["--memory", "32M"], timeout=60)
+    assert res.rc == 137 or "BLOCKED" in res.out, (res.rc, res.out, res.err)
+    if res.rc == 137:
+        assert "out of memory" in res.err
+    else:
+        assert int(res.info("wrote")) <= 64 << 20
