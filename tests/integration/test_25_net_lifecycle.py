@@ -2,10 +2,11 @@
 leftovers, and 200 create/destroy cycles leave no interface, address, route, rule or mount."""
 import os
 import signal
+import subprocess
 
 import pytest
 
-from test_25_net_topo import (Netns, Procs, Space, attach, is_root, probe, sh, spacenet,
+from test_25_net_topo import (SPACENET, Netns, Procs, Space, attach, is_root, probe, sh, spacenet,
                               wait_until)
 
 pytestmark = pytest.mark.skipif(not is_root(), reason="needs root for network namespaces")
@@ -208,3 +209,32 @@ def test_allow_uid_keeps_other_local_users_out(host):
     other = Space(procs, "open", parent_ns=ns)
     attach(ns, other)
     assert probe(as_uid(65534), link["space_ip"], s.port) == "guarded"
+
+
+def test_cleanup_removes_half_made_links(host):
+    """A crash between creating a link and recording its owner leaves a link without an
+    alias: cleanup treats it as a leftover (and its peer goes with it)."""
+    ns, procs = host
+    live = Space(procs, "live", parent_ns=ns)
+    attach(ns, live)
+    ns.ip("link", "add", "spv7", "type", "veth", "peer", "name", "spt-half")
+    out = spacenet(ns, "cleanup")
+    assert out.stdout.strip() == "removed=1"
+    assert links(ns) == ["spv0"]
+    assert "spt-half" not in ns.ip("-o", "link").stdout
+
+
+def test_concurrent_attaches_get_distinct_slots(host):
+    ns, procs = host
+    spaces = [Space(procs, f"c{i}", parent_ns=ns) for i in range(8)]
+    runs = [subprocess.Popen(ns.argv(SPACENET, "attach", s.pid), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for s in spaces]
+    got = []
+    for s, p in zip(spaces, runs):
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+        s.link = dict(kv.split("=", 1) for kv in out.split())
+        got.append(s.link["host_if"])
+    assert sorted(got) == sorted(f"spv{i}" for i in range(8))
+    for s in spaces:
+        assert probe(ns.argv(), s.link["space_ip"], s.port) == s.name
