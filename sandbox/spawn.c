@@ -650,9 +650,13 @@ int sbx_spawn(const struct sbx_spec *spec, struct sbx **ret_box, struct rt_err *
             return fail(SBX_STEP_SYNC, err);
         }
         rep.msg[sizeof(rep.msg) - 1] = '\0';
-        rt_err_set(err, rep.err, "%s", rep.msg);
         last_step =
             rep.step > 0 && rep.step < _SBX_STEP_MAX ? (enum sbx_step) rep.step : SBX_STEP_NONE;
+        /* one line that names the step, then what failed */
+        if (strncmp(rep.msg, sbx_step_name(last_step), strlen(sbx_step_name(last_step))) == 0)
+            rt_err_set(err, rep.err, "%s", rep.msg);
+        else
+            rt_err_set(err, rep.err, "%s: %s", sbx_step_name(last_step), rep.msg);
         return -err->code;
     }
     box->status_fd = TAKE_FD(st_r);
