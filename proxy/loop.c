@@ -412,59 +412,71 @@ static void start_drain(struct px_loop *l)
     }
 }
 
+int px_loop_turn(struct px_loop *l, int max_wait_ms)
+{
+    struct epoll_event ev[MAX_EVENTS];
+    int wait = l->ready ? 0 : next_timeout(l);
+
+    if (max_wait_ms >= 0 && wait > max_wait_ms)
+        wait = max_wait_ms;
+    int n = epoll_wait(l->epfd, ev, MAX_EVENTS, wait);
+    l->now_ms = now_ms();
+    if (n < 0 && errno != EINTR)
+        return -errno;
+    for (int i = 0; i < n; i++) {
+        uint64_t d = ev[i].data.u64;
+        void *p = (void *) (uintptr_t) (d & ~(uint64_t) 7);
+        switch (d & 7) {
+        case PX_TAG_CLIENT:
+            px_conn_event(p, ev[i].events);
+            break;
+        case PX_TAG_UP:
+            px_conn_up_event(p, ev[i].events);
+            break;
+        case PX_TAG_LISTEN:
+            if (l->lfd >= 0)
+                do_accept(l, l->lfd, false);
+            break;
+        case PX_TAG_ADMIN:
+            do_accept(l, l->afd, true);
+            break;
+        case PX_TAG_EV: {
+            uint64_t v;
+            (void) !read(l->evfd, &v, sizeof(v));
+            l->table_serial = 0; /* re-check: a token answer may have come in too */
+            break;
+        }
+        }
+    }
+    refresh_table(l);
+    run_timers(l);
+    px_conn_run_ready(l); /* last: nothing else closes a connection it re-queues */
+    while (l->zombies) {
+        struct px_conn *c = l->zombies;
+        l->zombies = c->next_zombie;
+        px_conn_free(c);
+    }
+    while (l->upzombies) {
+        struct px_upconn *u = l->upzombies;
+        l->upzombies = u->next_zombie;
+        free(u);
+    }
+    flush_log(l);
+    return n;
+}
+
 void *px_loop_main(void *arg)
 {
     struct px_loop *l = arg;
-    struct epoll_event ev[MAX_EVENTS];
 
     l->now_ms = now_ms();
     refresh_table(l);
     for (;;) {
-        int n = epoll_wait(l->epfd, ev, MAX_EVENTS, l->ready ? 0 : next_timeout(l));
-        l->now_ms = now_ms();
-        if (n < 0 && errno != EINTR) {
-            rt_log(RT_LOG_ERR, NULL, "epoll_wait: %s", strerror(errno));
+        int r = px_loop_turn(l, -1);
+        if (r < 0) {
+            rt_log(RT_LOG_ERR, NULL, "epoll_wait: %s", strerror(-r));
             break;
         }
-        for (int i = 0; i < n; i++) {
-            uint64_t d = ev[i].data.u64;
-            void *p = (void *) (uintptr_t) (d & ~(uint64_t) 7);
-            switch (d & 7) {
-            case PX_TAG_CLIENT:
-                px_conn_event(p, ev[i].events);
-                break;
-            case PX_TAG_UP:
-                px_conn_up_event(p, ev[i].events);
-                break;
-            case PX_TAG_LISTEN:
-                if (l->lfd >= 0)
-                    do_accept(l, l->lfd, false);
-                break;
-            case PX_TAG_ADMIN:
-                do_accept(l, l->afd, true);
-                break;
-            case PX_TAG_EV: {
-                uint64_t v;
-                (void) !read(l->evfd, &v, sizeof(v));
-                l->table_serial = 0; /* re-check: a token answer may have come in too */
-                break;
-            }
-            }
-        }
-        refresh_table(l);
-        run_timers(l);
-        px_conn_run_ready(l); /* last: nothing else closes a connection it re-queues */
-        while (l->zombies) {
-            struct px_conn *c = l->zombies;
-            l->zombies = c->next_zombie;
-            px_conn_free(c);
-        }
-        while (l->upzombies) {
-            struct px_upconn *u = l->upzombies;
-            l->upzombies = u->next_zombie;
-            free(u);
-        }
-        flush_log(l);
         if (atomic_load_explicit(&px_g.stopping, memory_order_relaxed) && !l->draining)
             start_drain(l);
         if (l->draining && (!l->conns || l->now_ms >= l->drain_deadline))

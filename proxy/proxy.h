@@ -376,6 +376,9 @@ struct px_conn {
 int px_loop_new(unsigned idx, struct px_loop **ret, struct rt_err *err);
 void px_loop_free(struct px_loop *l);
 void *px_loop_main(void *arg);
+/* One turn: wait (at most @max_wait_ms, or the next timer when negative), dispatch, run
+ * timers and busy connections, free what closed.  Returns the event count or -errno. */
+int px_loop_turn(struct px_loop *l, int max_wait_ms);
 void px_loop_kick(struct px_loop *l);
 void px_timer_set(struct px_loop *l, struct px_timer *t, enum px_tclass cls);
 void px_timer_stop(struct px_loop *l, struct px_timer *t);
