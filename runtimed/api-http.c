@@ -11,6 +11,8 @@
 #include "log.h"
 #include "banned.h"
 
+#define RT_JSON_MAX_DEPTH 32
+
 static void send_headers(struct rt_req *r, int status, const char *type, size_t len,
                          const char *hname, const char *hvalue)
 {
@@ -100,6 +102,34 @@ int rt__reply_denied(struct rt_req *r, const char *what)
     return rt__reply_error(r, 403, "this token may not %s", what);
 }
 
+/* Worker threads have small stacks and jansson parses recursively: refuse deep nesting
+ * before parsing.  Brackets inside strings do not count. */
+static bool nesting_ok(const char *buf, size_t len, int max)
+{
+    bool in_string = false, escaped = false;
+    int depth = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        char c = buf[i];
+        if (in_string) {
+            if (escaped)
+                escaped = false;
+            else if (c == '\\')
+                escaped = true;
+            else if (c == '"')
+                in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '[' || c == '{') {
+            if (++depth > max)
+                return false;
+        } else if (c == ']' || c == '}') {
+            depth--;
+        }
+    }
+    return true;
+}
+
 json_t *rt__req_object(struct rt_req *r, bool empty_ok)
 {
     uint64_t max = r->api->cfg->max_body;
@@ -143,6 +173,10 @@ json_t *rt__req_object(struct rt_req *r, bool empty_ok)
         if (empty_ok)
             return json_object();
         rt__reply_error(r, 400, "a JSON object body is required");
+        return NULL;
+    }
+    if (!nesting_ok(buf, got, RT_JSON_MAX_DEPTH)) {
+        rt__reply_error(r, 400, "JSON nested deeper than %d levels", RT_JSON_MAX_DEPTH);
         return NULL;
     }
     o = json_loadb(buf, got, JSON_REJECT_DUPLICATES, &jerr);

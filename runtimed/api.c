@@ -121,7 +121,7 @@ int rt_api_start(struct rt_api *api, struct rt_err *err)
     const char *opts[] = {
         "listening_ports", api->cfg->listen,
         "num_threads", threads,
-        "request_timeout_ms", "30000",
+        "request_timeout_ms", "10000",
         "enable_keep_alive", "yes",
         "keep_alive_timeout_ms", "5000",
         "max_request_size", "16384", /* request line and headers; bodies are limited apart */
