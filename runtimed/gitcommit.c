@@ -1419,23 +1419,29 @@ static bool match_path(const char *pat, size_t plen, const char *path, size_t le
     return next[0];
 }
 
-static bool attr_pattern_matches(const char *pat, size_t plen, const char *path)
+/* A gitignore-style pattern against the first @len bytes of @path: without a '/', it
+ * matches the last component at any depth; with one, the whole path from the root. */
+static bool pattern_matches(const char *pat, size_t plen, const char *path, size_t len)
 {
-    size_t len = strlen(path);
-    const char *base;
+    size_t b = len;
 
-    if (plen && pat[plen - 1] == '/') /* folder-only patterns name no file */
-        return false;
     if (!memchr(pat, '/', plen)) {
-        base = strrchr(path, '/');
-        base = base ? base + 1 : path;
-        return match_component(pat, plen, base, strlen(base));
+        while (b > 0 && path[b - 1] != '/')
+            b--;
+        return match_component(pat, plen, path + b, len - b);
     }
     if (pat[0] == '/') {
         pat++;
         plen--;
     }
     return match_path(pat, plen, path, len);
+}
+
+static bool attr_pattern_matches(const char *pat, size_t plen, const char *path)
+{
+    if (plen && pat[plen - 1] == '/') /* folder-only patterns name no file */
+        return false;
+    return pattern_matches(pat, plen, path, strlen(path));
 }
 
 bool rt_git_attributes_lfs(const char *attrs, const char *path)
@@ -1479,6 +1485,56 @@ bool rt_git_attributes_lfs(const char *attrs, const char *path)
             lfs = set == 1;
     }
     return lfs;
+}
+
+/* The last line of @rules that matches the first @len bytes of @path (a folder when
+ * @dir): 1 when it ignores it, 0 when it re-includes it ("!"), -1 when no line matches. */
+static int ignore_verdict(const char *rules, const char *path, size_t len, bool dir)
+{
+    int verdict = -1;
+
+    while (rules && *rules) {
+        const char *eol = strchr(rules, '\n');
+        size_t n = eol ? (size_t) (eol - rules) : strlen(rules);
+        const char *pat = rules;
+        bool neg = false, dir_only = false;
+
+        rules = eol ? eol + 1 : rules + n;
+        /* Trailing blanks do not count unless escaped. */
+        while (n && (pat[n - 1] == '\r' || pat[n - 1] == ' ' || pat[n - 1] == '\t') &&
+               !(n >= 2 && pat[n - 2] == '\\'))
+            n--;
+        if (!n || pat[0] == '#')
+            continue;
+        if (pat[0] == '!') {
+            neg = true;
+            pat++;
+            n--;
+        } else if (pat[0] == '\\' && n > 1 && (pat[1] == '#' || pat[1] == '!')) {
+            pat++;
+            n--;
+        }
+        if (n && pat[n - 1] == '/') {
+            dir_only = true;
+            n--;
+        }
+        if (!n || (dir_only && !dir))
+            continue;
+        if (pattern_matches(pat, n, path, len))
+            verdict = neg ? 0 : 1;
+    }
+    return verdict;
+}
+
+bool rt_git_ignored(const char *gitignore, const char *path)
+{
+    size_t len = strlen(path);
+
+    /* As in git, nothing inside an ignored folder can be re-included. */
+    for (size_t i = 0; i < len; i++)
+        if (path[i] == '/' && ignore_verdict(gitignore, path, i, true) == 1)
+            return true;
+    return ignore_verdict(gitignore, path, len, false) == 1;
 }
 
 /* Binary as the Hub sees it: a NUL byte, or bytes that are not UTF-8.  A multi-byte

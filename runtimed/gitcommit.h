@@ -152,6 +152,12 @@ enum rt_git_upload_mode rt_git_preupload_mode(const char *path, uint64_t size, c
  * or unsets the filter attribute wins, as in git). */
 bool rt_git_attributes_lfs(const char *gitattributes, const char *path);
 
+/* Whether @path is ignored by @gitignore (the text of a .gitignore at the repository root,
+ * or NULL): preupload's "shouldIgnore".  Patterns as in git: "!" re-includes, a trailing
+ * '/' names folders only, a '/' elsewhere anchors at the root, "**" spans folders, and a
+ * file inside an ignored folder stays ignored. */
+bool rt_git_ignored(const char *gitignore, const char *path);
+
 /* The .gitattributes the Hub puts in every new repository, for the repository-creation
  * code to commit: model weights, archives and arrays go to LFS. */
 extern const char rt_git_default_gitattributes[];

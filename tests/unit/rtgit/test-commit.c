@@ -689,6 +689,37 @@ static void test_preupload(void)
     }
 }
 
+static void test_gitignore(void)
+{
+    const char *rules = "# build output\n"
+                        "*.pyc\n"
+                        "build/\n"
+                        "/secret.txt\n"
+                        "*.log\n"
+                        "!keep.log\n"
+                        "logs/**/debug.txt\n"
+                        "cache/\n"
+                        "!cache/wanted.txt\n"
+                        "trailing.txt   \n"
+                        "\\#hash\n";
+
+    ok(rt_git_ignored(rules, "a/b/x.pyc"), "a basename pattern matches at any depth");
+    ok(rt_git_ignored(rules, "build/x.o"), "a folder pattern ignores what is inside");
+    ok(rt_git_ignored(rules, "src/build/x.o"), "at any depth");
+    ok(!rt_git_ignored(rules, "build"), "but not a file of that name");
+    ok(rt_git_ignored(rules, "secret.txt"), "an anchored pattern at the root");
+    ok(!rt_git_ignored(rules, "docs/secret.txt"), "and only there");
+    ok(rt_git_ignored(rules, "app.log"), "*.log");
+    ok(!rt_git_ignored(rules, "keep.log"), "re-included by '!'");
+    ok(rt_git_ignored(rules, "logs/debug.txt") && rt_git_ignored(rules, "logs/a/b/debug.txt"),
+       "'**' spans zero or more folders");
+    ok(rt_git_ignored(rules, "cache/wanted.txt"), "nothing re-included inside an ignored folder");
+    ok(rt_git_ignored(rules, "trailing.txt"), "trailing blanks do not count");
+    ok(rt_git_ignored(rules, "#hash"), "an escaped '#' is a pattern");
+    ok(!rt_git_ignored(rules, "app.py"), "other files are kept");
+    ok(!rt_git_ignored(NULL, "x.pyc"), "no .gitignore ignores nothing");
+}
+
 static size_t b64_encode(const unsigned char *in, size_t len, char *out)
 {
     static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -763,6 +794,7 @@ int main(void)
     test_many_files();
     test_client_flow();
     test_preupload();
+    test_gitignore();
     test_base64();
     is_int(count_entries(work), 0, "every work directory was removed");
     (void) rt_run_capture((const char *const[]){ "rm", "-rf", tmp, NULL }, NULL, NULL, 0, NULL, 0,
