@@ -97,6 +97,7 @@ int sbx__net_bench(const struct sbx_net_conf *c, int argc, char **argv)
     _cleanup_free_ double *ns_ms = NULL, *att_ms = NULL, *det_ms = NULL, *eg_ms = NULL;
     struct stats ns = { 0 }, att = { 0 }, det = { 0 }, eg = { 0 };
     struct rt_err err = { 0 };
+    struct sbx_net_conf bc;
     double first = 0;
     uint64_t count = 100;
     char buf[RT_ERR_MSG_MAX + 64];
@@ -119,11 +120,14 @@ int sbx__net_bench(const struct sbx_net_conf *c, int argc, char **argv)
         return 1;
     }
     ns.ms = ns_ms, att.ms = att_ms, det.ms = det_ms, eg.ms = eg_ms;
-    /* a private "host": its own links, routes and nftables, gone when we exit */
+    /* a private "host": its own links, routes, sysctls and nftables, gone when we exit */
     if (unshare(CLONE_NEWNET) < 0) {
         fprintf(stderr, "spacenet: bench: unshare(CLONE_NEWNET): %s\n", strerror(errno));
         return 1;
     }
+    bc = *c;
+    bc.host_forwarding = true; /* only this namespace's ip_forward */
+    c = &bc;
     for (uint64_t i = 0; i < count; i++) {
         struct sbx_net_link l;
         uint64_t t0, t1, t2, t3;

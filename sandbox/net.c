@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cleanup.h"
 #include "net-internal.h"
@@ -41,6 +42,25 @@ static int check_other_netns(int nsfd, pid_t pid, struct rt_err *err)
         return rt_err_set(err, errno, "stat the network namespace of pid %d", (int) pid);
     if (self.st_dev == other.st_dev && self.st_ino == other.st_ino)
         return rt_err_set(err, EINVAL, "pid %d shares our network namespace", (int) pid);
+    return 0;
+}
+
+/* Egress replies come back in on the uplink and are forwarded from there, so the host must
+ * forward: say so at attach rather than leave a Space whose egress silently never answers. */
+static int check_forwarding(const struct sbx_net_conf *c, struct rt_err *err)
+{
+    _cleanup_close_ int fd = -1;
+    char v = '0';
+
+    if (c->host_forwarding)
+        return sbx__net_sysctl("net/ipv4/ip_forward", "1", err);
+    fd = open("/proc/sys/net/ipv4/ip_forward", O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || read(fd, &v, 1) != 1)
+        return rt_err_set(err, errno, "read net.ipv4.ip_forward");
+    if (v != '1')
+        return rt_err_set(err, ENETUNREACH,
+                          "egress needs the host to forward: set net.ipv4.ip_forward=1 or "
+                          "allow host_forwarding");
     return 0;
 }
 
@@ -138,8 +158,8 @@ int sbx_net_attach(const struct sbx_net_conf *c, pid_t pid, bool egress,
     r = ensure_filter(sk, c, err);
     if (r < 0)
         return r;
-    if (egress && c->host_forwarding) {
-        r = sbx__net_sysctl("net/ipv4/ip_forward", "1", err);
+    if (egress) {
+        r = check_forwarding(c, err);
         if (r < 0)
             return r;
     }

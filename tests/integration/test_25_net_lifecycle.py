@@ -64,6 +64,18 @@ def test_attach_errors_are_clear_and_leave_nothing(host):
     assert spacenet(ns, "--pool", "10.0.0.0/33", "list", check=False).returncode == 2
 
 
+def test_egress_needs_forwarding(host):
+    ns, procs = host
+    s = Space(procs, "egress", parent_ns=ns)
+    assert ns.exec("sysctl", "-n", "net.ipv4.ip_forward").stdout.strip() == "0"
+    out = spacenet(ns, "attach", "--egress", s.pid, check=False)
+    assert out.returncode == 1 and "egress needs the host to forward" in out.stderr
+    assert links(ns) == []
+    link = attach(ns, s, egress=True, extra=("--host-forwarding",))
+    assert link["egress"] == "yes"
+    assert ns.exec("sysctl", "-n", "net.ipv4.ip_forward").stdout.strip() == "1"
+
+
 def test_detach_is_idempotent(host):
     ns, procs = host
     s = Space(procs, "detach", parent_ns=ns)
@@ -155,7 +167,9 @@ def test_200_cycles_leave_nothing_behind(host):
         p = procs.start(ns.argv("unshare", "--net", "sleep", "60"))
         # wait for unshare to have exec'd sleep in its new namespace
         assert wait_until(lambda: exe_is(p.pid, "sleep"), 5, 0.002)
-        out = spacenet(ns, "attach", *(["--egress"] if i % 3 == 0 else []), p.pid)
+        # --host-forwarding: ip_forward of this test namespace only, for the egress cycles
+        out = spacenet(ns, "--host-forwarding", "attach", *(["--egress"] if i % 3 == 0 else []),
+                       p.pid)
         link = dict(kv.split("=", 1) for kv in out.stdout.split())
         rs = strip_counters(ns.exec("nft", "list", "table", "inet", "spaceport").stdout)
         ruleset_during = ruleset_during or rs

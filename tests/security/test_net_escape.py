@@ -186,6 +186,8 @@ def attempt(net, items, timeout=120):
 
 def host_link_addresses(net):
     """The host ends of every link now present, and the uplink: "the host side of any link"."""
+    # links of earlier one-shot sandboxes go away with their namespaces, asynchronously
+    assert wait_until(lambda: len(spacenet(net["host"], "list").stdout.strip().splitlines()) == 1)
     out = net["host"].ip("-4", "-o", "addr", "show").stdout
     return sorted({l.split()[3].split("/")[0] for l in out.splitlines()} - {"127.0.0.1"})
 

@@ -108,7 +108,12 @@ static void test_attach_detach(struct sbx_net_conf *conf)
     }
     is_int(sbx_net_attach(conf, a.pid, false, &other, &err), -EEXIST, "a second link for a");
     is_str(err.msg, "the space already has a link 'eth0'", "says why");
+    is_int(sbx_net_attach(conf, b.pid, true, &lb, &err), -ENETUNREACH,
+           "no egress while the host does not forward");
+    is_int(count_links(conf), 1, "and no link left behind");
+    conf->host_forwarding = true; /* our private namespace's own sysctl */
     is_int(sbx_net_attach(conf, b.pid, true, &lb, &err), 0, "attach b with egress");
+    conf->host_forwarding = false;
     is_str(lb.host_if, "spv1", "b gets slot 1");
     ok(lb.egress, "b has egress");
     is_int(sbx_net_attach(conf, getpid(), false, &other, &err), -EINVAL, "not our own netns");
