@@ -76,8 +76,8 @@ char *px_admin_metrics(uint32_t *ret_len)
         s.active += c->active;
         s.tunnels += c->tunnels;
     }
-    counter(&t, "spaceproxy_connections_accepted_total", "Client connections accepted.",
-            "counter", s.accepted);
+    counter(&t, "spaceproxy_connections_accepted_total", "Client connections accepted.", "counter",
+            s.accepted);
     counter(&t, "spaceproxy_connections_rejected_total",
             "Client connections refused over max_connections.", "counter", s.rejected);
     counter(&t, "spaceproxy_connections_open", "Client connections open now.", "gauge",
@@ -100,8 +100,8 @@ char *px_admin_metrics(uint32_t *ret_len)
     counter(&t, "spaceproxy_wakes_total", "Wake calls sent to runtimed.", "counter", s.wakes);
     counter(&t, "spaceproxy_held_total", "Requests held for a waking Space or a token check.",
             "counter", s.held);
-    counter(&t, "spaceproxy_held_timeouts_total", "Held requests that ran out of time.",
-            "counter", s.held_timeouts);
+    counter(&t, "spaceproxy_held_timeouts_total", "Held requests that ran out of time.", "counter",
+            s.held_timeouts);
     counter(&t, "spaceproxy_active_requests", "Requests and tunnels in flight.", "gauge",
             (unsigned long long) (s.active > 0 ? s.active : 0));
     counter(&t, "spaceproxy_tunnels_open", "Upgraded connections (WebSockets) open.", "gauge",
@@ -111,8 +111,7 @@ char *px_admin_metrics(uint32_t *ret_len)
     unsigned long long gen = px_g.feed_generation;
     pthread_mutex_unlock(&px_g.table_lock);
     counter(&t, "spaceproxy_routes", "Hosts in the route table.", "gauge", routes);
-    counter(&t, "spaceproxy_route_generation", "runtimed's route table generation.", "gauge",
-            gen);
+    counter(&t, "spaceproxy_route_generation", "runtimed's route table generation.", "gauge", gen);
     counter(&t, "spaceproxy_runtimed_up", "1 when the last route poll succeeded.", "gauge",
             atomic_load(&px_g.runtimed_up) ? 1 : 0);
     if (t.failed) {

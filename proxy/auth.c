@@ -150,7 +150,8 @@ enum px_token_state px_auth_token(const char *id, const char *token, size_t toke
         st = (enum px_token_state) s->state;
         uint64_t age = now - s->at_ms;
         /* A stale answer still counts (runtimed may be down); it is refreshed behind. */
-        if ((st == PX_TOKEN_OK && age > OK_TTL_MS) || (st == PX_TOKEN_DENIED && age > DENY_TTL_MS) ||
+        if ((st == PX_TOKEN_OK && age > OK_TTL_MS) ||
+            (st == PX_TOKEN_DENIED && age > DENY_TTL_MS) ||
             (st == PX_TOKEN_UNKNOWN && age > PENDING_MS)) {
             if (st == PX_TOKEN_DENIED)
                 st = PX_TOKEN_UNKNOWN; /* a denial is not kept past its time */

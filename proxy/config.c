@@ -262,8 +262,8 @@ static int parse_route(struct px_config *cfg, yaml_document_t *doc, yaml_node_t 
             if (!vn || vn->type != YAML_MAPPING_NODE)
                 return rt_err_set(err, EINVAL, "line %zu: custom_headers is a mapping",
                                   kn->start_mark.line + 1);
-            for (yaml_node_pair_t *q = vn->data.mapping.pairs.start;
-                 q < vn->data.mapping.pairs.top; q++) {
+            for (yaml_node_pair_t *q = vn->data.mapping.pairs.start; q < vn->data.mapping.pairs.top;
+                 q++) {
                 const char *hn = scalar(doc, yaml_document_get_node(doc, q->key));
                 const char *hv = scalar(doc, yaml_document_get_node(doc, q->value));
                 if (!hn || !hv || px_render_header(&r->custom_headers, hn, hv) < 0)
@@ -281,8 +281,8 @@ static int parse_route(struct px_config *cfg, yaml_document_t *doc, yaml_node_t 
             if (!r->host)
                 return rt_err_set(err, ENOMEM, "copy host");
             if (normalise_host(r->host) < 0)
-                return rt_err_set(err, EINVAL, "line %zu: bad host '%s'",
-                                  kn->start_mark.line + 1, v);
+                return rt_err_set(err, EINVAL, "line %zu: bad host '%s'", kn->start_mark.line + 1,
+                                  v);
         } else if (strcmp(k, "upstream") == 0) {
             if (px_parse_addr(v, &ss, &len) < 0)
                 return rt_err_set(err, EINVAL, "line %zu: upstream: expected IP:PORT, got '%s'",
@@ -359,25 +359,29 @@ static int load_doc(struct px_config *cfg, yaml_document_t *doc, struct rt_err *
 
 int px_config_load(struct px_config *cfg, const char *path, struct rt_err *err)
 {
-    _cleanup_fclose_ FILE *f = fopen(path, "re");
+    FILE *f = fopen(path, "re");
     yaml_parser_t parser;
     yaml_document_t doc;
     int r;
 
     if (!f)
         return rt_err_set(err, errno, "open config '%s'", path);
-    if (!yaml_parser_initialize(&parser))
+    if (!yaml_parser_initialize(&parser)) {
+        fclose(f);
         return rt_err_set(err, ENOMEM, "initialise YAML parser");
+    }
     yaml_parser_set_input_file(&parser, f);
     if (!yaml_parser_load(&parser, &doc)) {
         r = rt_err_set(err, EINVAL, "%s:%zu: %s", path, parser.problem_mark.line + 1,
                        parser.problem ? parser.problem : "YAML error");
         yaml_parser_delete(&parser);
+        fclose(f);
         return r;
     }
     r = load_doc(cfg, &doc, err);
     yaml_document_delete(&doc);
     yaml_parser_delete(&parser);
+    fclose(f);
     if (r < 0)
         return rt_err_wrap(err, "%s", path);
     return 0;

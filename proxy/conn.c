@@ -175,8 +175,7 @@ void px_conn_accepted(struct px_loop *l, int fd, const struct sockaddr_storage *
     if (sa->ss_family == AF_INET)
         inet_ntop(AF_INET, &((const struct sockaddr_in *) sa)->sin_addr, c->ip, sizeof(c->ip));
     else if (sa->ss_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *) sa)->sin6_addr, c->ip,
-                  sizeof(c->ip));
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *) sa)->sin6_addr, c->ip, sizeof(c->ip));
     else
         snprintf(c->ip, sizeof(c->ip), "unknown");
     llhttp_init(&c->req, HTTP_REQUEST, &px_req_settings);
@@ -462,8 +461,9 @@ static void on_head(struct px_conn *c)
     /* Exactly one Host, origin-form target: anything else is how smuggling and cache
      * poisoning start, and no browser sends it. */
     v = px_header(c->hd, c->in->data, "host", &vl);
-    if (px_header_count(c->hd, c->in->data, "host") != 1 || !host_ok(v, vl, c->host, sizeof(c->host)) ||
-        c->hd->url_l == 0 || c->in->data[c->hd->url_o] != '/') {
+    if (px_header_count(c->hd, c->in->data, "host") != 1 ||
+        !host_ok(v, vl, c->host, sizeof(c->host)) || c->hd->url_l == 0 ||
+        c->in->data[c->hd->url_o] != '/') {
         c->close_after = true;
         respond_page(c, PX_PAGE_400, 400);
         return;
@@ -632,8 +632,8 @@ static void step_local_body(struct px_conn *c)
 {
     for (;;) {
         if (c->parsed < c->in->end) {
-            llhttp_errno_t e = llhttp_execute(&c->req, c->in->data + c->parsed,
-                                              c->in->end - c->parsed);
+            llhttp_errno_t e =
+                llhttp_execute(&c->req, c->in->data + c->parsed, c->in->end - c->parsed);
             if (e == HPE_PAUSED) {
                 c->parsed = (uint32_t) (llhttp_get_error_pos(&c->req) - c->in->data);
                 c->signin = true;
@@ -855,8 +855,8 @@ static bool resp_parse(struct px_conn *c)
         }
         if (c->out_parsed >= c->out->end)
             break;
-        llhttp_errno_t e = llhttp_execute(&c->resp, c->out->data + c->out_parsed,
-                                          c->out->end - c->out_parsed);
+        llhttp_errno_t e =
+            llhttp_execute(&c->resp, c->out->data + c->out_parsed, c->out->end - c->out_parsed);
         uint32_t pos;
         if (e == HPE_OK)
             pos = c->out->end;
@@ -989,10 +989,10 @@ static bool step_proxy(struct px_conn *c)
                 if (!req_parse(c)) {
                     if (!c->resp_started) {
                         c->close_after = true;
-                        respond_page(c, px_g.cfg.max_body_size &&
-                                                c->body_seen > px_g.cfg.max_body_size
-                                            ? PX_PAGE_413
-                                            : PX_PAGE_400,
+                        respond_page(c,
+                                     px_g.cfg.max_body_size && c->body_seen > px_g.cfg.max_body_size
+                                         ? PX_PAGE_413
+                                         : PX_PAGE_400,
                                      c->body_seen > px_g.cfg.max_body_size ? 413 : 400);
                     } else {
                         px_conn_close(c);
@@ -1008,8 +1008,8 @@ static bool step_proxy(struct px_conn *c)
     }
     /* 3. the response to the visitor */
     if (c->wr && (c->chead_off < c->chead_len || (c->out && c->out_fwd > c->out->start))) {
-        n = wr_two(c->fd, c->chead, &c->chead_off, c->chead_len, c->out,
-                   c->out ? c->out_fwd : 0, &c->wr);
+        n = wr_two(c->fd, c->chead, &c->chead_off, c->chead_len, c->out, c->out ? c->out_fwd : 0,
+                   &c->wr);
         if (n > 0) {
             progress = true;
             c->bytes_out += (unsigned long long) n;
@@ -1069,8 +1069,7 @@ static bool step_proxy(struct px_conn *c)
     if (progress)
         px_timer_set(l, &c->tm, PX_T_IDLE);
     /* 5. done when the whole response went out */
-    if (c->resp_done && c->chead_off == c->chead_len &&
-        (!c->out || c->out->start == c->out->end)) {
+    if (c->resp_done && c->chead_off == c->chead_len && (!c->out || c->out->start == c->out->end)) {
         finish_request(c);
         return true;
     }
@@ -1079,8 +1078,7 @@ static bool step_proxy(struct px_conn *c)
 
 /* After a 101: copy bytes both ways, half-closes included; buffers only while busy. */
 static bool tunnel_dir(struct px_conn *c, int from, bool *from_rd, bool *from_eof, int to,
-                       bool *to_wr, struct px_buf **bp, char *head, uint32_t *hoff,
-                       uint32_t hlen)
+                       bool *to_wr, struct px_buf **bp, char *head, uint32_t *hoff, uint32_t hlen)
 {
     struct px_loop *l = c->loop;
     struct px_buf *b = *bp;
@@ -1217,8 +1215,8 @@ static bool step_head(struct px_conn *c)
                 c->hd->url_l = 0;
                 c->hd->in_value = false;
             }
-            llhttp_errno_t e = llhttp_execute(&c->req, c->in->data + c->parsed,
-                                              c->in->end - c->parsed);
+            llhttp_errno_t e =
+                llhttp_execute(&c->req, c->in->data + c->parsed, c->in->end - c->parsed);
             if (e == HPE_PAUSED) {
                 c->head_end = (uint32_t) (llhttp_get_error_pos(&c->req) - c->in->data);
                 c->parsed = c->head_end;

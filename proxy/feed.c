@@ -168,8 +168,7 @@ static size_t on_data(char *p, size_t size, size_t nmemb, void *ud)
 }
 
 /* One call to runtimed.  Returns the HTTP status, or -1 when it could not be reached. */
-static long call(CURL *h, const char *method, const char *path, const char *body,
-                 struct answer *a)
+static long call(CURL *h, const char *method, const char *path, const char *body, struct answer *a)
 {
     char url[1024];
     struct curl_slist *hdrs = NULL;

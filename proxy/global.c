@@ -13,8 +13,8 @@ struct px_global px_g = {
 int px_global_rebuild(struct rt_err *err)
 {
     pthread_mutex_lock(&px_g.table_lock);
-    struct px_table *t = px_table_build(&px_g.cfg, px_g.feed, px_g.nfeed, px_g.feed_generation,
-                                        px_g.table, err);
+    struct px_table *t =
+        px_table_build(&px_g.cfg, px_g.feed, px_g.nfeed, px_g.feed_generation, px_g.table, err);
     if (!t) {
         pthread_mutex_unlock(&px_g.table_lock);
         return -err->code;

@@ -166,8 +166,7 @@ static bool name_is(const char *base, const struct px_hspan *s, const char *lowe
     return s->nl == l && strncasecmp(base + s->no, lower, l) == 0;
 }
 
-const char *px_header(const struct px_head *h, const char *base, const char *name,
-                      size_t *ret_len)
+const char *px_header(const struct px_head *h, const char *base, const char *name, size_t *ret_len)
 {
     for (unsigned i = 0; i < h->n; i++)
         if (name_is(base, &h->h[i], name)) {
@@ -205,8 +204,7 @@ bool px_token_in_list(const char *v, size_t len, const char *token)
     return false;
 }
 
-const char *px_cookie(const struct px_head *h, const char *base, const char *name,
-                      size_t *ret_len)
+const char *px_cookie(const struct px_head *h, const char *base, const char *name, size_t *ret_len)
 {
     size_t nl = strlen(name);
 
@@ -234,9 +232,10 @@ static bool drop_request_header(const char *base, const struct px_hspan *s, bool
                                 bool strip_auth)
 {
     static const char *const always[] = {
-        "connection", "keep-alive", "proxy-connection", "te",    "proxy-authorization",
-        "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-forwarded-port",
-        "forwarded", "x-real-ip", "x-ip-token", "x-streamlit-user",
+        "connection",          "keep-alive",      "proxy-connection", "te",
+        "proxy-authorization", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto",
+        "x-forwarded-port",    "forwarded",       "x-real-ip",        "x-ip-token",
+        "x-streamlit-user",
     };
     for (size_t i = 0; i < sizeof(always) / sizeof(always[0]); i++)
         if (name_is(base, s, always[i]))
@@ -249,8 +248,7 @@ static bool drop_request_header(const char *base, const struct px_hspan *s, bool
 }
 
 /* Headers that Connection names are hop-by-hop too, except the ones framing relies on. */
-static bool named_by_connection(const struct px_head *h, const char *base,
-                                const struct px_hspan *s)
+static bool named_by_connection(const struct px_head *h, const char *base, const struct px_hspan *s)
 {
     if (name_is(base, s, "host") || name_is(base, s, "content-length") ||
         name_is(base, s, "transfer-encoding") || name_is(base, s, "upgrade"))
@@ -306,8 +304,7 @@ static void put_cookie_filtered(struct out *o, const char *v, size_t len)
             v++;
         if (v == pair)
             continue;
-        if ((size_t) (v - pair) > nl && strncmp(pair, PX_COOKIE_NAME, nl) == 0 &&
-            pair[nl] == '=')
+        if ((size_t) (v - pair) > nl && strncmp(pair, PX_COOKIE_NAME, nl) == 0 && pair[nl] == '=')
             continue;
         if (any)
             puts_(o, "; ");

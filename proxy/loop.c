@@ -155,12 +155,11 @@ static void run_timers(struct px_loop *l)
             struct px_timer *t = tl->head;
             px_timer_stop(l, t);
             if (i == PX_T_POOL) {
-                struct px_upconn *u = (struct px_upconn *) ((char *) t -
-                                                            offsetof(struct px_upconn, tm));
+                struct px_upconn *u =
+                    (struct px_upconn *) ((char *) t - offsetof(struct px_upconn, tm));
                 px_up_expire(l, u);
             } else {
-                struct px_conn *c = (struct px_conn *) ((char *) t -
-                                                        offsetof(struct px_conn, tm));
+                struct px_conn *c = (struct px_conn *) ((char *) t - offsetof(struct px_conn, tm));
                 if (!c->closed)
                     px_conn_timeout(c);
             }
@@ -324,13 +323,13 @@ void px_log_access(struct px_conn *c)
         path[j++] = ch < 0x20 || ch >= 0x7f ? '?' : (char) ch;
     }
     path[j] = '\0';
-    int n = snprintf(line, sizeof(line),
-                     "%s.%03ldZ access host=%s client=%s method=%s path=\"%s\" status=%u "
-                     "bytes=%llu time_ms=%llu upstream_ms=%llu\n",
-                     tbuf, ts.tv_nsec / 1000000, c->host[0] ? c->host : "-", c->ip, c->method,
-                     path, (unsigned) c->status, c->bytes_out,
-                     (unsigned long long) (l->now_ms - c->t_start_ms),
-                     (unsigned long long) c->t_up_ms);
+    int n =
+        snprintf(line, sizeof(line),
+                 "%s.%03ldZ access host=%s client=%s method=%s path=\"%s\" status=%u "
+                 "bytes=%llu time_ms=%llu upstream_ms=%llu\n",
+                 tbuf, ts.tv_nsec / 1000000, c->host[0] ? c->host : "-", c->ip, c->method, path,
+                 (unsigned) c->status, c->bytes_out,
+                 (unsigned long long) (l->now_ms - c->t_start_ms), (unsigned long long) c->t_up_ms);
     if (n <= 0)
         return;
     if ((size_t) n >= sizeof(line))

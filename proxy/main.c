@@ -40,10 +40,15 @@ static void usage(FILE *out)
 
 static int read_token_file(const char *path, char *buf, size_t cap)
 {
-    _cleanup_fclose_ FILE *f = fopen(path, "re");
+    FILE *f = fopen(path, "re");
+    bool got;
 
     buf[0] = '\0';
-    if (!f || !fgets(buf, (int) cap, f))
+    if (!f)
+        return -1;
+    got = fgets(buf, (int) cap, f) != NULL;
+    fclose(f);
+    if (!got)
         return -1;
     buf[strcspn(buf, "\r\n")] = '\0';
     return 0;
@@ -97,7 +102,9 @@ int main(int argc, char **argv)
         { "access-log", required_argument, NULL, 'L' },
         { NULL, 0, NULL, 0 },
     };
-    struct { const char *key, *val; } cli[16];
+    struct {
+        const char *key, *val;
+    } cli[16];
     unsigned ncli = 0;
     struct rt_err err = { 0 };
     char msg[700], token[512];
@@ -116,13 +123,27 @@ int main(int argc, char **argv)
         case 'c':
             px_g.config_path = optarg;
             continue;
-        case 'l': key = "listen"; break;
-        case 'd': key = "domain"; break;
-        case 'r': key = "runtimed"; break;
-        case 't': key = "token_file"; break;
-        case 'a': key = "admin_listen"; break;
-        case 'w': key = "workers"; break;
-        case 'L': key = "access_log"; break;
+        case 'l':
+            key = "listen";
+            break;
+        case 'd':
+            key = "domain";
+            break;
+        case 'r':
+            key = "runtimed";
+            break;
+        case 't':
+            key = "token_file";
+            break;
+        case 'a':
+            key = "admin_listen";
+            break;
+        case 'w':
+            key = "workers";
+            break;
+        case 'L':
+            key = "access_log";
+            break;
         case ':':
             fprintf(stderr, "spaceproxy: option '%s' needs a value (see --help)\n",
                     argv[optind - 1]);
@@ -194,8 +215,8 @@ int main(int argc, char **argv)
     }
     unsigned started = 0;
     for (; started < px_g.nloops; started++)
-        if (pthread_create(&px_g.loops[started]->thread, NULL, px_loop_main,
-                           px_g.loops[started]) != 0)
+        if (pthread_create(&px_g.loops[started]->thread, NULL, px_loop_main, px_g.loops[started]) !=
+            0)
             break;
     rt_log(RT_LOG_INFO, NULL, "listening on %s for *.%s (%u loops%s%s)", px_g.cfg.listen,
            px_g.cfg.domain, started, px_g.cfg.runtimed ? ", routes from " : "",

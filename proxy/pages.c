@@ -56,9 +56,9 @@ static char *page_with(int status, const char *reason, const char *extra, const 
 }
 
 #define HTML_HEAD                                                                                  \
-    "<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" "                \
-    "content=\"width=device-width\"><title>%s</title><style>body{font-family:system-ui,"        \
-    "sans-serif;max-width:40em;margin:4em auto;padding:0 1em;color:#222}code{background:#eee;"   \
+    "<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" "                  \
+    "content=\"width=device-width\"><title>%s</title><style>body{font-family:system-ui,"           \
+    "sans-serif;max-width:40em;margin:4em auto;padding:0 1em;color:#222}code{background:#eee;"     \
     "padding:0 .2em}</style>"
 
 static char *simple(int status, const char *reason, const char *title, const char *text,
@@ -75,8 +75,8 @@ char *px_page(enum px_page p, bool keep_alive, uint32_t *ret_len)
 {
     switch (p) {
     case PX_PAGE_400:
-        return simple(400, "Bad Request", "Bad request",
-                      "The request could not be understood.", "", false, ret_len);
+        return simple(400, "Bad Request", "Bad request", "The request could not be understood.", "",
+                      false, ret_len);
     case PX_PAGE_404:
         /* The same page for an unknown host and for a private Space one may not see, so
          * nobody learns that a private Space exists. */
@@ -94,12 +94,10 @@ char *px_page(enum px_page p, bool keep_alive, uint32_t *ret_len)
                       "The request head did not arrive in time.", "", false, ret_len);
     case PX_PAGE_413:
         return simple(413, "Content Too Large", "Request too large",
-                      "The request body is larger than this server accepts.", "", false,
-                      ret_len);
+                      "The request body is larger than this server accepts.", "", false, ret_len);
     case PX_PAGE_431:
         return simple(431, "Request Header Fields Too Large", "Request headers too large",
-                      "The request head is larger than this server accepts.", "", false,
-                      ret_len);
+                      "The request head is larger than this server accepts.", "", false, ret_len);
     case PX_PAGE_502:
         return simple(502, "Bad Gateway", "The Space is not answering",
                       "The Space could not be reached or broke the connection.", "", keep_alive,
@@ -114,8 +112,8 @@ char *px_page(enum px_page p, bool keep_alive, uint32_t *ret_len)
                       "Retry-After: 10\r\n", keep_alive, ret_len);
     case PX_PAGE_504:
         return simple(504, "Gateway Timeout", "The Space did not answer in time",
-                      "The Space accepted no connection or sent no answer in time.", "",
-                      keep_alive, ret_len);
+                      "The Space accepted no connection or sent no answer in time.", "", keep_alive,
+                      ret_len);
     default:
         return NULL;
     }
@@ -139,8 +137,8 @@ char *px_page_waking(const struct px_route *r, uint32_t *ret_len)
                        "textContent='('+Math.round((Date.now()-t0)/1000)+' s)'}poll();"
                        "</script></body></html>\n",
              r->id ? r->id : r->host, r->id ? r->id : r->host, px_stage_name(r->stage));
-    return page_with(503, "Service Unavailable", "Retry-After: 5\r\nRefresh: 5\r\n", body,
-                     false, ret_len);
+    return page_with(503, "Service Unavailable", "Retry-After: 5\r\nRefresh: 5\r\n", body, false,
+                     ret_len);
 }
 
 char *px_page_stage(const struct px_route *r, uint32_t *ret_len)

@@ -22,8 +22,8 @@
 /* ---- configuration (config.c) ------------------------------------------------------ */
 
 struct px_route_conf {
-    char *host;     /* full host, lowercase, no port */
-    char *upstream; /* "IP:PORT" */
+    char *host;           /* full host, lowercase, no port */
+    char *upstream;       /* "IP:PORT" */
     char *custom_headers; /* rendered "Name: value\r\n" lines, or NULL */
     bool disable_embedding;
 };
@@ -88,9 +88,9 @@ enum px_stage {
  * table is still counted).  Shared by every loop: atomics only. */
 struct px_space_stats {
     atomic_int refs;
-    atomic_uint active;     /* requests in flight and open tunnels */
-    atomic_ullong last_ms;  /* monotonic ms of the last request start or end */
-    atomic_ullong wake_ms;  /* when a wake was last asked for, 0 = never */
+    atomic_uint active;    /* requests in flight and open tunnels */
+    atomic_ullong last_ms; /* monotonic ms of the last request start or end */
+    atomic_ullong wake_ms; /* when a wake was last asked for, 0 = never */
     char id[];
 };
 
@@ -156,8 +156,8 @@ struct px_global {
     size_t nfeed;
     uint64_t feed_generation;
 
-    atomic_uint conns;      /* client connections, all loops */
-    atomic_bool stopping;   /* SIGTERM: drain and exit */
+    atomic_uint conns;    /* client connections, all loops */
+    atomic_bool stopping; /* SIGTERM: drain and exit */
     atomic_bool runtimed_up;
     atomic_ullong feed_ok_ms; /* last successful route poll */
 
@@ -216,10 +216,10 @@ enum px_tclass {
     PX_T_HEAD,      /* request head arriving */
     PX_T_KEEPALIVE, /* idle between requests */
     PX_T_CONNECT,
-    PX_T_IDLE,      /* in a request, a stream or a tunnel */
-    PX_T_WAIT,      /* held for a waking Space or a token check */
-    PX_T_POOL,      /* pooled upstream */
-    PX_T_LINGER,    /* closing after an error page */
+    PX_T_IDLE,   /* in a request, a stream or a tunnel */
+    PX_T_WAIT,   /* held for a waking Space or a token check */
+    PX_T_POOL,   /* pooled upstream */
+    PX_T_LINGER, /* closing after an error page */
     _PX_T_MAX,
     PX_T_NONE = 0xff,
 };
@@ -276,9 +276,9 @@ struct px_pool {
 struct px_loop {
     unsigned idx;
     int epfd;
-    int lfd;     /* client listener, -1 once draining */
-    int afd;     /* admin listener (loop 0 only), or -1 */
-    int evfd;    /* kicked by other threads */
+    int lfd;  /* client listener, -1 once draining */
+    int afd;  /* admin listener (loop 0 only), or -1 */
+    int evfd; /* kicked by other threads */
     pthread_t thread;
     uint64_t now_ms;
     uint64_t table_serial;
@@ -293,7 +293,7 @@ struct px_loop {
     unsigned nfree_bufs;
     struct px_head *free_heads;
     struct px_pool *pools[PX_POOL_BUCKETS];
-    char *log;               /* access log lines, written once per turn */
+    char *log; /* access log lines, written once per turn */
     size_t log_len, log_cap;
     int log_fd;
     bool draining;
@@ -320,12 +320,12 @@ struct px_upconn {
 };
 
 enum px_cstate {
-    PX_C_HEAD,      /* reading a request head */
-    PX_C_WAIT,      /* held: Space waking or token being checked */
-    PX_C_CONNECT,   /* upstream connecting */
-    PX_C_PROXY,     /* request/response streaming */
-    PX_C_TUNNEL,    /* after 101: bytes both ways */
-    PX_C_LOCAL,     /* writing a response of our own */
+    PX_C_HEAD,       /* reading a request head */
+    PX_C_WAIT,       /* held: Space waking or token being checked */
+    PX_C_CONNECT,    /* upstream connecting */
+    PX_C_PROXY,      /* request/response streaming */
+    PX_C_TUNNEL,     /* after 101: bytes both ways */
+    PX_C_LOCAL,      /* writing a response of our own */
     PX_C_LOCAL_BODY, /* reading a small body for a local endpoint (sign-in) */
     PX_C_LINGER,     /* written our last response; draining what the client still sends */
 };
@@ -336,8 +336,8 @@ struct px_conn {
     bool rd, wr, hup, rdhup, closed, admin;
     enum px_cstate st;
     struct px_timer tm;
-    struct px_conn *prev, *next;          /* loop->conns */
-    struct px_conn *wprev, *wnext;        /* loop->waiting */
+    struct px_conn *prev, *next;   /* loop->conns */
+    struct px_conn *wprev, *wnext; /* loop->waiting */
     struct px_conn *next_zombie;
     struct px_conn *next_ready; /* loop->ready: more work to do after this batch */
     bool queued;
@@ -346,30 +346,30 @@ struct px_conn {
     struct px_head *hd; /* spans while a head is parsed */
     struct px_upconn *up;
     llhttp_t req, resp;
-    uint32_t head_end;  /* offset in in->data where the request body starts */
-    uint32_t parsed;    /* in->data offset up to which req has parsed */
+    uint32_t head_end;   /* offset in in->data where the request body starts */
+    uint32_t parsed;     /* in->data offset up to which req has parsed */
     uint32_t out_parsed; /* out->data offset up to which resp has parsed */
     uint32_t out_fwd;    /* out->data[start..out_fwd) are body bytes ready for the visitor */
-    char *uhead;        /* rewritten request head for the upstream */
+    char *uhead;         /* rewritten request head for the upstream */
     uint32_t uhead_len, uhead_off;
-    char *chead;        /* response head (or a whole local response) for the client */
+    char *chead; /* response head (or a whole local response) for the client */
     uint32_t chead_len, chead_off;
     bool req_done, resp_started, resp_head_done, resp_done, upgrade, close_after;
     bool req_body, is_head, http10, authed_bearer, tunnel_c_eof, tunnel_u_eof;
     bool retried, wait_wake, counted, head_pending, interim, up_dirty, signin;
-    uint8_t resp_lines;   /* interim (1xx) heads forwarded */
+    uint8_t resp_lines; /* interim (1xx) heads forwarded */
     uint16_t status;
-    uint64_t body_seen;   /* request body bytes forwarded (limit) */
+    uint64_t body_seen; /* request body bytes forwarded (limit) */
     uint64_t t_start_ms, t_up_ms, wait_deadline;
     unsigned long long bytes_out;
     struct px_table *tab; /* ref held while route is used */
     const struct px_route *route;
     struct px_space_stats *stats; /* counted in stats->active */
     char ip[INET6_ADDRSTRLEN];
-    char host[256];       /* normalised host of the current request */
-    char *token;          /* bearer token being checked, or NULL */
+    char host[256]; /* normalised host of the current request */
+    char *token;    /* bearer token being checked, or NULL */
     char method[12];
-    char path[128];       /* for the access log, truncated */
+    char path[128]; /* for the access log, truncated */
 };
 
 /* loop.c */
@@ -401,8 +401,8 @@ void px_conn_free(struct px_conn *c);
 
 /* upstream.c */
 /* Takes a pooled connection to @addr or starts a new one.  Returns NULL with errno set. */
-struct px_upconn *px_up_get(struct px_loop *l, const struct sockaddr_storage *addr,
-                            socklen_t len, bool fresh);
+struct px_upconn *px_up_get(struct px_loop *l, const struct sockaddr_storage *addr, socklen_t len,
+                            bool fresh);
 /* Returns @u to its pool (when @reusable) or closes it. */
 void px_up_release(struct px_loop *l, struct px_upconn *u, bool reusable);
 void px_up_close(struct px_loop *l, struct px_upconn *u);
@@ -417,12 +417,10 @@ int px_build_request_head(struct px_conn *c);
  * or -ENOMEM. */
 int px_build_response_head(struct px_conn *c, const char *raw, uint32_t raw_len);
 /* Finds header @name (lowercase) in the parsed head.  Returns the value or NULL. */
-const char *px_header(const struct px_head *h, const char *base, const char *name,
-                      size_t *ret_len);
+const char *px_header(const struct px_head *h, const char *base, const char *name, size_t *ret_len);
 int px_header_count(const struct px_head *h, const char *base, const char *name);
 /* Finds cookie @name in the Cookie headers.  Returns its value or NULL. */
-const char *px_cookie(const struct px_head *h, const char *base, const char *name,
-                      size_t *ret_len);
+const char *px_cookie(const struct px_head *h, const char *base, const char *name, size_t *ret_len);
 bool px_token_in_list(const char *v, size_t len, const char *token);
 
 /* pages.c: responses of our own */

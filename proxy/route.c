@@ -203,8 +203,8 @@ struct px_table *px_table_build(const struct px_config *cfg, const struct px_fee
         if (px_table_find(&conf_only, host, strlen(host)))
             continue; /* config routes win; they are what an operator asked for */
         struct px_route *r = &t->routes[n++];
-        int e = fill_route(r, host, fs->id, fs->upstream, fs->custom_headers,
-                           fs->disable_embedding, prev);
+        int e = fill_route(r, host, fs->id, fs->upstream, fs->custom_headers, fs->disable_embedding,
+                           prev);
         if (e == -EINVAL) {
             /* a bad upstream from runtimed: keep the Space, as not running */
             r->has_upstream = false;

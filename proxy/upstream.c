@@ -24,8 +24,7 @@ static unsigned addr_hash(const struct sockaddr_storage *a, socklen_t len)
     return h % PX_POOL_BUCKETS;
 }
 
-static struct px_pool *pool_for(struct px_loop *l, const struct sockaddr_storage *a,
-                                socklen_t len)
+static struct px_pool *pool_for(struct px_loop *l, const struct sockaddr_storage *a, socklen_t len)
 {
     unsigned h = addr_hash(a, len);
 
@@ -56,8 +55,8 @@ static void unlink_idle(struct px_upconn *u)
     u->pooled = false;
 }
 
-struct px_upconn *px_up_get(struct px_loop *l, const struct sockaddr_storage *addr,
-                            socklen_t len, bool fresh)
+struct px_upconn *px_up_get(struct px_loop *l, const struct sockaddr_storage *addr, socklen_t len,
+                            bool fresh)
 {
     struct px_pool *p = pool_for(l, addr, len);
     struct epoll_event ev;

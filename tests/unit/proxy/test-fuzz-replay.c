@@ -25,10 +25,23 @@ static uint64_t next_rand(void)
 }
 
 static const char *const tokens[] = {
-    "\r\n", "\r\n\r\n", "Content-Length: 5\r\n", "Transfer-Encoding: chunked\r\n",
-    "Connection: close\r\n", "Upgrade: websocket\r\n", "Host: a.localhost\r\n", "0\r\n\r\n",
-    "HTTP/1.1 101 Switching Protocols\r\n", "Expect: 100-continue\r\n", "\n--UP--\n", ":",
-    "ffffffff\r\n", " ", "\0", "GET / HTTP/1.1\r\n", "HTTP/1.1 200 OK\r\n",
+    "\r\n",
+    "\r\n\r\n",
+    "Content-Length: 5\r\n",
+    "Transfer-Encoding: chunked\r\n",
+    "Connection: close\r\n",
+    "Upgrade: websocket\r\n",
+    "Host: a.localhost\r\n",
+    "0\r\n\r\n",
+    "HTTP/1.1 101 Switching Protocols\r\n",
+    "Expect: 100-continue\r\n",
+    "\n--UP--\n",
+    ":",
+    "ffffffff\r\n",
+    " ",
+    "\0",
+    "GET / HTTP/1.1\r\n",
+    "HTTP/1.1 200 OK\r\n",
 };
 
 static size_t mutate(char *buf, size_t len)

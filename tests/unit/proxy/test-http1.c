@@ -69,8 +69,10 @@ static void test_request_head(void)
     const char *u = c.uhead;
     ok(strncmp(u, "POST /a?b=1 HTTP/1.1\r\n", 22) == 0, "request line kept");
     ok(has(u, "\r\nHost: alice-demo.localhost:8000\r\n"), "Host untouched");
-    ok(has(u, "\r\nX-Forwarded-Host: alice-demo.localhost:8000\r\n"), "X-Forwarded-Host has the port");
-    ok(has(u, "\r\nX-Forwarded-For: 192.0.2.7\r\n") && !has(u, "6.6.6.6"), "X-Forwarded-For is ours");
+    ok(has(u, "\r\nX-Forwarded-Host: alice-demo.localhost:8000\r\n"),
+       "X-Forwarded-Host has the port");
+    ok(has(u, "\r\nX-Forwarded-For: 192.0.2.7\r\n") && !has(u, "6.6.6.6"),
+       "X-Forwarded-For is ours");
     ok(has(u, "\r\nX-Forwarded-Proto: http\r\n"), "X-Forwarded-Proto");
     ok(has(u, "\r\nX-IP-Token: v1;ip=192.0.2.7;t=") && !has(u, "forged"), "visitor header is ours");
     ok(has(u, "\r\nCookie: a=1; b=2\r\n") && !has(u, "secret"), "our cookie removed, theirs kept");
@@ -81,19 +83,22 @@ static void test_request_head(void)
     ok(strcmp(u + c.uhead_len - 4, "\r\n\r\n") == 0, "ends with a blank line");
     conn_done(&c);
 
-    conn_init(&c, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
-                  "Sec-WebSocket-Protocol: streamlit, tok, sess\r\nAuthorization: Bearer t\r\n\r\n");
+    conn_init(&c,
+              "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+              "Sec-WebSocket-Protocol: streamlit, tok, sess\r\nAuthorization: Bearer t\r\n\r\n");
     is_int(parse_head(&c), HPE_PAUSED, "upgrade head parsed");
     ok(c.upgrade, "llhttp saw the upgrade");
     c.authed_bearer = true;
     is_int(px_build_request_head(&c), 0, "upgrade head built");
     ok(has(c.uhead, "\r\nUpgrade: websocket\r\n") && has(c.uhead, "\r\nConnection: upgrade\r\n"),
        "Upgrade and Connection sent on");
-    ok(has(c.uhead, "\r\nSec-WebSocket-Protocol: streamlit, tok, sess\r\n"), "subprotocols untouched");
+    ok(has(c.uhead, "\r\nSec-WebSocket-Protocol: streamlit, tok, sess\r\n"),
+       "subprotocols untouched");
     ok(!has(c.uhead, "Authorization"), "our bearer token is not the Space's");
     conn_done(&c);
 
-    conn_init(&c, "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n");
+    conn_init(
+        &c, "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n");
     ok(parse_head(&c) != HPE_PAUSED, "CL with TE refused by the parser");
     conn_done(&c);
     conn_init(&c, "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n");
@@ -105,9 +110,10 @@ static void test_response_head(void)
 {
     struct px_conn c;
     struct px_route r = { 0 };
-    static const char resp[] = "HTTP/1.1 200 Fine\r\nContent-Type: text/plain\r\nConnection: X-A\r\n"
-                               "X-A: hop\r\nKeep-Alive: 5\r\nX-Frame-Options: SAMEORIGIN\r\n"
-                               "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+    static const char resp[] =
+        "HTTP/1.1 200 Fine\r\nContent-Type: text/plain\r\nConnection: X-A\r\n"
+        "X-A: hop\r\nKeep-Alive: 5\r\nX-Frame-Options: SAMEORIGIN\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
 
     conn_init(&c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
     parse_head(&c);

@@ -56,7 +56,8 @@ static void test_config(void)
         "routes:\n  - {host: a.example}\n",
         "routes:\n  - {host: a.example, upstream: 'not an address'}\n",
         "routes:\n  - {host: 'a b', upstream: 127.0.0.1:1}\n",
-        "routes:\n  - {host: a.example, upstream: 127.0.0.1:1, custom_headers: {'X-A': \"a\\r\\nX-B: b\"}}\n",
+        "routes:\n  - {host: a.example, upstream: 127.0.0.1:1, custom_headers: {'X-A': "
+        "\"a\\r\\nX-B: b\"}}\n",
         "[1, 2]\n",
         "listen: [\n",
     };
@@ -113,10 +114,13 @@ static void test_table(void)
                                     "  - {host: ops.spaces.test, upstream: 127.0.0.1:9000}\n"
                                     "  - {host: clash-x.spaces.test, upstream: 127.0.0.1:9001}\n");
     static char id0[] = "Alice/Demo", l0[] = "alice-demo", u0[] = "10.77.0.2:7860",
-                h0[] = "X-C: 1\r\n", id1[] = "bob/secret", l1[] = "bob-secret",
-                id2[] = "clash/x", l2[] = "clash-x", u2[] = "10.0.0.1:1";
+                h0[] = "X-C: 1\r\n", id1[] = "bob/secret", l1[] = "bob-secret", id2[] = "clash/x",
+                l2[] = "clash-x", u2[] = "10.0.0.1:1";
     struct px_feed_space feed[3] = {
-        { .id = id0, .host_label = l0, .stage = PX_STAGE_RUNNING, .upstream = u0,
+        { .id = id0,
+          .host_label = l0,
+          .stage = PX_STAGE_RUNNING,
+          .upstream = u0,
           .custom_headers = h0 },
         { .id = id1, .host_label = l1, .stage = PX_STAGE_SLEEPING, .private_ = true },
         { .id = id2, .host_label = l2, .stage = PX_STAGE_RUNNING, .upstream = u2 },
@@ -136,7 +140,8 @@ static void test_table(void)
     ok(r && r->private_ && !r->has_upstream && r->stage == PX_STAGE_SLEEPING, "sleeping private");
     r = px_table_find(t, "clash-x.spaces.test", strlen("clash-x.spaces.test"));
     ok(r && !r->id, "clash resolved to the config route");
-    ok(!px_table_find(t, "alice-demo.spaces.tes", strlen("alice-demo.spaces.tes")), "no prefix match");
+    ok(!px_table_find(t, "alice-demo.spaces.tes", strlen("alice-demo.spaces.tes")),
+       "no prefix match");
     ok(!px_table_find(t, "nobody.spaces.test", strlen("nobody.spaces.test")), "unknown host");
 
     r = px_table_find(t, "alice-demo.spaces.test", strlen("alice-demo.spaces.test"));
