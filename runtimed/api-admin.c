@@ -21,9 +21,9 @@ int rt__api_whoami(struct rt_req *r)
     if (!rt_auth_is_user(&r->who))
         return rt__reply_error(r, 401, "whoami needs a user token (Authorization: Bearer TOKEN)");
     (void) snprintf(uid, sizeof(uid), "%024llx", (long long) t->user_id);
-    token = json_pack("{s:s, s:s, s:o}", "displayName", t->name,
-                      "role", t->n_spaces ? "fineGrained" : t->role, "createdAt",
-                      rt__json_time(t->created_at));
+    token =
+        json_pack("{s:s, s:s, s:o}", "displayName", t->name, "role",
+                  t->n_spaces ? "fineGrained" : t->role, "createdAt", rt__json_time(t->created_at));
     if (token && t->n_spaces) {
         json_t *scoped = json_array();
         bool write = strcmp(t->role, "write") == 0;
@@ -31,8 +31,8 @@ int rt__api_whoami(struct rt_req *r)
             json_t *perms = write ? json_pack("[s, s]", "repo.content.read", "repo.write")
                                   : json_pack("[s]", "repo.content.read");
             (void) json_array_append_new(
-                scoped, json_pack("{s:{s:s, s:s, s:s}, s:o}", "entity", "_id", t->spaces[i],
-                                  "name", t->spaces[i], "type", "space", "permissions",
+                scoped, json_pack("{s:{s:s, s:s, s:s}, s:o}", "entity", "_id", t->spaces[i], "name",
+                                  t->spaces[i], "type", "space", "permissions",
                                   perms ? perms : json_array()));
         }
         (void) json_object_set_new(token, "fineGrained",
@@ -193,7 +193,8 @@ static int create_token(struct rt_req *r)
             rt__reply_error(r, 503, "out of memory");
             goto out;
         }
-        json_array_foreach (spaces, i, v) {
+        json_array_foreach(spaces, i, v)
+        {
             char o[RT_NAME_SIZE], n[RT_NAME_SIZE];
             if (!json_is_string(v) || rt_id_split(json_string_value(v), o, n, &err) < 0) {
                 rt__reply_error(r, 400, "spaces[%zu]: %s", i,
@@ -339,8 +340,8 @@ static int hardware(struct rt_req *r)
     if (r->nseg == 3 && strcmp(r->method, "DELETE") == 0) {
         rc = rt_store_tier_users(r->st, r->seg[2], &err);
         if (rc > 0)
-            return rt__reply_error(r, 409, "hardware tier '%s' is used by %d Space%s",
-                                   r->seg[2], rc, rc == 1 ? "" : "s");
+            return rt__reply_error(r, 409, "hardware tier '%s' is used by %d Space%s", r->seg[2],
+                                   rc, rc == 1 ? "" : "s");
         if (rc >= 0)
             rc = rt_store_tier_delete(r->st, r->seg[2], &err);
         return rc < 0 ? rt__reply_err(r, rc, &err) : rt__reply_empty(r, 204);
@@ -360,8 +361,9 @@ int rt__api_admin(struct rt_req *r)
     /* A fine-grained or read-only admin token reads; changing needs a full write token. */
     if (strcmp(r->method, "GET") != 0 &&
         (strcmp(r->who.token.role, "write") != 0 || r->who.token.n_spaces > 0))
-        return rt__reply_error(r, 403, "changing users, tokens or tiers needs an unscoped "
-                                       "write token");
+        return rt__reply_error(r, 403,
+                               "changing users, tokens or tiers needs an unscoped "
+                               "write token");
     if (r->nseg < 2)
         return rt__reply_error(r, 404, "no such endpoint");
     rt_store_lock(r->st);

@@ -142,8 +142,7 @@ json_t *rt__req_object(struct rt_req *r, bool empty_ok)
     if (declared > (long long) max) {
         /* The body stays unread: close the connection rather than parse past it. */
         mg_disable_connection_keep_alive(r->conn);
-        rt__reply_error(r, 413, "request body larger than %llu bytes",
-                        (unsigned long long) max);
+        rt__reply_error(r, 413, "request body larger than %llu bytes", (unsigned long long) max);
         return NULL;
     }
     cap = declared >= 0 ? (size_t) declared : (size_t) max + 1;
@@ -160,8 +159,7 @@ json_t *rt__req_object(struct rt_req *r, bool empty_ok)
     }
     if (got > max) {
         mg_disable_connection_keep_alive(r->conn);
-        rt__reply_error(r, 413, "request body larger than %llu bytes",
-                        (unsigned long long) max);
+        rt__reply_error(r, 413, "request body larger than %llu bytes", (unsigned long long) max);
         return NULL;
     }
     if (declared >= 0 && got < (size_t) declared) {
@@ -181,8 +179,8 @@ json_t *rt__req_object(struct rt_req *r, bool empty_ok)
     }
     o = json_loadb(buf, got, JSON_REJECT_DUPLICATES, &jerr);
     if (!o) {
-        rt__reply_error(r, 400, "malformed JSON at line %d column %d: %s", jerr.line,
-                        jerr.column, jerr.text);
+        rt__reply_error(r, 400, "malformed JSON at line %d column %d: %s", jerr.line, jerr.column,
+                        jerr.text);
         return NULL;
     }
     if (!json_is_object(o)) {
@@ -312,7 +310,6 @@ json_t *rt__json_time(int64_t ms)
 
     (void) gmtime_r(&sec, &tm);
     (void) snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                    tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                    (int) (ms % 1000));
+                    tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int) (ms % 1000));
     return json_string(buf);
 }

@@ -21,8 +21,7 @@ static int on_route(const struct rt_space *s, void *userdata)
     (void) json_array_append_new(
         userdata, json_pack("{s:s, s:s, s:s, s:b, s:o, s:{}, s:b}", "id", id, "host", s->host,
                             "stage", rt__space_stage(s), "private", s->private_, "upstream",
-                            s->upstream[0] && !s->paused ? json_string(s->upstream)
-                                                         : json_null(),
+                            s->upstream[0] && !s->paused ? json_string(s->upstream) : json_null(),
                             "custom_headers", "disable_embedding", 0));
     return 0;
 }
@@ -50,8 +49,8 @@ static int routes(struct rt_req *r)
         json_decref(spaces);
         return rt__reply_err(r, rc, &err);
     }
-    return rt__reply_json(r, 200, json_pack("{s:I, s:o}", "generation", (json_int_t) gen,
-                                            "spaces", spaces));
+    return rt__reply_json(
+        r, 200, json_pack("{s:I, s:o}", "generation", (json_int_t) gen, "spaces", spaces));
 }
 
 /* Reads {"id": "owner/name"} and loads that Space.  Replies on failure. */
@@ -83,8 +82,9 @@ static int wake(struct rt_req *r)
     if (body_space(r, body, &s) < 0)
         goto out;
     if (s.paused) {
-        rt__reply_json(r, 409, json_pack("{s:s, s:s}", "error", "this Space is paused by its owner",
-                                         "stage", "PAUSED"));
+        rt__reply_json(r, 409,
+                       json_pack("{s:s, s:s}", "error", "this Space is paused by its owner",
+                                 "stage", "PAUSED"));
         goto out;
     }
     /* Recorded for the lifecycle supervisor, which does the waking. */
@@ -110,7 +110,8 @@ static int activity(struct rt_req *r)
                         RT_ACTIVITY_MAX);
         goto out;
     }
-    json_array_foreach (ids, i, v) {
+    json_array_foreach(ids, i, v)
+    {
         char owner[RT_NAME_SIZE], name[RT_NAME_SIZE];
         struct rt_err err = { 0 };
         struct rt_space s;
@@ -163,8 +164,9 @@ int rt__api_proxy(struct rt_req *r)
     int rc;
 
     if (!rt_auth_is_proxy(&r->who) && !rt_auth_is_admin(&r->who))
-        return r->who.anonymous ? rt__reply_error(r, 401, "the proxy endpoints need the proxy token")
-                                : rt__reply_error(r, 403, "the proxy endpoints need the proxy token");
+        return r->who.anonymous
+                   ? rt__reply_error(r, 401, "the proxy endpoints need the proxy token")
+                   : rt__reply_error(r, 403, "the proxy endpoints need the proxy token");
     rt_store_lock(r->st);
     if (strcmp(what, "routes") == 0)
         rc = rt__is(r, "GET") ? routes(r) : rt__reply_error(r, 405, "use GET");

@@ -35,8 +35,8 @@ json_t *rt__json_runtime(struct rt_req *r, const struct rt_space *s)
                   rt__space_stage(s), "hardware", "current",
                   s->hardware_current[0] ? json_string(s->hardware_current) : json_null(),
                   "requested", s->hardware, "storage", "gcTimeout", gc_timeout(r, s), "replicas",
-                  "requested", 1, "devMode", 0, "domains", "domain", domain, "isCustom", 0,
-                  "stage", "READY");
+                  "requested", 1, "devMode", 0, "domains", "domain", domain, "isCustom", 0, "stage",
+                  "READY");
     if (j && s->sha[0])
         (void) json_object_set_new(j, "sha", json_string(s->sha));
     if (j && s->error[0])
@@ -51,9 +51,9 @@ json_t *rt__json_space(struct rt_req *r, const struct rt_space *s, bool full)
 
     (void) snprintf(id, sizeof(id), "%s/%s", s->owner, s->name);
     (void) snprintf(_id, sizeof(_id), "%024llx", (long long) s->id);
-    j = json_pack("{s:s, s:s, s:s, s:b, s:i, s:s, s:[], s:o, s:o, s:o, s:b, s:b}", "_id", _id,
-                  "id", id, "author", s->owner, "private", s->private_, "likes", 0, "sdk", s->sdk,
-                  "tags", "createdAt", rt__json_time(s->created_at), "lastModified",
+    j = json_pack("{s:s, s:s, s:s, s:b, s:i, s:s, s:[], s:o, s:o, s:o, s:b, s:b}", "_id", _id, "id",
+                  id, "author", s->owner, "private", s->private_, "likes", 0, "sdk", s->sdk, "tags",
+                  "createdAt", rt__json_time(s->created_at), "lastModified",
                   rt__json_time(s->updated_at), "sha",
                   s->sha[0] ? json_string(s->sha) : json_null(), "gated", 0, "disabled", 0);
     if (!j || !full)
@@ -82,9 +82,9 @@ json_t *rt__json_tier(const struct rt_tier *t)
     fmt_gb(ram, sizeof(ram), t->memory);
     if (t->gpus > 0 || t->zero) {
         fmt_gb(vram, sizeof(vram), t->vram * (uint64_t) (t->gpus > 0 ? t->gpus : 1));
-        acc = json_pack("{s:s, s:s, s:s, s:s, s:s}", "type", "gpu", "model", t->gpu_kind,
-                        "quantity", t->zero ? "zero" : "", "vram", t->vram ? vram : "",
-                        "manufacturer", "NVIDIA");
+        acc =
+            json_pack("{s:s, s:s, s:s, s:s, s:s}", "type", "gpu", "model", t->gpu_kind, "quantity",
+                      t->zero ? "zero" : "", "vram", t->vram ? vram : "", "manufacturer", "NVIDIA");
         if (acc && t->gpus > 0) {
             char q[16];
             (void) snprintf(q, sizeof(q), "%d", t->gpus);
@@ -93,8 +93,8 @@ json_t *rt__json_tier(const struct rt_tier *t)
     }
     return json_pack("{s:s, s:s, s:s, s:s, s:o, s:i, s:f, s:s, s:f, s:I, s:I, s:i, s:s?, s:b}",
                      "name", t->name, "prettyName", t->pretty, "cpu", cpu, "ram", ram,
-                     "accelerator", acc ? acc : json_null(), "unitCostMicroUSD", 0,
-                     "unitCostUSD", 0.0, "unitLabel", "hour", "cpus", t->cpus, "memory",
-                     (json_int_t) t->memory, "disk", (json_int_t) t->disk, "gpus", t->gpus,
-                     "gpuKind", t->gpu_kind[0] ? t->gpu_kind : NULL, "zero", t->zero);
+                     "accelerator", acc ? acc : json_null(), "unitCostMicroUSD", 0, "unitCostUSD",
+                     0.0, "unitLabel", "hour", "cpus", t->cpus, "memory", (json_int_t) t->memory,
+                     "disk", (json_int_t) t->disk, "gpus", t->gpus, "gpuKind",
+                     t->gpu_kind[0] ? t->gpu_kind : NULL, "zero", t->zero);
 }

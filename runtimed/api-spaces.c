@@ -25,8 +25,8 @@ struct new_space {
     const char *hardware;
     bool sleep_set;
     long long sleep_time;
-    json_t *secrets;   /* [{key, value, description?}] or NULL */
-    json_t *variables; /* same */
+    json_t *secrets;                  /* [{key, value, description?}] or NULL */
+    json_t *variables;                /* same */
     const struct rt_space *copy_from; /* duplicate: copy its variables */
 };
 
@@ -49,20 +49,20 @@ static int check_kv_list(struct rt_req *r, json_t *list, const char *field)
         return 0;
     if (!json_is_array(list))
         return rt__reply_error(r, 400, "field '%s' must be a list of {key, value}", field), -1;
-    json_array_foreach (list, i, item) {
+    json_array_foreach(list, i, item)
+    {
         json_t *k = json_object_get(item, "key"), *v = json_object_get(item, "value");
         json_t *d = json_object_get(item, "description");
         if (!json_is_object(item) || !json_is_string(k) || !json_is_string(v) ||
             (d && !json_is_null(d) && !json_is_string(d)))
-            return rt__reply_error(r, 400, "%s[%zu] must be {\"key\": str, \"value\": str}",
-                                   field, i),
+            return rt__reply_error(r, 400, "%s[%zu] must be {\"key\": str, \"value\": str}", field,
+                                   i),
                    -1;
         if (rt_env_key_check(json_string_value(k), &err) < 0)
             return rt__reply_error(r, 400, "%s[%zu]: %s", field, i, err.msg), -1;
         if (json_string_length(v) > RT_VALUE_MAX ||
             strlen(json_string_value(v)) != json_string_length(v))
-            return rt__reply_error(r, 400, "%s[%zu]: value too long or contains NUL", field, i),
-                   -1;
+            return rt__reply_error(r, 400, "%s[%zu]: value too long or contains NUL", field, i), -1;
     }
     return 0;
 }
@@ -73,12 +73,13 @@ static int store_kv_list(struct rt_req *r, enum rt_kv_kind kind, int64_t space_i
     size_t i;
     json_t *item;
 
-    json_array_foreach (list, i, item) {
+    json_array_foreach(list, i, item)
+    {
         json_t *d = json_object_get(item, "description");
-        int rc = rt_store_kv_set(r->st, kind, space_id,
-                                 json_string_value(json_object_get(item, "key")),
-                                 json_string_value(json_object_get(item, "value")),
-                                 json_is_string(d) ? json_string_value(d) : NULL, err);
+        int rc =
+            rt_store_kv_set(r->st, kind, space_id, json_string_value(json_object_get(item, "key")),
+                            json_string_value(json_object_get(item, "value")),
+                            json_is_string(d) ? json_string_value(d) : NULL, err);
         if (rc < 0)
             return rc;
     }
@@ -93,8 +94,8 @@ static int check_tier(struct rt_req *r, const char *name)
     int rc = rt_store_tier_get(r->st, name, &t, &err);
 
     if (rc == -ENOENT)
-        return rt__reply_error(r, 422, "unknown hardware '%s' (GET /api/spaces/hardware lists them)",
-                               name),
+        return rt__reply_error(r, 422,
+                               "unknown hardware '%s' (GET /api/spaces/hardware lists them)", name),
                -1;
     if (rc < 0)
         return rt__reply_err(r, rc, &err), -1;
@@ -146,9 +147,9 @@ static int create(struct rt_req *r, struct new_space *n)
         rt_store_rollback(r->st);
         if (strstr(err.msg, "host name"))
             return rt__reply_error(r, 409, "%s", err.msg);
-        return rt__reply_json(r, 409, json_pack("{s:s, s:s}", "error",
-                                                "You already created this space repo", "url",
-                                                url));
+        return rt__reply_json(
+            r, 409,
+            json_pack("{s:s, s:s}", "error", "You already created this space repo", "url", url));
     }
     if (rc >= 0 && n->copy_from)
         rc = rt_store_kv_copy(r->st, RT_KV_VARIABLE, n->copy_from->id, s.id, &err);
@@ -157,8 +158,7 @@ static int create(struct rt_req *r, struct new_space *n)
     if (rc >= 0 && n->variables)
         rc = store_kv_list(r, RT_KV_VARIABLE, s.id, n->variables, &err);
     if (rc >= 0)
-        rc = rt_store_event_add(r->st, s.id, "created",
-                                n->copy_from ? "duplicate" : "", &err);
+        rc = rt_store_event_add(r->st, s.id, "created", n->copy_from ? "duplicate" : "", &err);
     if (rc >= 0)
         rc = rt_store_commit(r->st, &err);
     if (rc < 0) {
@@ -167,8 +167,8 @@ static int create(struct rt_req *r, struct new_space *n)
     }
     {
         struct rt_log_ctx ctx = { .app = s.host, .action = "create" };
-        rt_log(RT_LOG_INFO, &ctx, "created Space '%s/%s' (sdk %s, hardware %s%s)", s.owner,
-               s.name, s.sdk, s.hardware, s.private_ ? ", private" : "");
+        rt_log(RT_LOG_INFO, &ctx, "created Space '%s/%s' (sdk %s, hardware %s%s)", s.owner, s.name,
+               s.sdk, s.hardware, s.private_ ? ", private" : "");
     }
     if (n->copy_from)
         return rt__reply_json(r, 200, json_pack("{s:s}", "url", url));
@@ -176,8 +176,8 @@ static int create(struct rt_req *r, struct new_space *n)
         char id[RT_ID_SIZE], oid[32];
         (void) snprintf(id, sizeof(id), "%s/%s", s.owner, s.name);
         (void) snprintf(oid, sizeof(oid), "%024llx", (long long) s.id);
-        return rt__reply_json(r, 200, json_pack("{s:s, s:s, s:s}", "url", url, "name", id, "id",
-                                                oid));
+        return rt__reply_json(r, 200,
+                              json_pack("{s:s, s:s, s:s}", "url", url, "name", id, "id", oid));
     }
 }
 
@@ -346,8 +346,7 @@ int rt__api_repos(struct rt_req *r)
         return rt__reply_error(r, 404, "no such endpoint");
     rt_store_lock(r->st);
     if (strcmp(r->seg[1], "create") == 0)
-        rc = strcmp(r->method, "POST") == 0 ? repo_create(r)
-                                            : rt__reply_error(r, 405, "use POST");
+        rc = strcmp(r->method, "POST") == 0 ? repo_create(r) : rt__reply_error(r, 405, "use POST");
     else if (strcmp(r->seg[1], "delete") == 0)
         rc = strcmp(r->method, "DELETE") == 0 ? repo_delete(r)
                                               : rt__reply_error(r, 405, "use DELETE");
@@ -406,8 +405,8 @@ static void add_param(char *buf, size_t len, const char *key, const char *value)
 {
     size_t pos = strlen(buf);
 
-    pos += (size_t) snprintf(buf + pos, pos < len ? len - pos : 0, "%s%s=",
-                             strchr(buf, '?') ? "&" : "?", key);
+    pos += (size_t) snprintf(buf + pos, pos < len ? len - pos : 0,
+                             "%s%s=", strchr(buf, '?') ? "&" : "?", key);
     for (const unsigned char *p = (const unsigned char *) value; *p && pos + 4 < len; p++) {
         if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
             *p == '-' || *p == '_' || *p == '.')
@@ -526,8 +525,7 @@ static int set_hardware(struct rt_req *r, struct rt_space *s)
     if (!body)
         return r->status;
     if (rt__field_str(r, body, "flavor", true, &flavor) < 0 ||
-        read_sleep(r, body, "sleepTimeSeconds", &sleep_set, &secs) < 0 ||
-        check_tier(r, flavor) < 0)
+        read_sleep(r, body, "sleepTimeSeconds", &sleep_set, &secs) < 0 || check_tier(r, flavor) < 0)
         goto out;
     (void) snprintf(s->hardware, sizeof(s->hardware), "%s", flavor);
     if (sleep_set) {
@@ -592,8 +590,7 @@ struct kv_ctx {
 static int on_kv(const struct rt_kv *kv, void *userdata)
 {
     struct kv_ctx *c = userdata;
-    json_t *o = json_pack("{s:s, s:o}", "key", kv->key, "updatedAt",
-                          rt__json_time(kv->updated_at));
+    json_t *o = json_pack("{s:s, s:o}", "key", kv->key, "updatedAt", rt__json_time(kv->updated_at));
 
     if (!o)
         return 0;
@@ -651,9 +648,9 @@ static int kv(struct rt_req *r, struct rt_space *s, enum rt_kv_kind kind)
     if (strcmp(r->method, "DELETE") == 0) {
         rc = rt_store_kv_delete(r->st, kind, s->id, key, &err);
         if (rc >= 0)
-            rc = rt_store_event_add(r->st, s->id, kind == RT_KV_SECRET ? "secret-delete"
-                                                                       : "variable-delete",
-                                    key, &err);
+            rc = rt_store_event_add(r->st, s->id,
+                                    kind == RT_KV_SECRET ? "secret-delete" : "variable-delete", key,
+                                    &err);
     } else {
         if (rt__field_str(r, body, "value", true, &value) < 0 ||
             rt__field_str(r, body, "description", false, &desc) < 0)
@@ -668,9 +665,8 @@ static int kv(struct rt_req *r, struct rt_space *s, enum rt_kv_kind kind)
         }
         rc = rt_store_kv_set(r->st, kind, s->id, key, value, desc, &err);
         if (rc >= 0)
-            rc = rt_store_event_add(r->st, s->id, kind == RT_KV_SECRET ? "secret-set"
-                                                                       : "variable-set",
-                                    key, &err);
+            rc = rt_store_event_add(
+                r->st, s->id, kind == RT_KV_SECRET ? "secret-set" : "variable-set", key, &err);
     }
     if (rc < 0) {
         rt__reply_err(r, rc, &err);

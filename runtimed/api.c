@@ -34,8 +34,9 @@ static bool split_path(struct rt_req *r)
 static void log_request(struct rt_req *r)
 {
     struct rt_log_ctx ctx = { .action = "api" };
-    const char *who = r->who.anonymous ? "-" : rt_auth_is_proxy(&r->who) ? "(proxy)"
-                                                                          : r->who.token.user;
+    const char *who = r->who.anonymous            ? "-"
+                      : rt_auth_is_proxy(&r->who) ? "(proxy)"
+                                                  : r->who.token.user;
 
     /* Path only: bodies and query strings are never logged (they may carry secrets). */
     rt_log(r->status >= 500 ? RT_LOG_ERR : RT_LOG_INFO, &ctx, "%s %s %d user=%s", r->method,
@@ -119,17 +120,28 @@ int rt_api_start(struct rt_api *api, struct rt_err *err)
     unsigned err_code = 0;
     struct mg_callbacks cb = { .log_message = on_log_message };
     const char *opts[] = {
-        "listening_ports", api->cfg->listen,
-        "num_threads", threads,
-        "request_timeout_ms", "10000",
-        "enable_keep_alive", "yes",
-        "keep_alive_timeout_ms", "5000",
-        "max_request_size", "16384", /* request line and headers; bodies are limited apart */
-        "decode_url", "yes",
-        NULL, NULL,
+        "listening_ports",
+        api->cfg->listen,
+        "num_threads",
+        threads,
+        "request_timeout_ms",
+        "10000",
+        "enable_keep_alive",
+        "yes",
+        "keep_alive_timeout_ms",
+        "5000",
+        "max_request_size",
+        "16384", /* request line and headers; bodies are limited apart */
+        "decode_url",
+        "yes",
+        NULL,
+        NULL,
     };
-    struct mg_init_data init = { .callbacks = &cb, .user_data = api, .configuration_options = opts };
-    struct mg_error_data mgerr = { .code = &err_code, .text = err_text,
+    struct mg_init_data init = { .callbacks = &cb,
+                                 .user_data = api,
+                                 .configuration_options = opts };
+    struct mg_error_data mgerr = { .code = &err_code,
+                                   .text = err_text,
                                    .text_buffer_size = sizeof(err_text) };
 
     (void) snprintf(threads, sizeof(threads), "%lld", (long long) api->cfg->api_threads);

@@ -16,8 +16,8 @@ struct rt_api {
     const struct rt_config *cfg;
     int node_gpus;
     struct mg_context *ctx;
-    atomic_bool stopping;    /* set before mg_stop so long-lived streams end */
-    atomic_int log_streams;  /* SSE streams open now */
+    atomic_bool stopping;   /* set before mg_stop so long-lived streams end */
+    atomic_int log_streams; /* SSE streams open now */
 };
 
 /* Starts the listener and workers.  The store and config must outlive the API. */

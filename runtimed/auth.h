@@ -13,7 +13,7 @@
 #define RT_TOKEN_SIZE (sizeof(RT_TOKEN_PREFIX) - 1 + RT_TOKEN_RANDOM_LEN + 1)
 
 struct rt_principal {
-    bool anonymous;       /* no token was sent */
+    bool anonymous;        /* no token was sent */
     struct rt_token token; /* valid unless anonymous */
 };
 

@@ -45,7 +45,7 @@ int rt_bootstrap(struct rt_store *st, const char *data_dir, bool *ret_first, str
     char flag[8], admin_secret[RT_TOKEN_SIZE], proxy_secret[RT_TOKEN_SIZE];
     struct rt_token admin = { .role = "write", .name = "admin" };
     struct rt_token proxy = { .role = "proxy", .name = "spaceproxy" };
-    struct rt_user u;
+    struct rt_user u = { 0 };
     int r;
 
     r = rt_store_meta_get(st, "bootstrapped", flag, sizeof(flag), err);

@@ -23,8 +23,14 @@ struct conf_key {
     int64_t min, max;
 };
 
-#define STR(k, f) { k, CONF_STR, offsetof(struct rt_config, f), sizeof(((struct rt_config *) 0)->f), 0, 0 }
-#define INT(k, f, lo, hi) { k, CONF_INT, offsetof(struct rt_config, f), 0, lo, hi }
+#define STR(k, f)                                                                                  \
+    {                                                                                              \
+        k, CONF_STR, offsetof(struct rt_config, f), sizeof(((struct rt_config *) 0)->f), 0, 0      \
+    }
+#define INT(k, f, lo, hi)                                                                          \
+    {                                                                                              \
+        k, CONF_INT, offsetof(struct rt_config, f), 0, lo, hi                                      \
+    }
 
 static const struct conf_key keys[] = {
     STR("listen", listen),
@@ -69,8 +75,7 @@ int rt_config_check_listen(const char *listen, struct rt_err *err)
     return 0;
 }
 
-static int set_key(struct rt_config *c, const struct conf_key *k, const char *v,
-                   struct rt_err *err)
+static int set_key(struct rt_config *c, const struct conf_key *k, const char *v, struct rt_err *err)
 {
     char *field = (char *) c + k->offset;
     int64_t n;
@@ -80,8 +85,7 @@ static int set_key(struct rt_config *c, const struct conf_key *k, const char *v,
     switch (k->type) {
     case CONF_STR:
         if (strlen(v) >= k->size)
-            return rt_err_set(err, EINVAL, "%s: longer than %zu characters", k->name,
-                              k->size - 1);
+            return rt_err_set(err, EINVAL, "%s: longer than %zu characters", k->name, k->size - 1);
         memcpy(field, v, strlen(v) + 1);
         return 0;
     case CONF_INT:
@@ -146,12 +150,12 @@ int rt_config_load(struct rt_config *c, const char *path, struct rt_err *err)
     bool have_key = false, in_map = false, done = false;
     int r = 0;
 
-    f = fopen(path, "re");
-    if (!f)
-        return rt_err_set(err, errno, "open config '%s'", path);
     if (!yaml_parser_initialize(&parser))
         return rt_err_set(err, ENOMEM, "initialise YAML parser");
     pp = &parser;
+    f = fopen(path, "re");
+    if (!f)
+        return rt_err_set(err, errno, "open config '%s'", path);
     yaml_parser_set_input_file(&parser, f);
 
     while (!done) {
@@ -173,8 +177,7 @@ int rt_config_load(struct rt_config *c, const char *path, struct rt_err *err)
             break;
         case YAML_MAPPING_START_EVENT:
             if (in_map)
-                r = rt_err_set(err, EINVAL, "%s:%lu: %s: expected a plain value", path, line,
-                               key);
+                r = rt_err_set(err, EINVAL, "%s:%lu: %s: expected a plain value", path, line, key);
             in_map = true;
             break;
         case YAML_MAPPING_END_EVENT:

@@ -9,17 +9,17 @@
 struct rt_err;
 
 struct rt_config {
-    char listen[128];   /* "ADDR:PORT" */
+    char listen[128]; /* "ADDR:PORT" */
     char data_dir[512];
     int log_level;      /* enum rt_log_level */
     int log_json;       /* 0 logfmt, 1 JSON lines */
     char domain[128];   /* Spaces live at OWNER-NAME.DOMAIN */
     int64_t proxy_port; /* the port spaceproxy serves Spaces on, for URLs we report */
     int64_t api_threads;
-    uint64_t max_body;         /* bytes of a JSON request body */
-    int64_t sse_keepalive_ms;  /* how often an idle log stream sends a keep-alive */
-    int64_t max_log_streams;   /* concurrent SSE log streams (each holds a worker) */
-    int64_t gpus;              /* GPUs on this node; -1: count /dev/nvidiaN */
+    uint64_t max_body;        /* bytes of a JSON request body */
+    int64_t sse_keepalive_ms; /* how often an idle log stream sends a keep-alive */
+    int64_t max_log_streams;  /* concurrent SSE log streams (each holds a worker) */
+    int64_t gpus;             /* GPUs on this node; -1: count /dev/nvidiaN */
 };
 
 /* Fills @c with the embedded defaults. */

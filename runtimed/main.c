@@ -29,30 +29,26 @@ static const struct rt_log_ctx main_ctx = { .app = NULL, .action = "runtimed" };
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: runtimed [--config FILE] [--data-dir DIR] [--listen ADDR:PORT]\n"
-            "                [--help] [--version]\n"
-            "\n"
-            "The Spaceport control plane: API, git, builds, lifecycle.\n"
-            "\n"
-            "  --config FILE       YAML settings (see ops/runtimed.conf.example)\n"
-            "  --data-dir DIR      state, tokens and logs (default /var/lib/spaceport)\n"
-            "  --listen ADDR:PORT  API address (default 127.0.0.1:8080)\n"
-            "\n"
-            "On first start runtimed creates the user 'admin' and writes its token to\n"
-            "DIR/admin.token (mode 0600).\n");
+    fprintf(out, "usage: runtimed [--config FILE] [--data-dir DIR] [--listen ADDR:PORT]\n"
+                 "                [--help] [--version]\n"
+                 "\n"
+                 "The Spaceport control plane: API, git, builds, lifecycle.\n"
+                 "\n"
+                 "  --config FILE       YAML settings (see ops/runtimed.conf.example)\n"
+                 "  --data-dir DIR      state, tokens and logs (default /var/lib/spaceport)\n"
+                 "  --listen ADDR:PORT  API address (default 127.0.0.1:8080)\n"
+                 "\n"
+                 "On first start runtimed creates the user 'admin' and writes its token to\n"
+                 "DIR/admin.token (mode 0600).\n");
 }
 
 /* Returns -1 to go on, or the exit status. */
 static int parse_args(int argc, char **argv, struct rt_config *c)
 {
     static const struct option opts[] = {
-        { "config", required_argument, NULL, 'c' },
-        { "data-dir", required_argument, NULL, 'd' },
-        { "listen", required_argument, NULL, 'l' },
-        { "help", no_argument, NULL, 'h' },
-        { "version", no_argument, NULL, 'V' },
-        { NULL, 0, NULL, 0 },
+        { "config", required_argument, NULL, 'c' }, { "data-dir", required_argument, NULL, 'd' },
+        { "listen", required_argument, NULL, 'l' }, { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },      { NULL, 0, NULL, 0 },
     };
     const char *config = NULL, *data_dir = NULL, *listen = NULL;
     struct rt_err err = { 0 };
@@ -78,12 +74,12 @@ static int parse_args(int argc, char **argv, struct rt_config *c)
             printf("runtimed %s\n", SPACEPORT_VERSION);
             return 0;
         case ':':
-            fprintf(stderr, "runtimed: option '%s' needs a value (see --help)\n",
-                    argv[optind - 1]);
+            fprintf(stderr, "runtimed: option '%s' needs a value (see --help)\n", argv[optind - 1]);
             return 2;
         default:
             if (optopt)
-                fprintf(stderr, "runtimed: option '-%c' is unknown or lacks its value (see --help)\n",
+                fprintf(stderr,
+                        "runtimed: option '-%c' is unknown or lacks its value (see --help)\n",
                         optopt);
             else
                 fprintf(stderr, "runtimed: unknown option '%s' or missing value (see --help)\n",

@@ -25,8 +25,8 @@ int rt_name_check(const char *s, const char *what, struct rt_err *err)
         return rt_err_set(err, EINVAL, "%s is longer than %d characters", what, RT_NAME_MAX);
     for (size_t i = 0; i < len; i++)
         if (!name_char(s[i]))
-            return rt_err_set(err, EINVAL,
-                              "%s may contain only letters, digits, '-', '_' and '.'", what);
+            return rt_err_set(err, EINVAL, "%s may contain only letters, digits, '-', '_' and '.'",
+                              what);
     if (s[0] == '-' || s[0] == '.' || s[len - 1] == '-' || s[len - 1] == '.')
         return rt_err_set(err, EINVAL, "%s may not start or end with '-' or '.'", what);
     if (strstr(s, "--") || strstr(s, ".."))

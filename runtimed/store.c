@@ -273,8 +273,8 @@ static int migrate(struct rt_store *st, struct rt_err *err)
     version = sqlite3_column_int(s, 0);
     if (version > (int) ARRAY_SIZE(migrations))
         return rt_err_set(err, EPROTO,
-                          "database schema version %d is newer than this runtimed (%zu)",
-                          version, ARRAY_SIZE(migrations));
+                          "database schema version %d is newer than this runtimed (%zu)", version,
+                          ARRAY_SIZE(migrations));
     for (; version < (int) ARRAY_SIZE(migrations); version++) {
         char bump[64];
 
@@ -319,8 +319,8 @@ int rt_store_open(const char *path, struct rt_store **ret, struct rt_err *err)
                              SQLITE_OPEN_NOFOLLOW,
                          NULL);
     if (rc != SQLITE_OK) {
-        r = rt_err_set(err, rc == SQLITE_CANTOPEN ? EACCES : EIO, "open database '%s': %s",
-                       path, st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+        r = rt_err_set(err, rc == SQLITE_CANTOPEN ? EACCES : EIO, "open database '%s': %s", path,
+                       st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
         rt_store_close(st);
         return r;
     }
@@ -400,11 +400,10 @@ int rt_store_meta_get(struct rt_store *st, const char *key, char *buf, size_t le
     return 0;
 }
 
-int rt_store_meta_set(struct rt_store *st, const char *key, const char *value,
-                      struct rt_err *err)
+int rt_store_meta_set(struct rt_store *st, const char *key, const char *value, struct rt_err *err)
 {
-    int r = exec(st, err, "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", "tt", key,
-                 value);
+    int r =
+        exec(st, err, "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", "tt", key, value);
     return r < 0 ? r : 0;
 }
 
@@ -421,8 +420,7 @@ int64_t rt_store_generation(struct rt_store *st)
 static int bump_generation(struct rt_store *st, struct rt_err *err)
 {
     int r = exec(st, err,
-                 "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'",
-                 "");
+                 "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'", "");
     return r < 0 ? r : 0;
 }
 
@@ -560,8 +558,7 @@ int rt_store_token_add(struct rt_store *st, const struct rt_token *t, const char
     " coalesce(u.admin, 0), t.role, t.name, t.created_at"                                          \
     " FROM tokens t LEFT JOIN users u ON u.id = t.user_id "
 
-static int read_token(struct rt_store *st, sqlite3_stmt *s, struct rt_token *t,
-                      struct rt_err *err)
+static int read_token(struct rt_store *st, sqlite3_stmt *s, struct rt_token *t, struct rt_err *err)
 {
     _cleanup_stmt_ sqlite3_stmt *q = NULL;
     int r;
@@ -818,9 +815,9 @@ int rt_store_tier_add(struct rt_store *st, const struct rt_tier *t, struct rt_er
     int r = exec(st, err,
                  "INSERT INTO hardware (name, pretty_name, cpus, memory, disk, gpus, gpu_kind,"
                  " vram, zero, default_sleep, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                 "ttdiiitibii", t->name, t->pretty, t->cpus, (int64_t) t->memory,
-                 (int64_t) t->disk, (int64_t) t->gpus, t->gpu_kind, (int64_t) t->vram,
-                 (int) t->zero, t->default_sleep, rt_store_now_ms());
+                 "ttdiiitibii", t->name, t->pretty, t->cpus, (int64_t) t->memory, (int64_t) t->disk,
+                 (int64_t) t->gpus, t->gpu_kind, (int64_t) t->vram, (int) t->zero, t->default_sleep,
+                 rt_store_now_ms());
 
     if (r == -EEXIST)
         return rt_err_set(err, EEXIST, "hardware tier '%s' exists", t->name);
@@ -904,9 +901,8 @@ static const char *kv_table(enum rt_kv_kind kind)
     return kind == RT_KV_SECRET ? "secrets" : "variables";
 }
 
-int rt_store_kv_set(struct rt_store *st, enum rt_kv_kind kind, int64_t space_id,
-                    const char *key, const char *value, const char *description,
-                    struct rt_err *err)
+int rt_store_kv_set(struct rt_store *st, enum rt_kv_kind kind, int64_t space_id, const char *key,
+                    const char *value, const char *description, struct rt_err *err)
 {
     char sql[256];
     int r;
@@ -922,8 +918,8 @@ int rt_store_kv_set(struct rt_store *st, enum rt_kv_kind kind, int64_t space_id,
     return r < 0 ? r : 0;
 }
 
-int rt_store_kv_delete(struct rt_store *st, enum rt_kv_kind kind, int64_t space_id,
-                       const char *key, struct rt_err *err)
+int rt_store_kv_delete(struct rt_store *st, enum rt_kv_kind kind, int64_t space_id, const char *key,
+                       struct rt_err *err)
 {
     char sql[128];
     int r;
@@ -938,9 +934,8 @@ int rt_store_kv_delete(struct rt_store *st, enum rt_kv_kind kind, int64_t space_
                   : 0;
 }
 
-int rt_store_kv_list(struct rt_store *st, enum rt_kv_kind kind, int64_t space_id,
-                     bool with_values, int (*on_kv)(const struct rt_kv *, void *),
-                     void *userdata, struct rt_err *err)
+int rt_store_kv_list(struct rt_store *st, enum rt_kv_kind kind, int64_t space_id, bool with_values,
+                     int (*on_kv)(const struct rt_kv *, void *), void *userdata, struct rt_err *err)
 {
     _cleanup_stmt_ sqlite3_stmt *s = NULL;
     char sql[160];
@@ -984,14 +979,13 @@ int rt_store_kv_copy(struct rt_store *st, enum rt_kv_kind kind, int64_t from, in
 int rt_store_log_append(struct rt_store *st, int64_t space_id, enum rt_log_kind kind,
                         const char *line, struct rt_err *err)
 {
-    int r = exec(st, err, "INSERT INTO logs (space_id, kind, ts, line) VALUES (?, ?, ?, ?)",
-                 "iiit", space_id, (int64_t) kind, rt_store_now_ms(), line);
+    int r = exec(st, err, "INSERT INTO logs (space_id, kind, ts, line) VALUES (?, ?, ?, ?)", "iiit",
+                 space_id, (int64_t) kind, rt_store_now_ms(), line);
     return r < 0 ? r : 0;
 }
 
-int rt_store_log_list(struct rt_store *st, int64_t space_id, enum rt_log_kind kind,
-                      int64_t after, int limit,
-                      int (*on_line)(const struct rt_log_line *, void *), void *userdata,
+int rt_store_log_list(struct rt_store *st, int64_t space_id, enum rt_log_kind kind, int64_t after,
+                      int limit, int (*on_line)(const struct rt_log_line *, void *), void *userdata,
                       struct rt_err *err)
 {
     _cleanup_stmt_ sqlite3_stmt *s = NULL;
@@ -1016,8 +1010,7 @@ int rt_store_log_list(struct rt_store *st, int64_t space_id, enum rt_log_kind ki
     return r == SQLITE_DONE ? 0 : sql_err(st, r, err, "read logs");
 }
 
-int64_t rt_store_log_tail_start(struct rt_store *st, int64_t space_id, enum rt_log_kind kind,
-                                int n)
+int64_t rt_store_log_tail_start(struct rt_store *st, int64_t space_id, enum rt_log_kind kind, int n)
 {
     _cleanup_stmt_ sqlite3_stmt *s = NULL;
     struct rt_err err = { 0 };
@@ -1032,8 +1025,8 @@ int64_t rt_store_log_tail_start(struct rt_store *st, int64_t space_id, enum rt_l
     return sqlite3_column_int64(s, 0);
 }
 
-int rt_store_event_add(struct rt_store *st, int64_t space_id, const char *kind,
-                       const char *detail, struct rt_err *err)
+int rt_store_event_add(struct rt_store *st, int64_t space_id, const char *kind, const char *detail,
+                       struct rt_err *err)
 {
     int r = exec(st, err, "INSERT INTO events (space_id, ts, kind, detail) VALUES (?, ?, ?, ?)",
                  "iitt", space_id, rt_store_now_ms(), kind, detail ? detail : "");
@@ -1055,21 +1048,21 @@ int rt_store_event_count(struct rt_store *st, int64_t space_id, const char *kind
     return sqlite3_column_int(s, 0);
 }
 
-int rt_store_revision_add(struct rt_store *st, int64_t space_id, const char *sha,
-                          const char *ref, struct rt_err *err)
+int rt_store_revision_add(struct rt_store *st, int64_t space_id, const char *sha, const char *ref,
+                          struct rt_err *err)
 {
-    int r = exec(st, err,
-                 "INSERT INTO revisions (space_id, sha, ref, created_at) VALUES (?, ?, ?, ?)",
-                 "itti", space_id, sha, ref, rt_store_now_ms());
+    int r =
+        exec(st, err, "INSERT INTO revisions (space_id, sha, ref, created_at) VALUES (?, ?, ?, ?)",
+             "itti", space_id, sha, ref, rt_store_now_ms());
     return r < 0 ? r : 0;
 }
 
 int rt_store_build_add(struct rt_store *st, int64_t space_id, const char *sha, bool factory,
                        int64_t *ret_id, struct rt_err *err)
 {
-    int r = exec(st, err,
-                 "INSERT INTO builds (space_id, sha, factory, created_at) VALUES (?, ?, ?, ?)",
-                 "itbi", space_id, sha, (int) factory, rt_store_now_ms());
+    int r =
+        exec(st, err, "INSERT INTO builds (space_id, sha, factory, created_at) VALUES (?, ?, ?, ?)",
+             "itbi", space_id, sha, (int) factory, rt_store_now_ms());
 
     if (r < 0)
         return r;

@@ -19,7 +19,7 @@
 struct rt_err;
 struct rt_store;
 
-#define RT_ROLE_SIZE 8     /* "read", "write", "proxy" */
+#define RT_ROLE_SIZE 8      /* "read", "write", "proxy" */
 #define RT_TOKEN_ID_SIZE 17 /* 16 hex digits */
 #define RT_LABEL_SIZE 129   /* token names, pretty names */
 #define RT_TIER_SIZE 65
@@ -54,15 +54,15 @@ struct rt_space {
     char host[RT_HOST_SIZE];
     char sdk[RT_SDK_SIZE];
     bool private_;
-    char hardware[RT_TIER_SIZE];         /* requested tier */
-    char hardware_current[RT_TIER_SIZE]; /* "" until the Space runs on it */
-    bool sleep_set;                      /* false: the tier's default sleep time */
-    int64_t sleep_time;                  /* seconds, -1 never */
-    char stage[RT_STAGE_SIZE];           /* as the lifecycle last set it */
-    bool paused;                         /* paused by its owner: reported stage PAUSED */
-    char error[512];                     /* errorMessage, "" when none */
-    char sha[RT_SHA_SIZE];               /* serving commit, "" when none */
-    char upstream[64];                   /* "ip:port" while running, "" otherwise */
+    char hardware[RT_TIER_SIZE];                   /* requested tier */
+    char hardware_current[RT_TIER_SIZE];           /* "" until the Space runs on it */
+    bool sleep_set;                                /* false: the tier's default sleep time */
+    int64_t sleep_time;                            /* seconds, -1 never */
+    char stage[RT_STAGE_SIZE];                     /* as the lifecycle last set it */
+    bool paused;                                   /* paused by its owner: reported stage PAUSED */
+    char error[512];                               /* errorMessage, "" when none */
+    char sha[RT_SHA_SIZE];                         /* serving commit, "" when none */
+    char upstream[64];                             /* "ip:port" while running, "" otherwise */
     int64_t created_at, updated_at, last_activity; /* unix ms */
 };
 
@@ -111,8 +111,7 @@ void rt_store_rollback(struct rt_store *st);
 /* Small settings kept with the data (e.g. "bootstrapped"). */
 int rt_store_meta_get(struct rt_store *st, const char *key, char *buf, size_t len,
                       struct rt_err *err);
-int rt_store_meta_set(struct rt_store *st, const char *key, const char *value,
-                      struct rt_err *err);
+int rt_store_meta_set(struct rt_store *st, const char *key, const char *value, struct rt_err *err);
 /* The route generation: bumped by every change spaceproxy cares about. */
 int64_t rt_store_generation(struct rt_store *st);
 
@@ -171,16 +170,15 @@ int rt_store_tier_delete(struct rt_store *st, const char *name, struct rt_err *e
 int rt_store_tier_users(struct rt_store *st, const char *name, struct rt_err *err);
 
 /* secrets and variables of one Space */
-int rt_store_kv_set(struct rt_store *st, enum rt_kv_kind kind, int64_t space_id,
-                    const char *key, const char *value, const char *description,
-                    struct rt_err *err);
-int rt_store_kv_delete(struct rt_store *st, enum rt_kv_kind kind, int64_t space_id,
-                       const char *key, struct rt_err *err);
+int rt_store_kv_set(struct rt_store *st, enum rt_kv_kind kind, int64_t space_id, const char *key,
+                    const char *value, const char *description, struct rt_err *err);
+int rt_store_kv_delete(struct rt_store *st, enum rt_kv_kind kind, int64_t space_id, const char *key,
+                       struct rt_err *err);
 /* Lists in key order; secrets come without their values unless @with_values (for the
  * code that starts the Space, never for a response). */
-int rt_store_kv_list(struct rt_store *st, enum rt_kv_kind kind, int64_t space_id,
-                     bool with_values, int (*on_kv)(const struct rt_kv *, void *),
-                     void *userdata, struct rt_err *err);
+int rt_store_kv_list(struct rt_store *st, enum rt_kv_kind kind, int64_t space_id, bool with_values,
+                     int (*on_kv)(const struct rt_kv *, void *), void *userdata,
+                     struct rt_err *err);
 /* Copies the variables of @from to @to (duplicate). */
 int rt_store_kv_copy(struct rt_store *st, enum rt_kv_kind kind, int64_t from, int64_t to,
                      struct rt_err *err);
@@ -189,21 +187,20 @@ int rt_store_kv_copy(struct rt_store *st, enum rt_kv_kind kind, int64_t from, in
 int rt_store_log_append(struct rt_store *st, int64_t space_id, enum rt_log_kind kind,
                         const char *line, struct rt_err *err);
 /* Lines with id above @after, oldest first, at most @limit. */
-int rt_store_log_list(struct rt_store *st, int64_t space_id, enum rt_log_kind kind,
-                      int64_t after, int limit,
-                      int (*on_line)(const struct rt_log_line *, void *), void *userdata,
+int rt_store_log_list(struct rt_store *st, int64_t space_id, enum rt_log_kind kind, int64_t after,
+                      int limit, int (*on_line)(const struct rt_log_line *, void *), void *userdata,
                       struct rt_err *err);
 /* The id such that the last @n lines come after it (for ?tail=N). */
 int64_t rt_store_log_tail_start(struct rt_store *st, int64_t space_id, enum rt_log_kind kind,
                                 int n);
-int rt_store_event_add(struct rt_store *st, int64_t space_id, const char *kind,
-                       const char *detail, struct rt_err *err);
+int rt_store_event_add(struct rt_store *st, int64_t space_id, const char *kind, const char *detail,
+                       struct rt_err *err);
 int rt_store_event_count(struct rt_store *st, int64_t space_id, const char *kind,
                          struct rt_err *err);
 
 /* revisions and builds (filled by git ingest and the builder) */
-int rt_store_revision_add(struct rt_store *st, int64_t space_id, const char *sha,
-                          const char *ref, struct rt_err *err);
+int rt_store_revision_add(struct rt_store *st, int64_t space_id, const char *sha, const char *ref,
+                          struct rt_err *err);
 int rt_store_build_add(struct rt_store *st, int64_t space_id, const char *sha, bool factory,
                        int64_t *ret_id, struct rt_err *err);
 int rt_store_build_finish(struct rt_store *st, int64_t build_id, const char *status,

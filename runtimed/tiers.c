@@ -26,10 +26,9 @@ static const struct rt_tier defaults[] = {
     { "l40sx4", "4x Nvidia L40S", 48, 382 * GB, 3200 * GB, 4, "l40s", 48 * GB, false, -1, 0 },
     { "l40sx8", "8x Nvidia L40S", 192, 1534 * GB, 6500 * GB, 8, "l40s", 48 * GB, false, -1, 0 },
     { "a10g-small", "Nvidia A10G small", 4, 15 * GB, 110 * GB, 1, "a10g", 24 * GB, false, -1, 0 },
-    { "a10g-large", "Nvidia A10G large", 12, 46 * GB, 200 * GB, 1, "a10g", 24 * GB, false, -1,
+    { "a10g-large", "Nvidia A10G large", 12, 46 * GB, 200 * GB, 1, "a10g", 24 * GB, false, -1, 0 },
+    { "a10g-largex2", "2x Nvidia A10G large", 24, 92 * GB, 1000 * GB, 2, "a10g", 24 * GB, false, -1,
       0 },
-    { "a10g-largex2", "2x Nvidia A10G large", 24, 92 * GB, 1000 * GB, 2, "a10g", 24 * GB, false,
-      -1, 0 },
     { "a10g-largex4", "4x Nvidia A10G large", 48, 184 * GB, 2000 * GB, 4, "a10g", 24 * GB, false,
       -1, 0 },
     { "a100-large", "Nvidia A100", 12, 142 * GB, 1000 * GB, 1, "a100", 80 * GB, false, -1, 0 },
@@ -75,8 +74,8 @@ int rt_tiers_node_gpus(int configured)
 int rt_tiers_check_node(const struct rt_tier *t, int node_gpus, struct rt_err *err)
 {
     if (t->gpus > node_gpus)
-        return rt_err_set(err, ENODEV, "hardware '%s' needs %d GPU%s and this node has %d",
-                          t->name, t->gpus, t->gpus == 1 ? "" : "s", node_gpus);
+        return rt_err_set(err, ENODEV, "hardware '%s' needs %d GPU%s and this node has %d", t->name,
+                          t->gpus, t->gpus == 1 ? "" : "s", node_gpus);
     if (t->zero && node_gpus < 1)
         return rt_err_set(err, ENODEV, "hardware '%s' (ZeroGPU) needs a GPU and this node has none",
                           t->name);

@@ -24,7 +24,8 @@ static void test_sha256(void)
     rt_sha256_hex("", 0, hex);
     is_str(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "sha256('')");
     rt_sha256_hex("abc", 3, hex);
-    is_str(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", "sha256('abc')");
+    is_str(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+           "sha256('abc')");
     rt_sha256_hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", 56, hex);
     is_str(hex, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1",
            "sha256 of 56 bytes (padding spills into a second block)");
@@ -46,9 +47,9 @@ static void test_names(void)
         const char *s;
         int ok;
     } cases[] = {
-        { "demo", 1 },    { "Demo_App.v2", 1 }, { "a", 1 },  { "", 0 },       { "-a", 0 },
-        { "a-", 0 },      { ".a", 0 },          { "a.", 0 }, { "a--b", 0 },   { "a..b", 0 },
-        { "a b", 0 },     { "a/b", 0 },         { "é", 0 },  { "a\nb", 0 },   { "a-b.c_d", 1 },
+        { "demo", 1 }, { "Demo_App.v2", 1 }, { "a", 1 },  { "", 0 },     { "-a", 0 },
+        { "a-", 0 },   { ".a", 0 },          { "a.", 0 }, { "a--b", 0 }, { "a..b", 0 },
+        { "a b", 0 },  { "a/b", 0 },         { "é", 0 },  { "a\nb", 0 }, { "a-b.c_d", 1 },
     };
     struct rt_err err = { 0 };
     char owner[RT_NAME_SIZE], name[RT_NAME_SIZE], host[RT_HOST_SIZE], longname[200];
@@ -109,8 +110,9 @@ static void test_scopes(void)
     char spaces[1][RT_ID_SIZE] = { "alice/a" };
     struct rt_principal anon = { .anonymous = true };
     struct rt_principal alice_read = { .token = { .user = "alice", .role = "read" } };
-    struct rt_principal alice_a = { .token = { .user = "alice", .role = "write", .n_spaces = 1,
-                                               .spaces = spaces } };
+    struct rt_principal alice_a = {
+        .token = { .user = "alice", .role = "write", .n_spaces = 1, .spaces = spaces }
+    };
     struct rt_principal bob = { .token = { .user = "bob", .role = "write" } };
     struct rt_principal root = { .token = { .user = "admin", .role = "write", .admin = true } };
     struct rt_principal proxy = { .token = { .role = "proxy" } };
@@ -140,10 +142,12 @@ static void test_scopes(void)
 static void test_tiers(void)
 {
     struct rt_err err = { 0 };
-    struct rt_tier gpu = { .name = "a10g-small", .cpus = 4, .memory = 1 << 30, .gpus = 1,
-                           .gpu_kind = "a10g" };
-    struct rt_tier zero = { .name = "zero-a10g", .cpus = 2, .memory = 1 << 30, .zero = true,
-                            .gpu_kind = "a10g" };
+    struct rt_tier gpu = {
+        .name = "a10g-small", .cpus = 4, .memory = 1 << 30, .gpus = 1, .gpu_kind = "a10g"
+    };
+    struct rt_tier zero = {
+        .name = "zero-a10g", .cpus = 2, .memory = 1 << 30, .zero = true, .gpu_kind = "a10g"
+    };
     struct rt_tier cpu = { .name = "big-cpu", .cpus = 512, .memory = 1ULL << 40 };
 
     is_int(rt_tiers_check_node(&gpu, 0, &err), -ENODEV, "a GPU tier on a node without GPUs");
@@ -196,8 +200,7 @@ static void test_config(void)
 
     write_file(path, "listen: 127.0.0.1:1\nnope: 1\n");
     is_int(rt_config_load(&c, path, &err), -EINVAL, "unknown key refused");
-    ok(strstr(err.msg, ":2: unknown setting 'nope'") != NULL, "names file, line, key: %s",
-       err.msg);
+    ok(strstr(err.msg, ":2: unknown setting 'nope'") != NULL, "names file, line, key: %s", err.msg);
     is_str(c.listen, "127.0.0.1:9999", "a bad file changes nothing");
 
     write_file(path, "api_threads: lots\n");

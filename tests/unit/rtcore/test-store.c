@@ -179,9 +179,9 @@ static void test_spaces(void)
 
     is_int(rt_store_log_append(st, got.id, RT_LOGS_BUILD, "one", &err), 0, "append a log line");
     is_int(rt_store_log_append(st, got.id, RT_LOGS_BUILD, "two", &err), 0, "another");
-    rt_store_log_list(st, got.id, RT_LOGS_BUILD, rt_store_log_tail_start(st, got.id,
-                                                                          RT_LOGS_BUILD, 1),
-                      10, on_line, line, &err);
+    rt_store_log_list(st, got.id, RT_LOGS_BUILD,
+                      rt_store_log_tail_start(st, got.id, RT_LOGS_BUILD, 1), 10, on_line, line,
+                      &err);
     is_str(line, "two", "tail=1 starts at the last line");
     line[0] = '\0';
     rt_store_log_list(st, got.id, RT_LOGS_RUN, 0, 10, on_line, line, &err);
