@@ -19,12 +19,8 @@
 #include "internal.h"
 #include "banned.h"
 
-int sbx__drop_privs(uid_t uid, gid_t gid, bool keep_kill, const struct sock_fprog *prog,
-                    struct sbx__report *rep)
+int sbx__drop_bounding(struct sbx__report *rep)
 {
-    struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
-    struct __user_cap_data_struct data[2];
-
     /* uid 0 inside must never regain capabilities through execve or setuid */
     if (prctl(PR_SET_SECUREBITS, SECBIT_NOROOT | SECBIT_NOROOT_LOCKED |
                                      SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED) < 0) {
@@ -44,6 +40,15 @@ int sbx__drop_privs(uid_t uid, gid_t gid, bool keep_kill, const struct sock_fpro
         sbx__report_set(rep, SBX_STEP_CAPS, errno, "clear ambient capabilities");
         return -1;
     }
+    return 0;
+}
+
+int sbx__drop_privs(uid_t uid, gid_t gid, bool keep_kill, const struct sock_fprog *prog,
+                    struct sbx__report *rep)
+{
+    struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+    struct __user_cap_data_struct data[2];
+
     if (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0) {
         sbx__report_set(rep, SBX_STEP_SETUID, errno, "set gid %u", (unsigned) gid);
         return -1;

@@ -105,7 +105,12 @@ int sbx__child_mounts(struct sbx__child *c, struct sbx__report *rep);
 /* In the child: a fresh netns' loopback up. */
 int sbx__loopback_up(struct sbx__report *rep);
 
-/* In the child: drops every capability (but CAP_KILL when @keep_kill: the init must
+/* In the child, once before the init forks the command (both inherit it): locks the
+ * securebits so uid 0 gains nothing from execve or setuid, empties the bounding set, so no
+ * execve inside can ever gain a capability, and the ambient set. */
+int sbx__drop_bounding(struct sbx__report *rep);
+
+/* In the child, after sbx__drop_bounding(): drops every capability (but CAP_KILL when @keep_kill: the init must
  * signal a command that runs under another uid) and the uid to @uid/@gid, sets
  * no_new_privs and loads @prog (seccomp last, so the filter need not allow our own setup
  * calls). */

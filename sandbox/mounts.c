@@ -214,61 +214,45 @@ static int openat2_in_root(int rootfd, const char *path, int flags)
     return (int) syscall(SYS_openat2, rootfd, rel, &how, sizeof(how));
 }
 
+static int open_parent_in_root(int rootfd, const char *path, const char **ret_name);
+
 /* Opens @path inside @rootfd as an O_PATH fd, creating missing parents as directories and,
- * when @create is 'd' or 'f', the last component as a directory or an empty file. */
+ * when @create is 'd' or 'f', the last component as a directory or an empty file.  The
+ * parent is resolved inside the root; the last name is created and opened under it
+ * without following a link, and must then be of the kind asked for. */
 static int open_in_root(int rootfd, const char *path, char create)
 {
-    char buf[1024];
-    size_t len = strlen(path);
+    _cleanup_close_ int parent = -1;
+    const char *name;
+    struct stat st;
     int fd;
 
     fd = openat2_in_root(rootfd, path, O_PATH);
     if (fd >= 0 || errno != ENOENT || !create)
         return fd;
-    if (len >= sizeof(buf)) {
-        errno = ENAMETOOLONG;
+    parent = open_parent_in_root(rootfd, path, &name);
+    if (parent < 0)
+        return -1;
+    if (create == 'd') {
+        if (mkdirat(parent, name, 0755) < 0 && errno != EEXIST)
+            return -1;
+        fd = openat(parent, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    } else {
+        fd = openat(parent, name, O_RDONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (fd >= 0)
+            return fd; /* a fresh empty file: a mount target as good as an O_PATH fd */
+        if (errno != EEXIST)
+            return -1;
+        fd = openat(parent, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    }
+    /* what is there already (a dangling link, say) is not ours to mount on */
+    if (fd >= 0 &&
+        (fstat(fd, &st) < 0 || (create == 'd' ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode)))) {
+        fd = rt_close(fd);
+        errno = ELOOP;
         return -1;
     }
-    memcpy(buf, path, len + 1);
-    for (char *p = buf + 1;; p++) {
-        bool last = *p == '\0';
-        _cleanup_close_ int parent = -1;
-        char *slash, c;
-
-        if (*p != '/' && !last)
-            continue;
-        c = *p;
-        *p = '\0';
-        fd = openat2_in_root(rootfd, buf, O_PATH);
-        if (fd >= 0 && !last) {
-            fd = rt_close(fd);
-            *p = c;
-            continue;
-        }
-        if (fd >= 0)
-            return fd;
-        if (errno != ENOENT)
-            return -1;
-        slash = strrchr(buf, '/');
-        *slash = '\0';
-        parent = openat2_in_root(rootfd, buf[0] ? buf : "/", O_PATH | O_DIRECTORY);
-        *slash = '/';
-        if (parent < 0)
-            return -1;
-        if (!last || create == 'd') {
-            if (mkdirat(parent, slash + 1, 0755) < 0 && errno != EEXIST)
-                return -1;
-        } else {
-            int f = openat(parent, slash + 1, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                           0644);
-            if (f < 0 && errno != EEXIST)
-                return -1;
-            (void) rt_close(f);
-        }
-        *p = c;
-        if (last)
-            return openat2_in_root(rootfd, buf, O_PATH);
-    }
+    return fd;
 }
 
 /* Opens the parent directory of @path inside the root; stores the last name's offset. */

@@ -324,6 +324,8 @@ static _Noreturn void child_main(struct sbx__child *c)
                         (unsigned long long) spec->nofile);
         child_fail(c, &rep);
     }
+    if (sbx__drop_bounding(&rep) < 0)
+        child_fail(c, &rep);
     (void) sigemptyset(&set);
     (void) sigaddset(&set, SIGCHLD);
     for (size_t i = 0; i < ARRAY_SIZE(forwarded); i++)

@@ -123,9 +123,9 @@ def test_timeout_kills_the_sandbox(box):
 
 
 def test_cpu_hog_is_throttled(spacebox):
-    """--cpus 0.2: a busy loop gets about a fifth of a CPU (cpu.stat shows throttling)."""
+    """--cpus 0.05: a busy loop gets a twentieth of a CPU (cpu.stat shows throttling)."""
     name = f"t-cpu-{os.getpid()}"
-    p = subprocess.Popen([spacebox, "run", "--cpus", "0.2", "--name", name, "--", "sh", "-c",
+    p = subprocess.Popen([spacebox, "run", "--cpus", "0.05", "--name", name, "--", "sh", "-c",
                           "while :; do :; done"])
     try:
         cpu = os.path.join(V1, "cpu", "spaceport", name)
@@ -135,11 +135,15 @@ def test_cpu_hog_is_throttled(spacebox):
             time.sleep(0.02)
         if not os.path.isdir(cpu):
             pytest.skip("cpu controller not on v1 here")
-        time.sleep(1.0)
-        stat = dict(line.split() for line in open(f"{cpu}/cpu.stat"))
-        # it wants a whole CPU and may use a fifth: nearly every period ends throttled
-        assert int(stat["nr_periods"]) >= 5, stat
-        assert int(stat["nr_throttled"]) > int(stat["nr_periods"]) // 2, stat
+        assert open(f"{cpu}/cpu.cfs_quota_us").read().strip() == "5000"
+        # it wants a whole CPU and may use 5 ms of each 100 ms: periods end throttled (give a
+        # loaded machine up to 5 s to run it that much)
+        for _ in range(50):
+            time.sleep(0.1)
+            stat = dict(line.split() for line in open(f"{cpu}/cpu.stat"))
+            if int(stat["nr_throttled"]) >= 3:
+                break
+        assert int(stat["nr_throttled"]) >= 3, stat
     finally:
         p.kill()
         p.wait(timeout=30)
