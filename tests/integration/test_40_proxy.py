@@ -803,3 +803,56 @@ def test_access_log_has_one_line_per_request(proxy):
     line = lines[0]
     for field in ("host=alice-demo.localhost", "status=200", "bytes=", "time_ms=", "upstream_ms="):
         assert field in line
+
+
+# ---------------------------------------------------------------------------------------
+# limits and timeouts
+
+
+def test_per_space_concurrency_limit(bin_dir, tmp_path, upstream):
+    p = Proxy(bin_dir, tmp_path, {"a.localhost": (upstream.port,)}, extra={"space_max_concurrency": 2})
+    try:
+        results = []
+
+        def slow():
+            results.append(requests.get(p.url("/slow?delay=1"), headers={"Host": "a.localhost"}, timeout=10))
+
+        threads = [threading.Thread(target=slow) for _ in range(2)]
+        for t in threads:
+            t.start()
+        time.sleep(0.3)
+        r = requests.get(p.url("/echo"), headers={"Host": "a.localhost"}, timeout=5)
+        assert r.status_code == 503 and r.headers["Retry-After"]
+        for t in threads:
+            t.join()
+        assert [x.status_code for x in results] == [200, 200]
+        assert requests.get(p.url("/echo"), headers={"Host": "a.localhost"}, timeout=5).status_code == 200
+    finally:
+        p.stop()
+
+
+def test_idle_timeout_closes_silent_tunnels_but_not_busy_streams(bin_dir, tmp_path, upstream):
+    p = Proxy(bin_dir, tmp_path, {"a.localhost": (upstream.port,)}, extra={"idle_timeout": "1s"})
+    try:
+        # an SSE stream that talks every 0.4 s lives well past the 1 s idle timeout
+        with socket.create_connection(("127.0.0.1", p.port), timeout=10) as s:
+            s.sendall(b"GET /sse?n=6&gap=0.4 HTTP/1.1\r\nHost: a.localhost\r\n\r\n")
+            buf = b""
+            while buf.count(b"data: ") < 6:
+                d = s.recv(65536)
+                assert d, "the stream was cut"
+                buf += d
+        # a WebSocket nobody speaks on is closed after it
+        s, key, head, rest = ws_connect(p.port, "a.localhost")
+        with s:
+            ws_read(s)
+            t0 = time.monotonic()
+            s.settimeout(5)
+            try:
+                while s.recv(4096):
+                    pass
+            except ConnectionResetError:
+                pass
+            assert 0.5 < time.monotonic() - t0 < 3
+    finally:
+        p.stop()

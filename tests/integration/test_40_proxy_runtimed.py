@@ -118,6 +118,20 @@ def test_private_space_needs_a_token_that_can_read_it(stack):
     assert "authorization" not in seen  # the platform credential stays with the platform
 
 
+def test_visitor_identity_is_signed_with_the_proxy_token(stack):
+    import hashlib
+    import hmac
+    r = get(stack, "alice-open", headers={"X-IP-Token": "forged"})
+    seen = {k.lower(): v for k, v in r.json()["headers"]}
+    tok = seen["x-ip-token"]
+    msg, sig = tok.rsplit(";sig=", 1)
+    assert msg.startswith("v1;ip=127.0.0.1;t=")
+    assert abs(int(msg.split("t=")[1]) - time.time()) < 5
+    proxy_token = (stack.rt.data_dir / "proxy.token").read_text().strip()
+    key = hmac.new(proxy_token.encode(), b"spaceport-visitor-v1", hashlib.sha256).digest()
+    assert hmac.compare_digest(sig, hmac.new(key, msg.encode(), hashlib.sha256).hexdigest())
+
+
 def test_signin_cookie_is_scoped_to_one_space(stack):
     r = requests.post(f"http://127.0.0.1:{stack.port}/.spaceport/signin",
                       headers={"Host": f"alice-secret.localhost:{stack.port}"},
