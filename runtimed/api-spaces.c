@@ -287,6 +287,17 @@ out:
     return r->status;
 }
 
+/* The Hub's client tells "no such repo" from other 404s by this header. */
+static int not_found(struct rt_req *r, const char *owner, const char *name)
+{
+    char msg[RT_ID_SIZE + 64];
+
+    (void) snprintf(msg, sizeof(msg), "Space '%.96s/%.96s' not found", owner, name);
+    rt__reply_json_h(r, 404, json_pack("{s:s}", "error", msg), "X-Error-Code",
+                     "RepoNotFound");
+    return -1;
+}
+
 /* Loads a Space for the caller.  Replies 404 when it is missing or invisible to them, so
  * private Spaces cannot be discovered by probing. */
 static int load_space(struct rt_req *r, const char *owner, const char *name, struct rt_space *s)
@@ -295,10 +306,10 @@ static int load_space(struct rt_req *r, const char *owner, const char *name, str
     int rc;
 
     if (rt_name_check(owner, "owner", &err) < 0 || rt_name_check(name, "name", &err) < 0)
-        return rt__reply_error(r, 404, "Space '%s/%s' not found", owner, name), -1;
+        return not_found(r, owner, name);
     rc = rt_store_space_get(r->st, owner, name, s, &err);
     if (rc == -ENOENT || (rc >= 0 && !rt_auth_can_read(&r->who, s)))
-        return rt__reply_error(r, 404, "Space '%s/%s' not found", owner, name), -1;
+        return not_found(r, owner, name);
     if (rc < 0)
         return rt__reply_err(r, rc, &err), -1;
     return 0;
