@@ -213,9 +213,16 @@ int sbx_net_detach(const struct sbx_net_conf *c, const struct sbx_net_link *l, s
                 return 0; /* the slot belongs to another Space now */
     }
     r = sbx__net_link_delete(sk, l->host_if, err);
-    if (r == -ENODEV)
-        return 0;
-    return r;
+    if (r < 0 && r != -ENODEV)
+        return r;
+    /* The last Space takes the table with it.  Safe under the lock: an attach installs the
+     * table and claims its link while holding it, so none is half-way in. */
+    free(links);
+    links = NULL;
+    r = sbx__net_link_list(sk, c, &links, &n, err);
+    if (r < 0)
+        return r;
+    return n == 0 ? sbx__net_filter_remove(c, err) : 0;
 }
 
 int sbx_net_list(const struct sbx_net_conf *c, struct sbx_net_link **ret_links, size_t *ret_n,

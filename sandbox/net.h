@@ -115,7 +115,8 @@ int sbx_net_attach(const struct sbx_net_conf *c, pid_t pid, bool egress,
 /* Deletes the link of @l (its peer goes with it).  A link already gone (the Space's netns died
  * first) is success.  When @l names its owner, a link with that name but another owner (the
  * slot was freed and claimed again) is left alone, so a late detach never cuts off another
- * Space.  Refuses names without the prefix.  Returns 0 or -errno. */
+ * Space.  When no Space link is left, the nftables table goes too.  Refuses names without
+ * the prefix.  Returns 0 or -errno. */
 int sbx_net_detach(const struct sbx_net_conf *c, const struct sbx_net_link *l, struct rt_err *err);
 
 /* Lists the links with the prefix.  *ret_links is malloc'ed (free it), may be NULL when

@@ -132,12 +132,19 @@ static void test_attach_detach(struct sbx_net_conf *conf)
     is_int(count_links(conf), 2, "and leaves the new owner's link");
     is_int(sbx_net_detach(conf, &la, &err), 0, "detach a");
     is_int(count_links(conf), 1, "a's link is gone");
+    is_int(filter_present(conf), 1, "the table stays while b has a link");
     is_int(sbx_net_detach(conf, &la, &err), 0, "detach again is success");
     snprintf(other.host_if, sizeof(other.host_if), "lo");
     is_int(sbx_net_detach(conf, &other, &err), -EINVAL, "refuses links that are not ours");
 
     is_int(sbx_net_attach(conf, a.pid, false, &la, &err), 0, "attach a again");
     is_str(la.host_if, "spv0", "lowest free slot reused");
+    is_int(sbx_net_detach(conf, &lb, &err), 0, "detach b");
+    is_int(filter_present(conf), 1, "a still has a link: the table stays");
+    is_int(sbx_net_detach(conf, &la, &err), 0, "detach the last link");
+    is_int(filter_present(conf), 0, "the table goes with the last detach");
+    is_int(sbx_net_attach(conf, a.pid, false, &la, &err), 0, "attach a once more");
+    is_int(filter_present(conf), 1, "the table comes back first");
     reap(&a);
     reap(&b);
     ok(wait_links(conf, 0), "links die with their namespaces");
