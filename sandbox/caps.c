@@ -19,7 +19,7 @@
 #include "internal.h"
 #include "banned.h"
 
-int sbx__drop_bounding(struct sbx__report *rep)
+int sbx__lock_down(const struct sock_fprog *prog, struct sbx__report *rep)
 {
     /* uid 0 inside must never regain capabilities through execve or setuid */
     if (prctl(PR_SET_SECUREBITS, SECBIT_NOROOT | SECBIT_NOROOT_LOCKED |
@@ -40,11 +40,18 @@ int sbx__drop_bounding(struct sbx__report *rep)
         sbx__report_set(rep, SBX_STEP_CAPS, errno, "clear ambient capabilities");
         return -1;
     }
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+        sbx__report_set(rep, SBX_STEP_NO_NEW_PRIVS, errno, "set no_new_privs");
+        return -1;
+    }
+    if (prog && syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, prog) < 0) {
+        sbx__report_set(rep, SBX_STEP_SECCOMP, errno, "load seccomp filter");
+        return -1;
+    }
     return 0;
 }
 
-int sbx__drop_privs(uid_t uid, gid_t gid, bool keep_kill, const struct sock_fprog *prog,
-                    struct sbx__report *rep)
+int sbx__drop_privs(uid_t uid, gid_t gid, bool keep_kill, struct sbx__report *rep)
 {
     struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
     struct __user_cap_data_struct data[2];
@@ -62,14 +69,6 @@ int sbx__drop_privs(uid_t uid, gid_t gid, bool keep_kill, const struct sock_fpro
         data[0].effective = data[0].permitted = 1u << CAP_KILL;
     if (syscall(SYS_capset, &hdr, data) < 0) {
         sbx__report_set(rep, SBX_STEP_CAPS, errno, "clear capabilities");
-        return -1;
-    }
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
-        sbx__report_set(rep, SBX_STEP_NO_NEW_PRIVS, errno, "set no_new_privs");
-        return -1;
-    }
-    if (prog && syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, prog) < 0) {
-        sbx__report_set(rep, SBX_STEP_SECCOMP, errno, "load seccomp filter");
         return -1;
     }
     return 0;

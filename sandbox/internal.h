@@ -105,17 +105,17 @@ int sbx__child_mounts(struct sbx__child *c, struct sbx__report *rep);
 /* In the child: a fresh netns' loopback up. */
 int sbx__loopback_up(struct sbx__report *rep);
 
-/* In the child, once before the init forks the command (both inherit it): locks the
- * securebits so uid 0 gains nothing from execve or setuid, empties the bounding set, so no
- * execve inside can ever gain a capability, and the ambient set. */
-int sbx__drop_bounding(struct sbx__report *rep);
+/* In the child, once before the init forks the command (both inherit all of it): locks
+ * the securebits so uid 0 gains nothing from execve or setuid, empties the bounding and
+ * ambient sets so no execve inside can ever gain a capability, sets no_new_privs and loads
+ * @prog.  Nothing that follows (fork, id switches, capset, chdir, execve) is refused by
+ * the filter, so one filter serves both processes. */
+int sbx__lock_down(const struct sock_fprog *prog, struct sbx__report *rep);
 
-/* In the child, after sbx__drop_bounding(): drops every capability (but CAP_KILL when @keep_kill: the init must
- * signal a command that runs under another uid) and the uid to @uid/@gid, sets
- * no_new_privs and loads @prog (seccomp last, so the filter need not allow our own setup
- * calls). */
-int sbx__drop_privs(uid_t uid, gid_t gid, bool keep_kill, const struct sock_fprog *prog,
-                    struct sbx__report *rep);
+/* In the child, after sbx__lock_down(): switches to @uid/@gid with no supplementary
+ * groups and clears every capability (but CAP_KILL when @keep_kill: the init must signal
+ * a command that runs under another uid). */
+int sbx__drop_privs(uid_t uid, gid_t gid, bool keep_kill, struct sbx__report *rep);
 
 /* Fills @rep: step, errno, message. */
 void sbx__report_set(struct sbx__report *rep, enum sbx_step step, int err, const char *fmt, ...)

@@ -203,7 +203,7 @@ static _Noreturn void run_command(struct sbx__child *c)
                         c->spec->chdir);
         child_fail(c, &rep);
     }
-    if (sbx__drop_privs(c->spec->uid, c->spec->gid, false, &c->seccomp, &rep) < 0)
+    if (sbx__drop_privs(c->spec->uid, c->spec->gid, false, &rep) < 0)
         child_fail(c, &rep);
     exec_command(c, &rep);
     child_fail(c, &rep);
@@ -222,7 +222,7 @@ static _Noreturn void run_init(struct sbx__child *c, pid_t cmd, const sigset_t *
         if (fd != c->status_fd)
             (void) close(fd);
     close_fds_but(c->status_fd);
-    if (sbx__drop_privs(0, 0, true, &c->seccomp, &rep) < 0)
+    if (sbx__drop_privs(0, 0, true, &rep) < 0)
         _exit(125);
     /* nobody inside may ptrace or read the init's memory or /proc files */
     (void) prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
@@ -324,7 +324,8 @@ static _Noreturn void child_main(struct sbx__child *c)
                         (unsigned long long) spec->nofile);
         child_fail(c, &rep);
     }
-    if (sbx__drop_bounding(&rep) < 0)
+    /* seccomp as late as it can be while still serving both the init and the command */
+    if (sbx__lock_down(&c->seccomp, &rep) < 0)
         child_fail(c, &rep);
     (void) sigemptyset(&set);
     (void) sigaddset(&set, SIGCHLD);
