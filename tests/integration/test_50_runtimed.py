@@ -128,3 +128,10 @@ def test_help_names_the_flags(bin_dir):
     out = subprocess.run([bin_dir / "runtimed", "--help"], capture_output=True, text=True, timeout=10)
     for flag in ("--config", "--data-dir", "--listen"):
         assert flag in out.stdout
+
+
+def test_example_config_is_valid(runtimed_factory):
+    example = Runtimed.__init__.__globals__["pathlib"].Path(__file__).resolve().parents[2] / "ops" / "runtimed.conf.example"
+    d = runtimed_factory(config_text=example.read_text())
+    d.start()
+    assert d.get("/api/spaces").status_code == 200
