@@ -1,5 +1,6 @@
 """runtimed as a daemon: first start, config, data dir lock, signals, restart keeps state."""
 import os
+import pathlib
 import re
 import signal
 import stat
@@ -131,7 +132,7 @@ def test_help_names_the_flags(bin_dir):
 
 
 def test_example_config_is_valid(runtimed_factory):
-    example = Runtimed.__init__.__globals__["pathlib"].Path(__file__).resolve().parents[2] / "ops" / "runtimed.conf.example"
+    example = pathlib.Path(__file__).resolve().parents[2] / "ops" / "runtimed.conf.example"
     d = runtimed_factory(config_text=example.read_text())
     d.start()
     assert d.get("/api/spaces").status_code == 200
