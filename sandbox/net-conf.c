@@ -61,6 +61,21 @@ int sbx_net_conf_set_ifprefix(struct sbx_net_conf *c, const char *prefix, struct
     return 0;
 }
 
+int sbx_net_conf_set_table(struct sbx_net_conf *c, const char *table, struct rt_err *err)
+{
+    size_t n = strlen(table);
+
+    if (n == 0 || n >= sizeof(c->table) || table[0] < 'a' || table[0] > 'z')
+        return rt_err_set(err, EINVAL, "table '%s': 1..31 characters, starting with a-z", table);
+    /* the name is pasted into nft commands: nothing that could end or extend one */
+    for (size_t i = 0; i < n; i++)
+        if (!((table[i] >= 'a' && table[i] <= 'z') || (table[i] >= '0' && table[i] <= '9') ||
+              table[i] == '_'))
+            return rt_err_set(err, EINVAL, "table '%s': only a-z, 0-9 and '_'", table);
+    memcpy(c->table, table, n + 1);
+    return 0;
+}
+
 int sbx_net_conf_allow_uid(struct sbx_net_conf *c, uid_t uid, struct rt_err *err)
 {
     for (size_t i = 0; i < c->n_allow_uids; i++)

@@ -187,10 +187,8 @@ int main(int argc, char **argv)
                 return fail(&err), 2;
             break;
         case 't':
-            if (snprintf(c.table, sizeof(c.table), "%s", optarg) >= (int) sizeof(c.table)) {
-                fprintf(stderr, "spacenet: --table: name too long\n");
-                return 2;
-            }
+            if (sbx_net_conf_set_table(&c, optarg, &err) < 0)
+                return fail(&err), 2;
             break;
         case 'l':
             (void) snprintf(c.lock_path, sizeof(c.lock_path), "%s", optarg);

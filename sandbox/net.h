@@ -93,6 +93,10 @@ int sbx_net_conf_set_pool(struct sbx_net_conf *c, const char *cidr, struct rt_er
 /* Sets the host-side name prefix: 1..7 chars of [a-z0-9-].  Returns 0 or -EINVAL. */
 int sbx_net_conf_set_ifprefix(struct sbx_net_conf *c, const char *prefix, struct rt_err *err);
 
+/* Sets the nftables table name: 1..31 chars of [a-z0-9_], starting with a letter (it goes
+ * into nft commands verbatim).  Returns 0 or -EINVAL. */
+int sbx_net_conf_set_table(struct sbx_net_conf *c, const char *table, struct rt_err *err);
+
 /* Adds @uid to allow_uids.  Returns 0 or -E2BIG. */
 int sbx_net_conf_allow_uid(struct sbx_net_conf *c, uid_t uid, struct rt_err *err);
 

@@ -74,6 +74,13 @@ static void test_defaults_and_slots(void)
     is_int(sbx_net_conf_set_ifprefix(&c, "a*", &err), -EINVAL, "a wildcard would widen rules");
     is_int(sbx_net_conf_set_ifprefix(&c, "a\"b", &err), -EINVAL, "a quote would break rules");
     is_str(c.ifprefix, "sbx-a", "failed sets keep the old prefix");
+    is_int(sbx_net_conf_set_table(&c, "spaceport_test2", &err), 0, "table ok");
+    is_int(sbx_net_conf_set_table(&c, "x; flush ruleset", &err), -EINVAL, "no nft injection");
+    is_int(sbx_net_conf_set_table(&c, "2x", &err), -EINVAL, "starts with a letter");
+    is_int(sbx_net_conf_set_table(&c, "", &err), -EINVAL, "empty table");
+    is_int(sbx_net_conf_set_table(&c, "abcdefghijabcdefghijabcdefghijab", &err), -EINVAL,
+           "32 characters is too long");
+    is_str(c.table, "spaceport_test2", "failed sets keep the old table");
 }
 
 static void test_alias(void)
