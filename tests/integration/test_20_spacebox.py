@@ -151,3 +151,19 @@ def test_stdin_and_stdout_pass_through(sb):
     r = subprocess.run([sb, "run", "--", "tr", "a-z", "A-Z"], input="spaceport\n",
                        capture_output=True, text=True, timeout=30)
     assert r.stdout == "SPACEPORT\n"
+
+
+def test_sandbox_dies_with_spacebox(sb):
+    """SIGKILL to spacebox (no chance to forward anything) still ends the sandbox."""
+    marker = "31.4159"
+    p = subprocess.Popen([sb, "run", "--", "sleep", marker])
+    time.sleep(0.3)
+    p.kill()
+    p.wait(timeout=10)
+    for _ in range(100):
+        left = subprocess.run(["pgrep", "-f", f"sleep {marker}"], capture_output=True,
+                              text=True).stdout.split()
+        if not left:
+            break
+        time.sleep(0.05)
+    assert left == []
