@@ -293,8 +293,7 @@ static int not_found(struct rt_req *r, const char *owner, const char *name)
     char msg[RT_ID_SIZE + 64];
 
     (void) snprintf(msg, sizeof(msg), "Space '%.96s/%.96s' not found", owner, name);
-    rt__reply_json_h(r, 404, json_pack("{s:s}", "error", msg), "X-Error-Code",
-                     "RepoNotFound");
+    rt__reply_json_h(r, 404, json_pack("{s:s}", "error", msg), "X-Error-Code", "RepoNotFound");
     return -1;
 }
 
