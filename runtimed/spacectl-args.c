@@ -185,10 +185,10 @@ static int cmd_opt(int argc, char **argv, int *i, struct sc_inv *inv, struct rt_
         inv->optval[k] = val;
         return 0;
     }
-    if (cmd->group)
-        return rt_err_set(err, EINVAL, "unknown option '%s' for '%s %s'", argv[*i], cmd->group,
-                          cmd->name);
-    return rt_err_set(err, EINVAL, "unknown option '%s' for '%s'", argv[*i], cmd->name);
+    /* a value that starts with '-' is a legitimate argument: say how to pass one */
+    return rt_err_set(err, EINVAL, "unknown option '%s' for '%s%s%s'%s", argv[*i],
+                      cmd->group ? cmd->group : "", cmd->group ? " " : "", cmd->name,
+                      cmd->max_pos > 0 ? "; an argument that starts with '-' goes after '--'" : "");
 }
 
 /* Finds the command named by argv[*i] (and the word after it, for groups). */

@@ -102,8 +102,10 @@ def sc(bin_dir, rtd):
 
 def needs(rtd, method, path):
     """Skips the test when runtimed does not route @path yet."""
-    r = rtd.api(method, path)
-    if r.status_code == 404 and "no such endpoint" in r.text:
+    # stream=True: a log endpoint answers with a stream that does not end
+    with rtd.api(method, path, stream=True) as r:
+        missing = r.status_code == 404 and "no such endpoint" in r.text
+    if missing:
         pytest.skip(f"runtimed lacks {method} {path}")
 
 
@@ -382,15 +384,20 @@ def test_sleep(sc, rtd, demo):
 
 
 def test_pause_resume_restart(sc, rtd, demo):
-    res = ok(sc("pause", demo))
+    space = "owner/pausable"
+    ok(sc("space", "create", space, "--sdk", "gradio"))
+    res = ok(sc("pause", space))
     assert "paused" in res.stdout
-    assert rtd.api("GET", f"/api/spaces/{demo}/runtime").json()["stage"] == "PAUSED"
-    res = ok(sc("resume", demo, "--json"))
+    assert rtd.api("GET", f"/api/spaces/{space}/runtime").json()["stage"] == "PAUSED"
+    res = ok(sc("resume", space, "--json"))
     assert json.loads(res.stdout)["stage"] != "PAUSED"
-    assert rtd.api("GET", f"/api/spaces/{demo}/runtime").json()["stage"] != "PAUSED"
-    ok(sc("restart", demo))
-    ok(sc("restart", demo, "--factory"))
+    assert rtd.api("GET", f"/api/spaces/{space}/runtime").json()["stage"] != "PAUSED"
+    ok(sc("restart", space))
+    ok(sc("restart", space, "--factory"))
     fails(sc("pause", "owner/no-such-space"), 1, 404)
+    # the server's reason comes through as it is
+    res = fails(sc("pause", demo), 1, 400)
+    assert "static" in res.stderr
 
 
 def test_secret_set(sc, rtd, demo):
@@ -407,7 +414,10 @@ def test_variable_set(sc, rtd, demo):
     assert "MODE" in res.stdout
     variables = rtd.api("GET", f"/api/spaces/{demo}/variables").json()
     assert variables["MODE"]["value"] == "fast"
-    ok(sc("variable", "set", demo, "MODE", "-slow-"))  # a value may start with a dash
+    # a value that starts with a dash goes after "--", and the error says so
+    res = fails(sc("variable", "set", demo, "MODE", "-slow-"), 2)
+    assert "'-slow-'" in res.stderr and "'--'" in res.stderr
+    ok(sc("variable", "set", demo, "MODE", "--", "-slow-"))
     variables = rtd.api("GET", f"/api/spaces/{demo}/variables").json()
     assert variables["MODE"]["value"] == "-slow-"
 
