@@ -209,6 +209,20 @@ static _Noreturn void run_command(struct sbx__child *c)
     child_fail(c, &rep);
 }
 
+/* Arms SIGKILL on the caller's death.  Every change of ids clears the parent-death signal,
+ * so it is armed again after each; a caller that died before that shows as a status pipe
+ * with no reader. */
+static void die_with_parent(const struct sbx__child *c)
+{
+    struct pollfd p = { .fd = c->status_fd, .events = 0 };
+
+    if (!c->spec->die_with_parent)
+        return;
+    (void) prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    if (poll(&p, 1, 0) == 1 && (p.revents & POLLERR))
+        _exit(125);
+}
+
 /* pid 1 of the sandbox: reaps every orphan, forwards signals to the command, and hands
  * the command's wait status to the parent before leaving (which kills what remains). */
 static _Noreturn void run_init(struct sbx__child *c, pid_t cmd, const sigset_t *set)
@@ -224,6 +238,7 @@ static _Noreturn void run_init(struct sbx__child *c, pid_t cmd, const sigset_t *
     close_fds_but(c->status_fd);
     if (sbx__drop_privs(0, 0, true, &rep) < 0)
         _exit(125);
+    die_with_parent(c);
     /* nobody inside may ptrace or read the init's memory or /proc files */
     (void) prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     for (;;) {
@@ -289,8 +304,7 @@ static _Noreturn void child_main(struct sbx__child *c)
     struct rlimit rl;
     pid_t cmd;
 
-    if (spec->die_with_parent)
-        (void) prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    die_with_parent(c);
     if (recv_release(c) < 0)
         _exit(125); /* the parent failed or died: it reports */
     c->sync_fd = rt_close(c->sync_fd);
@@ -305,6 +319,7 @@ static _Noreturn void child_main(struct sbx__child *c)
         sbx__report_set(&rep, SBX_STEP_IDS, errno, "become root of the user namespace");
         child_fail(c, &rep);
     }
+    die_with_parent(c);
     if (sbx__child_mounts(c, &rep) < 0)
         child_fail(c, &rep);
     if (sethostname(spec->hostname, strlen(spec->hostname)) < 0) {
