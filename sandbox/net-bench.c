@@ -92,15 +92,51 @@ static void reap(pid_t pid, int release)
     (void) waitpid(pid, NULL, 0);
 }
 
+/* One cycle: a netns child, attach, detach, reap.  Adds to the stats it is given. */
+static int cycle(const struct sbx_net_conf *c, bool egress, struct stats *ns, struct stats *att,
+                 struct stats *det, struct rt_err *err)
+{
+    struct sbx_net_link l;
+    uint64_t t0, t1, t2, t3;
+    int release = -1;
+    pid_t pid;
+
+    t0 = rt_now_ns();
+    pid = spawn_netns_child(&release, err);
+    if (pid < 0)
+        return (int) pid;
+    t1 = rt_now_ns();
+    if (sbx_net_attach(c, pid, egress, &l, err) < 0) {
+        reap(pid, release);
+        return -err->code;
+    }
+    t2 = rt_now_ns();
+    if (sbx_net_detach(c, &l, err) < 0) {
+        reap(pid, release);
+        return -err->code;
+    }
+    t3 = rt_now_ns();
+    reap(pid, release);
+    if (ns)
+        ns->ms[ns->n++] = (double) (t1 - t0) / 1e6;
+    att->ms[att->n++] = (double) (t2 - t1) / 1e6;
+    det->ms[det->n++] = (double) (t3 - t2) / 1e6;
+    return 0;
+}
+
+#define ALONE_CYCLES 10
+
 int sbx__net_bench(const struct sbx_net_conf *c, int argc, char **argv)
 {
-    _cleanup_free_ double *ns_ms = NULL, *att_ms = NULL, *det_ms = NULL, *eg_ms = NULL;
-    struct stats ns = { 0 }, att = { 0 }, det = { 0 }, eg = { 0 };
+    _cleanup_free_ double *buf = NULL;
+    struct stats ns = { 0 }, att = { 0 }, eg = { 0 }, det = { 0 }, att1 = { 0 }, det1 = { 0 };
     struct rt_err err = { 0 };
     struct sbx_net_conf bc;
-    double first = 0;
+    struct sbx_net_link anchor;
+    int anchor_release = -1;
+    pid_t anchor_pid = -1;
     uint64_t count = 100;
-    char buf[RT_ERR_MSG_MAX + 64];
+    char msg[RT_ERR_MSG_MAX + 64];
 
     if (argc == 3 && strcmp(argv[1], "--count") == 0) {
         if (rt_parse_u64(argv[2], &count) < 0 || count < 2 || count > 100000) {
@@ -111,15 +147,13 @@ int sbx__net_bench(const struct sbx_net_conf *c, int argc, char **argv)
         fprintf(stderr, "spacenet: bench: expected [--count N]\n");
         return 2;
     }
-    ns_ms = calloc(count, sizeof(double));
-    att_ms = calloc(count, sizeof(double));
-    det_ms = calloc(count, sizeof(double));
-    eg_ms = calloc(count, sizeof(double));
-    if (!ns_ms || !att_ms || !det_ms || !eg_ms) {
+    buf = calloc(4 * count + 2 * ALONE_CYCLES, sizeof(double));
+    if (!buf) {
         fprintf(stderr, "spacenet: bench: out of memory\n");
         return 1;
     }
-    ns.ms = ns_ms, att.ms = att_ms, det.ms = det_ms, eg.ms = eg_ms;
+    ns.ms = buf, att.ms = buf + count, eg.ms = buf + 2 * count, det.ms = buf + 3 * count;
+    att1.ms = buf + 4 * count, det1.ms = buf + 4 * count + ALONE_CYCLES;
     /* a private "host": its own links, routes, sysctls and nftables, gone when we exit */
     if (unshare(CLONE_NEWNET) < 0) {
         fprintf(stderr, "spacenet: bench: unshare(CLONE_NEWNET): %s\n", strerror(errno));
@@ -128,47 +162,31 @@ int sbx__net_bench(const struct sbx_net_conf *c, int argc, char **argv)
     bc = *c;
     bc.host_forwarding = true; /* only this namespace's ip_forward */
     c = &bc;
-    for (uint64_t i = 0; i < count; i++) {
-        struct sbx_net_link l;
-        uint64_t t0, t1, t2, t3;
-        bool egress = i % 2 == 1;
-        int release = -1;
-        pid_t pid;
-
-        t0 = rt_now_ns();
-        pid = spawn_netns_child(&release, &err);
-        if (pid < 0)
+    /* alone: each attach installs the table and each detach, the last, removes it */
+    for (int i = 0; i < ALONE_CYCLES; i++)
+        if (cycle(c, false, NULL, &att1, &det1, &err) < 0)
             goto failed;
-        t1 = rt_now_ns();
-        if (sbx_net_attach(c, pid, egress, &l, &err) < 0) {
-            reap(pid, release);
+    /* steady state: another Space keeps the table in place */
+    anchor_pid = spawn_netns_child(&anchor_release, &err);
+    if (anchor_pid < 0 || sbx_net_attach(c, anchor_pid, false, &anchor, &err) < 0)
+        goto failed;
+    for (uint64_t i = 0; i < count; i++)
+        if (cycle(c, i % 2 == 1, &ns, i % 2 == 1 ? &eg : &att, &det, &err) < 0)
             goto failed;
-        }
-        t2 = rt_now_ns();
-        if (sbx_net_detach(c, &l, &err) < 0) {
-            reap(pid, release);
-            goto failed;
-        }
-        t3 = rt_now_ns();
-        reap(pid, release);
-        ns.ms[ns.n++] = (double) (t1 - t0) / 1e6;
-        if (i == 0)
-            first = (double) (t2 - t1) / 1e6;
-        else if (egress)
-            eg.ms[eg.n++] = (double) (t2 - t1) / 1e6;
-        else
-            att.ms[att.n++] = (double) (t2 - t1) / 1e6;
-        det.ms[det.n++] = (double) (t3 - t2) / 1e6;
-    }
+    reap(anchor_pid, anchor_release);
     printf("spacenet bench: %llu cycles in a private network namespace\n",
            (unsigned long long) count);
     report("netns child start (fork + unshare)", &ns);
-    printf("  %-40s %7.3f ms\n", "attach, first (installs the ruleset)", first);
     report("attach (veth, addresses, lo, no egress)", &att);
     report("attach with egress (+ default route)", &eg);
     report("detach", &det);
+    printf("  alone (%d cycles: no other Space, so the table comes and goes):\n", ALONE_CYCLES);
+    report("attach, installing the table", &att1);
+    report("detach, removing the table", &det1);
     return 0;
 failed:
-    fprintf(stderr, "spacenet: bench: %s\n", rt_err_str(&err, buf, sizeof(buf)));
+    if (anchor_pid > 0)
+        reap(anchor_pid, anchor_release);
+    fprintf(stderr, "spacenet: bench: %s\n", rt_err_str(&err, msg, sizeof(msg)));
     return 1;
 }
