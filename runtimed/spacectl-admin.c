@@ -132,7 +132,10 @@ int sc_cmd_hardware_list(struct sc_ctx *ctx, const struct sc_inv *inv)
         _cleanup_free_ char *m = json_object_get(tier, "memory")
                                      ? sc_fmt_bytes(json_object_get(tier, "memory"))
                                      : sc_fmt_value(json_object_get(tier, "ram"));
-        _cleanup_free_ char *d = sc_fmt_bytes(json_object_get(tier, "disk"));
+        const json_t *disk = json_object_get(tier, "disk");
+        /* a disk of 0 means no limit */
+        _cleanup_free_ char *d =
+            json_is_number(disk) && json_number_value(disk) == 0 ? strdup("-") : sc_fmt_bytes(disk);
         _cleanup_free_ char *g = tier_gpu(tier);
         const char *row[] = { json_string_value(json_object_get(tier, "name")),      c, m, d, g,
                               json_string_value(json_object_get(tier, "prettyName")) };

@@ -102,13 +102,32 @@ char *sc_fmt_value(const json_t *v)
 
 char *sc_fmt_bytes(const json_t *v)
 {
-    char buf[32];
+    static const char units[] = "KMGT";
+    char buf[32], dec[32] = "";
+    uint64_t b;
     double d;
+    int u;
 
     if (!json_is_number(v))
         return sc_fmt_value(v);
     d = json_number_value(v);
     if (d < 0 || d >= 18446744073709551615.0 || d != floor(d))
         return sc_fmt_value(v);
-    return strdup(rt_format_size((uint64_t) d, buf, sizeof(buf)));
+    b = (uint64_t) d;
+    /* exact binary sizes read as typed ("16G"), the Hub's decimal ones as it writes
+     * them ("16GB"): whichever is shorter; anything else is rounded, and says so */
+    if (b >= 1000000 && b % 1000000000ULL == 0)
+        (void) snprintf(dec, sizeof(dec), "%lluGB", (unsigned long long) (b / 1000000000ULL));
+    else if (b >= 1000000 && b % 1000000ULL == 0)
+        (void) snprintf(dec, sizeof(dec), "%lluMB", (unsigned long long) (b / 1000000ULL));
+    if (b < 1024 || b % 1024 == 0) {
+        (void) rt_format_size(b, buf, sizeof(buf));
+        return strdup(dec[0] && strlen(dec) < strlen(buf) ? dec : buf);
+    }
+    if (dec[0])
+        return strdup(dec);
+    for (u = 0, d /= 1024; d >= 1024 && u < 3; u++)
+        d /= 1024;
+    (void) snprintf(buf, sizeof(buf), "~%.1f%c", d, units[u]);
+    return strdup(buf);
 }

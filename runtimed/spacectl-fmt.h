@@ -31,8 +31,10 @@ void sc_table_done(struct sc_table *t);
  * string or NULL when out of memory. */
 char *sc_fmt_value(const json_t *v);
 
-/* Renders a byte count ("16G", "1536M"); a value that is not a number goes through
- * sc_fmt_value.  Returns a malloc'd string or NULL. */
+/* Renders a byte count: exact powers of 1024 as "16G" or "1536M", exact decimal
+ * sizes as the Hub writes them ("16GB", "500MB"), anything else rounded ("~1.5K").
+ * A value that is not a count of bytes goes through sc_fmt_value.  Returns a malloc'd
+ * string or NULL. */
 char *sc_fmt_bytes(const json_t *v);
 
 #endif

@@ -20,6 +20,8 @@
 #define SC_REQUEST_TIMEOUT_S 300L
 /* Without --follow, the time allowed for the answer to begin. */
 #define SC_STREAM_START_MS 30000
+/* A listing longer than this many pages is cut short rather than followed forever. */
+#define SC_MAX_PAGES 1000
 
 struct buf {
     char *p;
@@ -194,8 +196,47 @@ static int api_error(struct sc_ctx *ctx, const char *path, long status, const st
     return SC_EXIT_API;
 }
 
-int sc_api(struct sc_ctx *ctx, const char *method, const char *path, json_t *body,
-           json_t **ret_json)
+int sc_link_next(const char *link, char *buf, size_t len)
+{
+    const char *p = link;
+
+    while (p && *p) {
+        const char *lt = strchr(p, '<'), *gt = lt ? strchr(lt, '>') : NULL, *end;
+        const char *url, *rel;
+        size_t n;
+
+        if (!gt)
+            break;
+        end = strchr(gt, ',');
+        if (!end)
+            end = gt + strlen(gt);
+        rel = strstr(gt, "rel=");
+        p = *end ? end + 1 : end;
+        if (!rel || rel > end ||
+            (strncmp(rel, "rel=\"next\"", 10) != 0 && strncmp(rel, "rel=next", 8) != 0))
+            continue;
+        /* keep the path and query: the base is ours, whatever host the server saw */
+        url = lt + 1;
+        if (strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0) {
+            url = strchr(strstr(url, "://") + 3, '/');
+            if (!url || url > gt)
+                return -EINVAL;
+        }
+        if (*url != '/')
+            return -EINVAL;
+        n = (size_t) (gt - url);
+        if (n >= len)
+            return -ENAMETOOLONG;
+        memcpy(buf, url, n);
+        buf[n] = '\0';
+        return 0;
+    }
+    return -ENOENT;
+}
+
+/* sc_api, plus the rel="next" page of a paginated answer in @next ("" when none). */
+static int request(struct sc_ctx *ctx, const char *method, const char *path, json_t *body,
+                   json_t **ret_json, char *next, size_t next_len)
 {
     _cleanup_(slist_freep) struct curl_slist *hdrs = NULL;
     _cleanup_(easy_freep) CURL *h = NULL;
@@ -241,11 +282,57 @@ int sc_api(struct sc_ctx *ctx, const char *method, const char *path, json_t *bod
     }
     if (r == 0) {
         json_t *j = resp.len ? json_loadb(resp.p, resp.len, JSON_DECODE_ANY, NULL) : NULL;
+        struct curl_header *link = NULL;
 
+        if (next) {
+            next[0] = '\0';
+            if (curl_easy_header(h, "Link", 0, CURLH_HEADER, -1, &link) == CURLHE_OK &&
+                sc_link_next(link->value, next, next_len) < 0)
+                next[0] = '\0';
+        }
         *ret_json = j ? j : json_null();
     }
     buf_done(&resp);
     return r;
+}
+
+int sc_api(struct sc_ctx *ctx, const char *method, const char *path, json_t *body,
+           json_t **ret_json)
+{
+    return request(ctx, method, path, body, ret_json, NULL, 0);
+}
+
+int sc_api_list(struct sc_ctx *ctx, const char *path, json_t **ret_array)
+{
+    _cleanup_json_ json_t *all = json_array();
+    char cur[1024], next[1024];
+    int r;
+
+    if (!all) {
+        fprintf(ctx->errf, "spacectl: out of memory\n");
+        return SC_EXIT_API;
+    }
+    (void) snprintf(cur, sizeof(cur), "%s", path);
+    for (int page = 0; page < SC_MAX_PAGES; page++) {
+        _cleanup_json_ json_t *j = NULL;
+
+        r = request(ctx, "GET", cur, NULL, &j, next, sizeof(next));
+        if (r)
+            return r;
+        if (!json_is_array(j)) {
+            fprintf(ctx->errf, "spacectl: GET %s: expected a JSON array\n", cur);
+            return SC_EXIT_API;
+        }
+        if (json_array_extend(all, j) < 0) {
+            fprintf(ctx->errf, "spacectl: out of memory\n");
+            return SC_EXIT_API;
+        }
+        if (!next[0] || strcmp(next, cur) == 0)
+            break;
+        memcpy(cur, next, sizeof(cur));
+    }
+    *ret_array = TAKE_PTR(all);
+    return 0;
 }
 
 /* --- Server-Sent Events ------------------------------------------------------------ */

@@ -122,16 +122,13 @@ int sc_cmd_space_list(struct sc_ctx *ctx, const struct sc_inv *inv)
     json_t *sp;
     int r;
 
-    r = sc_api(ctx, "GET", "/api/spaces", NULL, &resp);
+    /* full=true: each Space with its runtime, so the stage needs no call per Space */
+    r = sc_api_list(ctx, "/api/spaces?full=true", &resp);
     if (r)
         return r;
     if (ctx->json) {
         sc_print_json(ctx->out, resp);
         return SC_EXIT_OK;
-    }
-    if (!json_is_array(resp)) {
-        fprintf(ctx->errf, "spacectl: GET /api/spaces: expected a JSON array\n");
-        return SC_EXIT_API;
     }
     if (json_array_size(resp) == 0) {
         fprintf(ctx->errf, "spacectl: no Spaces (or none this token can see)\n");

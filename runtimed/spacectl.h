@@ -105,6 +105,15 @@ int sc_usage_error(struct sc_ctx *ctx, const struct sc_inv *inv, const char *fmt
 int sc_api(struct sc_ctx *ctx, const char *method, const char *path, json_t *body,
            json_t **ret_json);
 
+/* GETs a paginated list (a JSON array per page, the next page in a Link header with
+ * rel="next", as the Hub does) and stores all the pages' items as one array in
+ * *ret_array.  Returns 0 or an exit status, like sc_api. */
+int sc_api_list(struct sc_ctx *ctx, const char *path, json_t **ret_array);
+
+/* Finds the rel="next" URL in a Link header value and writes its path and query into
+ * @buf.  Returns 0, -ENOENT when there is none, -EINVAL or -ENAMETOOLONG. */
+int sc_link_next(const char *link, char *buf, size_t len);
+
 /* Streams the Server-Sent Events at @path and calls @on_data with each event's data.
  * Without @follow, returns once no event arrived for @idle_ms (the end of what exists);
  * with it, runs until the server closes the stream.  Returns an exit status. */

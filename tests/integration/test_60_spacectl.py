@@ -346,6 +346,24 @@ def test_space_list(sc, rtd, demo):
     assert {s["id"] for s in json.loads(res.stdout)} == api_ids
 
 
+def test_space_list_follows_pages(sc, rtd):
+    """runtimed pages /api/spaces (100 a page, a Link header to the next): spacectl
+    lists them all."""
+    ok(sc("user", "add", "many"))
+    for i in range(105):
+        r = rtd.api("POST", "/api/repos/create",
+                    json={"type": "space", "organization": "many", "name": f"s{i:03}", "sdk": "static"})
+        assert r.status_code in (200, 201), r.text
+    first = rtd.api("GET", "/api/spaces")
+    assert "next" in first.headers.get("Link", ""), "runtimed paginates, so this test means something"
+    res = ok(sc("space", "list", "--json"))
+    ids = [s["id"] for s in json.loads(res.stdout)]
+    assert len(ids) == len(set(ids)), "no page twice"
+    assert {f"many/s{i:03}" for i in range(105)} <= set(ids)
+    rows = [line.split()[0] for line in ok(sc("space", "list")).stdout.splitlines()[1:]]
+    assert sorted(rows) == sorted(ids)
+
+
 def test_space_status(sc, rtd, demo):
     runtime = rtd.api("GET", f"/api/spaces/{demo}/runtime").json()
     res = ok(sc("space", "status", demo))

@@ -142,6 +142,27 @@ static void test_escape(void)
     is_str(b, "cpu-basic", "leaves safe names alone");
 }
 
+static void test_link_next(void)
+{
+    char buf[128];
+
+    is_int(
+        sc_link_next("<http://h:8080/api/spaces?limit=2&cursor=7>; rel=\"next\"", buf, sizeof(buf)),
+        0, "absolute next link");
+    is_str(buf, "/api/spaces?limit=2&cursor=7", "keeps path and query, drops the host");
+    is_int(sc_link_next("<https://x/a?p=1>; rel=\"prev\", <https://x/a?p=3>; rel=\"next\"", buf,
+                        sizeof(buf)),
+           0, "next among several links");
+    is_str(buf, "/a?p=3", "the next one, not the first");
+    is_int(sc_link_next("</api/spaces?cursor=9>; rel=next", buf, sizeof(buf)), 0, "relative");
+    is_str(buf, "/api/spaces?cursor=9", "relative path kept");
+    is_int(sc_link_next("<http://x/a>; rel=\"prev\"", buf, sizeof(buf)), -ENOENT, "no next");
+    is_int(sc_link_next("garbage", buf, sizeof(buf)), -ENOENT, "not a link");
+    is_int(sc_link_next("<ftp:x>; rel=\"next\"", buf, sizeof(buf)), -EINVAL, "not a path");
+    is_int(sc_link_next("<http://x/aaaaaaaaaaaaaaaaaaaa>; rel=\"next\"", buf, 8), -ENAMETOOLONG,
+           "too long for the buffer");
+}
+
 int main(void)
 {
     tap_start();
@@ -155,6 +176,7 @@ int main(void)
     test_token();
     test_unreachable();
     test_escape();
+    test_link_next();
     curl_global_cleanup();
     (void) rmdir(tmpdir);
     return tap_done();

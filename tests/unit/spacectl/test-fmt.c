@@ -65,7 +65,11 @@ static void test_values(void)
 
     check_bytes(json_integer(16LL << 30), "16G", "16 GiB");
     check_bytes(json_integer(1536LL << 20), "1536M", "1.5 GiB is exact in M");
-    check_bytes(json_integer(1000), "1000", "not a power of 1024");
+    check_bytes(json_integer(1000), "1000", "below 1K, plain bytes");
+    check_bytes(json_integer(16000000000LL), "16GB", "the Hub's decimal 16 GB");
+    check_bytes(json_integer(500000000LL), "500MB", "decimal MB");
+    check_bytes(json_integer(1536 + 100), "~1.6K", "inexact sizes are rounded and marked");
+    check_bytes(json_integer(0), "0", "zero");
     check_bytes(json_real(1024.0), "1K", "a real that is whole");
     check_bytes(json_integer(-1), "-1", "negative passes through");
     check_bytes(json_string("16 GB"), "16 GB", "Hub display string passes through");
