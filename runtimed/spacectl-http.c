@@ -187,7 +187,12 @@ static int api_error(struct sc_ctx *ctx, const char *path, long status, const st
             msg = text;
     }
     fprintf(ctx->errf, "spacectl: %s (HTTP %ld)\n", msg ? msg : "request failed", status);
-    if (status == 401)
+    if (status == 401 && !ctx->token[0])
+        fprintf(ctx->errf,
+                "spacectl: no token was given: pass --token, set SPACEPORT_TOKEN, or run where "
+                "%s is readable\n",
+                SC_ADMIN_TOKEN_PATH);
+    else if (status == 401)
         fprintf(ctx->errf,
                 "spacectl: the token %s was refused; pass --token or set SPACEPORT_TOKEN\n",
                 ctx->token_source);

@@ -193,6 +193,32 @@ def test_bad_token_is_refused_with_a_hint(sc):
     assert "SPACEPORT_TOKEN" in res.stderr
 
 
+def test_missing_token_says_how_to_give_one(bin_dir, rtd):
+    if os.access("/var/lib/spaceport/admin.token", os.R_OK):
+        pytest.skip("this machine has a readable /var/lib/spaceport/admin.token")
+    res = subprocess.run([bin_dir / "spacectl", "user", "add", "nobody"], capture_output=True,
+                         text=True, timeout=TIMEOUT, env=clean_env(rtd.url))
+    fails(res, 1, 401)
+    assert "no token was given" in res.stderr and "SPACEPORT_TOKEN" in res.stderr
+
+
+def test_admin_token_file_fallback(bin_dir, rtd, tmp_path):
+    """With no --token and no SPACEPORT_TOKEN, spacectl reads /var/lib/spaceport/admin.token.
+    A private mount namespace puts a tmpfs on /var/lib for this one command only."""
+    token_file = tmp_path / "admin.token"
+    token_file.write_text(rtd.admin + "\n")
+    script = ('mount -t tmpfs none /var/lib && mkdir /var/lib/spaceport && '
+              'cp "$1" /var/lib/spaceport/admin.token && exec "$2" user add fromfile --json')
+    res = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh",
+                          str(token_file), str(bin_dir / "spacectl")],
+                         capture_output=True, text=True, timeout=TIMEOUT, env=clean_env(rtd.url))
+    if res.returncode != 0 and "spacectl" not in res.stderr:
+        pytest.skip(f"cannot make a private mount namespace here: {res.stderr.strip()}")
+    ok(res)
+    assert json.loads(res.stdout)["name"] == "fromfile"
+    assert "fromfile" in [u["name"] for u in rtd.api("GET", "/api/admin/users").json()]
+
+
 def test_url_and_token_flags_override_the_environment(sc, rtd):
     res = ok(sc("--url", rtd.url, "--token", rtd.admin, "hardware", "list", "--json",
                 url=dead_url(), token="wrong"))
