@@ -109,13 +109,56 @@ int rt_auth_resolve_token(struct rt_store *st, const char *token, struct rt_prin
     return r;
 }
 
+/* Decodes standard base64 into @out (NUL-terminated).  Returns the length or -1. */
+static ssize_t base64_decode(const char *in, char *out, size_t cap)
+{
+    static const char digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    uint32_t acc = 0;
+    size_t n = 0;
+    int bits = 0, pad = 0;
+
+    for (; *in && *in != ' '; in++) {
+        const char *d;
+        if (*in == '=') {
+            pad++;
+            continue;
+        }
+        d = strchr(digits, *in);
+        if (!d || pad)
+            return -1;
+        acc = (acc << 6) | (uint32_t) (d - digits);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (n + 1 >= cap)
+                return -1;
+            out[n++] = (char) ((acc >> bits) & 0xff);
+        }
+    }
+    out[n] = '\0';
+    return (ssize_t) n;
+}
+
 int rt_auth_resolve(struct rt_store *st, const char *authorization, struct rt_principal *ret,
                     struct rt_err *err)
 {
+    char decoded[512];
+    const char *colon;
+
     if (!authorization) {
         memset(ret, 0, sizeof(*ret));
         ret->anonymous = true;
         return 0;
+    }
+    if (strncasecmp(authorization, "Basic ", 6) == 0) {
+        /* git sends the token as the password, like the Hub's git endpoint. */
+        authorization += 6;
+        while (*authorization == ' ')
+            authorization++;
+        if (base64_decode(authorization, decoded, sizeof(decoded)) < 0 || strlen(decoded) == 0 ||
+            !(colon = strchr(decoded, ':')))
+            return rt_err_set(err, EACCES, "malformed Basic credentials");
+        return rt_auth_resolve_token(st, colon + 1, ret, err);
     }
     if (strncasecmp(authorization, "Bearer ", 7) != 0)
         return rt_err_set(err, EACCES, "the Authorization header must be 'Bearer TOKEN'");

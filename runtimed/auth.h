@@ -28,8 +28,10 @@ int rt_auth_token_id_new(char out[RT_TOKEN_ID_SIZE], struct rt_err *err);
 int rt_auth_token_create(struct rt_store *st, struct rt_token *t, char ret_secret[RT_TOKEN_SIZE],
                          struct rt_err *err);
 
-/* Resolves an Authorization header value (NULL when absent).  -EACCES when a token was
- * sent but is malformed or unknown. Free with rt_principal_done(). */
+/* Resolves an Authorization header value (NULL when absent): "Bearer TOKEN", or
+ * "Basic base64(USER:TOKEN)" as git sends it (the user part is ignored, like the
+ * Hub's).  -EACCES when a token was sent but is malformed or unknown.  Free with
+ * rt_principal_done(). */
 int rt_auth_resolve(struct rt_store *st, const char *authorization, struct rt_principal *ret,
                     struct rt_err *err);
 /* Resolves a bare token string. */

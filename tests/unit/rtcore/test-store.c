@@ -98,7 +98,34 @@ static void test_open_and_bootstrap(void)
     ok(p.token.admin && strcmp(p.token.role, "write") == 0, "an admin write token");
     rt_principal_done(&p);
     is_int(rt_auth_resolve(st, "Bearer sp_nope", &p, &err), -EACCES, "unknown token refused");
-    is_int(rt_auth_resolve(st, "Basic abc", &p, &err), -EACCES, "not Bearer refused");
+    is_int(rt_auth_resolve(st, "Basic abc", &p, &err), -EACCES, "malformed Basic refused");
+    is_int(rt_auth_resolve(st, "Digest abc", &p, &err), -EACCES, "other schemes refused");
+    {
+        /* git's Basic credentials: "anyone:TOKEN" in base64. */
+        static const char b64[] =
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        char plain[200], header[300] = "Basic ";
+        size_t len, pos = 6;
+        (void) snprintf(plain, sizeof(plain), "git:%s", token);
+        len = strlen(plain);
+        for (size_t i = 0; i < len; i += 3) {
+            uint32_t v = (uint32_t) (unsigned char) plain[i] << 16;
+            if (i + 1 < len)
+                v |= (uint32_t) (unsigned char) plain[i + 1] << 8;
+            if (i + 2 < len)
+                v |= (unsigned char) plain[i + 2];
+            header[pos++] = b64[(v >> 18) & 63];
+            header[pos++] = b64[(v >> 12) & 63];
+            header[pos++] = i + 1 < len ? b64[(v >> 6) & 63] : '=';
+            header[pos++] = i + 2 < len ? b64[v & 63] : '=';
+        }
+        header[pos] = '\0';
+        is_int(rt_auth_resolve(st, header, &p, &err), 0, "Basic with the token as password");
+        is_str(p.token.user, "admin", "resolves to the token's user, whatever the user part");
+        rt_principal_done(&p);
+        header[pos - 3] = 'A';
+        is_int(rt_auth_resolve(st, header, &p, &err), -EACCES, "a wrong password is refused");
+    }
     is_int(rt_auth_resolve(st, NULL, &p, &err), 0, "no header: anonymous");
     ok(p.anonymous, "anonymous principal");
     rt_store_user_list(st, on_user_count, &n, &err);
