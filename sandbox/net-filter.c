@@ -97,8 +97,9 @@ char *sbx__net_ruleset(const struct sbx_net_conf *c, const struct sbx__net4 *hos
             "    type filter hook prerouting priority raw; policy accept;\n"
             "    iifname \"%s*\" meta nfproto != ipv4 counter drop\n"
             "    iifname \"%s*\" fib saddr . iif oif missing counter drop\n"
+            "    iifname \"%s*\" fib saddr type { local, broadcast, multicast } counter drop\n"
             "  }\n",
-            p, p);
+            p, p, p);
     /* The host is not a service for Spaces: a host service bound to 0.0.0.0 is otherwise
      * reachable through the host end of the link (measured).  Only replies to connections
      * the host opened (the proxy, health checks) come back in. */

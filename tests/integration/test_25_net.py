@@ -168,6 +168,34 @@ def test_spoofed_source_is_dropped(world):
         e.nsexec("ip", "addr", "del", f"{spoof}/32", "dev", "eth0", check=False)
 
 
+def prerouting_drops(host):
+    out = host.exec("nft", "list", "chain", "inet", "spaceport", "prerouting").stdout
+    return sum(int(l.split("counter packets ")[1].split()[0]) for l in out.splitlines()
+               if "counter packets" in l)
+
+
+def test_posing_as_the_host_is_dropped(world):
+    """A Space sending as the host end of its own link: dropped before anything else (the
+    reverse path check, and a rule against local sources behind it)."""
+    e, host = world["e"], world["host"]
+    spoof = e.link["host_ip"]
+    mac = host.ip("-o", "link", "show", e.link["host_if"]).stdout.split("link/ether ")[1].split()[0]
+    assert e.probe(INTERNET, 80) == "internet"  # the path works
+    # once the host's address is the Space's own, reach the host by a static neighbour entry
+    e.nsexec("ip", "addr", "add", f"{spoof}/32", "dev", "eth0")
+    e.nsexec("ip", "route", "add", f"{INTERNET}/32", "dev", "eth0")
+    e.nsexec("ip", "neigh", "replace", INTERNET, "lladdr", mac, "dev", "eth0")
+    try:
+        before = prerouting_drops(host)
+        assert e.probe(INTERNET, 80, src=spoof) is None
+        assert prerouting_drops(host) > before  # seen and dropped on the way in
+    finally:
+        e.nsexec("ip", "neigh", "del", INTERNET, "dev", "eth0", check=False)
+        e.nsexec("ip", "route", "del", f"{INTERNET}/32", check=False)
+        e.nsexec("ip", "addr", "del", f"{spoof}/32", "dev", "eth0", check=False)
+    assert e.probe(INTERNET, 80) == "internet"
+
+
 def test_ipv6_to_host_dropped(world):
     # the host end has no IPv6 at all: nothing link-local to talk to
     host_if = world["a"].link["host_if"]

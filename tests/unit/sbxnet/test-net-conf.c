@@ -132,6 +132,8 @@ static void test_ruleset(void)
     ok(strstr(r, "oifname \"spv*\" counter drop") != NULL, "nothing forwarded into a space");
     ok(strstr(r, "iifgroup != 0x53500001 counter drop") != NULL, "egress only by group");
     ok(strstr(r, "fib saddr . iif oif missing counter drop") != NULL, "anti-spoofing");
+    ok(strstr(r, "fib saddr type { local, broadcast, multicast } counter drop") != NULL,
+       "no host, broadcast or multicast source from a space");
     ok(strstr(r, "meta nfproto != ipv4 counter drop") != NULL, "no IPv6 from spaces");
     ok(strstr(r, "ip saddr @pool4 oifname != \"spv*\" masquerade") != NULL, "masquerade");
 }
