@@ -184,6 +184,24 @@ void px_auth_token_store(const char *id, const char *token, bool read)
     pthread_mutex_unlock(&lock);
 }
 
+void px_auth_token_failed(const char *id, const char *token)
+{
+    unsigned char key[32];
+    uint64_t now = rt_now_ns() / 1000000;
+
+    key_of(id, token, strlen(token), key);
+    pthread_mutex_lock(&lock);
+    struct slot *s = find(key, true);
+    if (s && s->state == PX_TOKEN_OK) {
+        /* runtimed is away: a reader stays a reader; ask again in a few seconds */
+        s->at_ms = now > OK_TTL_MS ? now - OK_TTL_MS + 5000 : now;
+    } else if (s) {
+        s->state = PX_TOKEN_DENIED; /* unknown while runtimed is away: no, for now */
+        s->at_ms = now;
+    }
+    pthread_mutex_unlock(&lock);
+}
+
 size_t px_auth_cookie_make(const char *host, uint64_t now_s, char *buf, size_t cap)
 {
     char msg[320];

@@ -266,6 +266,8 @@ static void run_job(CURL *h, struct job *j)
             json_decref(r);
         } else if (st >= 400 && st < 500) {
             px_auth_token_store(j->id, j->token, false);
+        } else {
+            px_auth_token_failed(j->id, j->token);
         }
         px_global_kick(); /* held requests look at the answer */
     }

@@ -139,6 +139,8 @@ static int next_timeout(struct px_loop *l)
             min = l->timers[i].head->deadline_ms;
     if (l->draining && l->drain_deadline < min)
         min = l->drain_deadline;
+    if (l->accept_paused_until && l->accept_paused_until < min)
+        min = l->accept_paused_until;
     if (min == UINT64_MAX)
         return 1000; /* still wake up now and then for the table and the stop flag */
     if (min <= l->now_ms)
@@ -359,14 +361,41 @@ static void flush_log(struct px_loop *l)
 
 /* ---- the loop ------------------------------------------------------------------------- */
 
+/* Out of fds: stop listening for a moment instead of spinning on a readable listener
+ * (level-triggered) that accept4 cannot empty; timers then close what they can. */
+static void pause_accept(struct px_loop *l, int lfd)
+{
+    struct epoll_event ev = { .events = 0, .data.u64 = (uint64_t) (uintptr_t) l | PX_TAG_LISTEN };
+
+    if (lfd != l->lfd || l->accept_paused_until)
+        return;
+    (void) epoll_ctl(l->epfd, EPOLL_CTL_MOD, lfd, &ev);
+    l->accept_paused_until = l->now_ms + 100;
+}
+
+static void resume_accept(struct px_loop *l)
+{
+    struct epoll_event ev = { .events = EPOLLIN,
+                              .data.u64 = (uint64_t) (uintptr_t) l | PX_TAG_LISTEN };
+
+    if (!l->accept_paused_until || l->now_ms < l->accept_paused_until)
+        return;
+    l->accept_paused_until = 0;
+    if (l->lfd >= 0)
+        (void) epoll_ctl(l->epfd, EPOLL_CTL_MOD, l->lfd, &ev);
+}
+
 static void do_accept(struct px_loop *l, int lfd, bool admin)
 {
     for (int i = 0; i < 64; i++) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof(ss);
         int fd = accept4(lfd, (struct sockaddr *) &ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0)
-            return; /* EAGAIN, or EMFILE and friends: the listener stays readable */
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                pause_accept(l, lfd);
+            return;
+        }
         if (atomic_load_explicit(&px_g.conns, memory_order_relaxed) >= px_g.cfg.max_connections) {
             l->st.rejected++;
             (void) close(fd);
@@ -449,6 +478,7 @@ int px_loop_turn(struct px_loop *l, int max_wait_ms)
     }
     refresh_table(l);
     run_timers(l);
+    resume_accept(l);
     px_conn_run_ready(l); /* last: nothing else closes a connection it re-queues */
     while (l->zombies) {
         struct px_conn *c = l->zombies;

@@ -194,6 +194,8 @@ void px_auth_init(const char *token);
 /* The cached answer of runtimed's check-token for (@id, @token); asks for one if stale. */
 enum px_token_state px_auth_token(const char *id, const char *token, size_t token_len);
 void px_auth_token_store(const char *id, const char *token, bool read);
+/* runtimed could not answer: keep a cached yes (retried soon), otherwise deny for now. */
+void px_auth_token_failed(const char *id, const char *token);
 /* Writes the host-scoped session cookie value for @host into @buf.  Returns its length. */
 size_t px_auth_cookie_make(const char *host, uint64_t now_s, char *buf, size_t cap);
 bool px_auth_cookie_check(const char *host, const char *val, size_t len, uint64_t now_s);
@@ -298,6 +300,7 @@ struct px_loop {
     int log_fd;
     bool draining;
     uint64_t drain_deadline;
+    uint64_t accept_paused_until; /* out of fds: listening again at this time */
     struct px_counters st;
 };
 

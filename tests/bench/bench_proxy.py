@@ -329,7 +329,8 @@ def main():
             return 0
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    ws_n = min(WS_N, (hard - 100) // 2)  # a proxied WebSocket costs the proxy two fds
+    # a proxied WebSocket costs the proxy two fds; keep a margin for listeners and pools
+    ws_n = min(WS_N, (hard - 200) // 2)
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="bench-proxy-"))
     print(f"# {NCPU} CPUs; load (wrk, backends, clients) on CPU {LOAD_CPU}, proxy on CPU {PROXY_CPU}; "
           f"{DUR}s x {REPEAT} per point; fd limit {hard}")
@@ -358,6 +359,7 @@ http {{ access_log off; keepalive_requests 1000000;
                 res = {c: median_run(port, c, "bench.localhost") for c in (1, 50, 256)}
                 res["sse"] = sse_run(port, "helper.localhost")
                 res["idle"] = idle_cost(p.p.pid, port, IDLE_N, "bench.localhost", hold_idle)
+                time.sleep(5)  # pooled upstream connections from that test expire
                 res["ws"] = idle_cost(p.p.pid, port, ws_n, "helper.localhost", hold_ws)
                 res["rss"] = rss_kb(p.p.pid)
                 results[name] = res
