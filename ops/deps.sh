@@ -34,11 +34,14 @@ fi
 # --- Python test packages ----------------------------------------------------------------
 # Debian's python3 (not whatever python3 comes first on PATH), so the venv matches the
 # interpreter that Spaces are built with.
-req_hash=$(cat tests/requirements.txt | sha256sum | cut -d' ' -f1)
+req_hash=$(cat tests/requirements.txt tests/requirements-nodeps.txt 2>/dev/null | sha256sum | cut -d' ' -f1)
 if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.requirements.sha256" 2>/dev/null)" != "$req_hash" ]; then
     log "creating the test venv in $VENV"
     [ -x "$VENV/bin/python" ] || /usr/bin/python3 -m venv "$VENV"
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r tests/requirements.txt
+    [ ! -f tests/requirements-nodeps.txt ] ||
+        "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps \
+            -r tests/requirements-nodeps.txt
     echo "$req_hash" > "$VENV/.requirements.sha256"
 fi
 
