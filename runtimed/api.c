@@ -1,9 +1,15 @@
 /* The HTTP server: civetweb with a bounded worker pool, one handler for /api that
  * authenticates and routes, and JSON 404s for everything else. */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "api-internal.h"
 #include "cleanup.h"
@@ -159,12 +165,61 @@ int rt_api_start(struct rt_api *api, struct rt_err *err)
     return 0;
 }
 
+struct waker {
+    int port;
+    bool ipv6;
+    atomic_bool done;
+};
+
+/* civetweb's accept loop polls with a 2 s timeout before it sees the stop flag; a
+ * connection wakes it at once, so runtimed stops in milliseconds. */
+static void *wake_accept_loop(void *p)
+{
+    struct waker *w = p;
+
+    for (int i = 0; i < 100 && !atomic_load(&w->done); i++) {
+        struct timespec ts = { .tv_nsec = 20 * 1000000L };
+        int fd = socket(w->ipv6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        (void) nanosleep(&ts, NULL);
+        if (fd < 0)
+            continue;
+        if (w->ipv6) {
+            struct sockaddr_in6 a = { .sin6_family = AF_INET6,
+                                      .sin6_port = htons(w->port),
+                                      .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+            (void) connect(fd, (struct sockaddr *) &a, sizeof(a));
+        } else {
+            struct sockaddr_in a = { .sin_family = AF_INET,
+                                     .sin_port = htons(w->port),
+                                     .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+            (void) connect(fd, (struct sockaddr *) &a, sizeof(a));
+        }
+        (void) close(fd);
+    }
+    return NULL;
+}
+
 void rt_api_stop(struct rt_api *api)
 {
+    struct mg_server_port port = { 0 };
+    struct waker w = { 0 };
+    pthread_t t;
+    bool waking = false;
+
     if (!api->ctx)
         return;
     atomic_store(&api->stopping, true);
+    if (mg_get_server_ports(api->ctx, 1, &port) == 1) {
+        w.port = port.port;
+        w.ipv6 = port.protocol == 2;
+        waking = pthread_create(&t, NULL, wake_accept_loop, &w) == 0;
+    }
     mg_stop(api->ctx);
+    if (waking) {
+        atomic_store(&w.done, true);
+        (void) pthread_join(t, NULL);
+    }
     api->ctx = NULL;
     mg_exit_library();
 }
