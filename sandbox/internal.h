@@ -46,8 +46,9 @@ struct sbx__op {
     enum sbx__op_kind kind;
     const char *src; /* static, the spec's, or the plan's pool: alive while spawning */
     const char *dst;
-    const char *data; /* SBX_OP_FILE: static or owned by the plan */
-    uint64_t size;    /* tmpfs */
+    const char *data; /* SBX_OP_FILE: the plan's own buffers */
+    size_t data_len;
+    uint64_t size; /* tmpfs */
     bool ro, recursive, dev, noexec, is_dir;
     enum sbx_step step; /* reported on failure */
     int tree;           /* child: the pre-opened clone; -1 before */
@@ -78,6 +79,7 @@ struct sbx__child {
     char overlay_opts[4096];
     int lower_fds[SBX_MAX_LAYERS + 1];
     int n_lower;
+    int mask_src;  /* child: a read-only tmpfs with an empty file and dir to mask with */
     int sync_fd;   /* read: the parent is done (uid maps, cgroups, netns) */
     int err_fd;    /* write: struct sbx__report on failure; EOF once exec succeeded */
     int status_fd; /* write (init only): the command's wait status */

@@ -140,12 +140,15 @@ int sbx__plan_build(const struct sbx_spec *spec, struct sbx__plan *plan, struct 
         if (!(op = plan_add(plan, SBX_OP_FILE, NULL, "/etc/passwd", SBX_STEP_ROOTFS)))
             return rt_err_set(err, E2BIG, "too many mounts");
         op->data = plan->passwd;
+        op->data_len = strlen(plan->passwd);
         if (!(op = plan_add(plan, SBX_OP_FILE, NULL, "/etc/group", SBX_STEP_ROOTFS)))
             return rt_err_set(err, E2BIG, "too many mounts");
         op->data = plan->group;
+        op->data_len = strlen(plan->group);
         if (!(op = plan_add(plan, SBX_OP_FILE, NULL, "/etc/hosts", SBX_STEP_ROOTFS)))
             return rt_err_set(err, E2BIG, "too many mounts");
         op->data = plan->hosts;
+        op->data_len = strlen(plan->hosts);
         /* the writable layer of the default root: a bounded /tmp */
         if (!(op = plan_add(plan, SBX_OP_TMPFS, NULL, "/tmp", SBX_STEP_TMPFS)))
             return rt_err_set(err, E2BIG, "too many mounts");
@@ -339,46 +342,55 @@ static const char *const proc_ro_dirs[] = { "sys", "irq", "bus", "fs" };
 static const char *const sys_masked_dirs[] = { "firmware", "devices/virtual/powercap",
                                                "kernel/security", "kernel/debug" };
 
-static int mask_with_empty_dir(int dirfd, const char *name)
-{
-    static const char *const opts[] = { "size=4k", "nr_inodes=1", "mode=0555", NULL };
-    _cleanup_close_ int target = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-    _cleanup_close_ int m = -1;
-
-    if (target < 0)
-        return errno == ENOENT ? 0 : -1;
-    m = new_fs("tmpfs", opts,
-               MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
-    if (m < 0)
-        return -1;
-    return move_onto(m, target);
-}
-
-/* A tiny read-only tmpfs holding one empty file, the source of every file mask: reads
- * return nothing, writes fail with EROFS, and no host device node is involved (runc's
- * /dev/null masks were swappable, CVE-2025-31133). */
-static int empty_file_source(void)
+/* One tiny read-only tmpfs holding an empty file and an empty directory, the source of
+ * every mask (a clone of it costs less than a new superblock per mask): reads return
+ * nothing, writes fail with EROFS, and no host device node is involved (runc's /dev/null
+ * masks were swappable, CVE-2025-31133). */
+static int mask_source(struct sbx__child *c)
 {
     static const char *const opts[] = { "size=4k", "nr_inodes=4", "mode=0555", NULL };
-    _cleanup_close_ int m =
-        new_fs("tmpfs", opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+    _cleanup_close_ int m = -1;
     int f;
 
+    if (c->mask_src >= 0)
+        return c->mask_src;
+    m = new_fs("tmpfs", opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
     if (m < 0)
         return -1;
     f = openat(m, "empty", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0444);
     if (f < 0)
         return -1;
     (void) rt_close(f);
+    if (mkdirat(m, "dir", 0555) < 0)
+        return -1;
     if (set_attrs(m, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
                   false) < 0)
         return -1;
-    return TAKE_FD(m);
+    c->mask_src = TAKE_FD(m);
+    return c->mask_src;
 }
 
-static int do_proc(int rootfd, struct sbx__report *rep)
+/* Covers @name under @dirfd with the empty file or directory; absent names are skipped. */
+static int mask(struct sbx__child *c, int dirfd, const char *name, bool dir)
 {
-    _cleanup_close_ int proc = -1, empty = -1;
+    _cleanup_close_ int target = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    _cleanup_close_ int tree = -1;
+    int src;
+
+    if (target < 0)
+        return errno == ENOENT ? 0 : -1;
+    src = mask_source(c);
+    if (src < 0)
+        return -1;
+    tree = open_tree(src, dir ? "dir" : "empty", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+    if (tree < 0)
+        return -1;
+    return move_onto(tree, target);
+}
+
+static int do_proc(struct sbx__child *c, int rootfd, struct sbx__report *rep)
+{
+    _cleanup_close_ int proc = -1;
 
     if (mount_new_at(rootfd, "/proc", "proc", NULL,
                      MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC) < 0)
@@ -386,25 +398,11 @@ static int do_proc(int rootfd, struct sbx__report *rep)
     proc = openat2_in_root(rootfd, "/proc", O_PATH | O_DIRECTORY);
     if (proc < 0)
         FAIL(rep, SBX_STEP_PROC, errno, "open /proc");
-    empty = empty_file_source();
-    if (empty < 0)
-        FAIL(rep, SBX_STEP_PROC, errno, "create the mask source");
-    for (size_t i = 0; i < ARRAY_SIZE(proc_masked_files); i++) {
-        _cleanup_close_ int target =
-            openat(proc, proc_masked_files[i], O_PATH | O_NOFOLLOW | O_CLOEXEC);
-        _cleanup_close_ int mask = -1;
-
-        if (target < 0) {
-            if (errno == ENOENT)
-                continue;
-            FAIL(rep, SBX_STEP_PROC, errno, "open /proc/%s", proc_masked_files[i]);
-        }
-        mask = open_tree(empty, "empty", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
-        if (mask < 0 || move_onto(mask, target) < 0)
+    for (size_t i = 0; i < ARRAY_SIZE(proc_masked_files); i++)
+        if (mask(c, proc, proc_masked_files[i], false) < 0)
             FAIL(rep, SBX_STEP_PROC, errno, "mask /proc/%s", proc_masked_files[i]);
-    }
     for (size_t i = 0; i < ARRAY_SIZE(proc_masked_dirs); i++)
-        if (mask_with_empty_dir(proc, proc_masked_dirs[i]) < 0)
+        if (mask(c, proc, proc_masked_dirs[i], true) < 0)
             FAIL(rep, SBX_STEP_PROC, errno, "mask /proc/%s", proc_masked_dirs[i]);
     for (size_t i = 0; i < ARRAY_SIZE(proc_ro_dirs); i++) {
         _cleanup_close_ int target = openat(proc, proc_ro_dirs[i], O_PATH | O_NOFOLLOW | O_CLOEXEC);
@@ -498,7 +496,7 @@ static int do_dev(struct sbx__child *c, int rootfd, int *ret_devmnt, struct sbx_
     return 0;
 }
 
-static int do_sys(int rootfd, struct sbx__report *rep)
+static int do_sys(struct sbx__child *c, int rootfd, struct sbx__report *rep)
 {
     _cleanup_close_ int sys = -1;
 
@@ -510,7 +508,7 @@ static int do_sys(int rootfd, struct sbx__report *rep)
     if (sys < 0)
         FAIL(rep, SBX_STEP_ROOTFS, errno, "open /sys");
     for (size_t i = 0; i < ARRAY_SIZE(sys_masked_dirs); i++)
-        if (mask_with_empty_dir(sys, sys_masked_dirs[i]) < 0)
+        if (mask(c, sys, sys_masked_dirs[i], true) < 0)
             FAIL(rep, SBX_STEP_ROOTFS, errno, "mask /sys/%s", sys_masked_dirs[i]);
     return 0;
 }
@@ -546,7 +544,7 @@ static int do_op(struct sbx__child *c, struct sbx__op *op, int rootfd, int *devm
         if (parent < 0)
             FAIL(rep, op->step, errno, "open parent of '%s'", op->dst);
         m = openat(parent, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
-        if (m < 0 || rt_write_all(m, op->data, strlen(op->data)) < 0)
+        if (m < 0 || rt_write_all(m, op->data, op->data_len) < 0)
             FAIL(rep, op->step, errno, "write '%s'", op->dst);
         return 0;
     case SBX_OP_DIR:
@@ -572,11 +570,11 @@ static int do_op(struct sbx__child *c, struct sbx__op *op, int rootfd, int *devm
         return 0;
     }
     case SBX_OP_PROC:
-        return do_proc(rootfd, rep);
+        return do_proc(c, rootfd, rep);
     case SBX_OP_DEV:
         return do_dev(c, rootfd, devmnt, rep);
     case SBX_OP_SYS:
-        return do_sys(rootfd, rep);
+        return do_sys(c, rootfd, rep);
     }
     FAIL(rep, op->step, EINVAL, "unknown mount operation");
 }

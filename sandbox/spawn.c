@@ -584,7 +584,7 @@ int sbx_spawn(const struct sbx_spec *spec, struct sbx **ret_box, struct rt_err *
     }
     box->pidfd = box->status_fd = box->slot_fd = -1;
     c->spec = spec;
-    c->sync_fd = c->err_fd = c->status_fd = -1;
+    c->sync_fd = c->err_fd = c->status_fd = c->mask_src = -1;
     for (int i = 0; i < 3; i++)
         c->stdio[i] = spec->stdio[i];
     if ((r = sbx__plan_build(spec, &c->plan, err)) < 0)
