@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include "../tap.h"
@@ -264,6 +265,23 @@ static void test_users_tokens(void)
     rt_store_close(st);
 }
 
+static void test_newer_schema_refused(void)
+{
+    char path[400];
+    struct rt_store *st = NULL;
+    struct rt_err err = { 0 };
+    sqlite3 *raw = NULL;
+
+    (void) snprintf(path, sizeof(path), "%s/newer.db", dir);
+    if (sqlite3_open(path, &raw) == SQLITE_OK)
+        (void) sqlite3_exec(raw, "PRAGMA user_version = 99", NULL, NULL, NULL);
+    (void) sqlite3_close(raw);
+    is_int(rt_store_open(path, &st, &err), -EPROTO, "a schema from a newer runtimed is refused");
+    ok(strstr(err.msg, "newer") != NULL, "and says so: %s", err.msg);
+    ok(st == NULL, "no store is returned");
+    (void) unlink(path);
+}
+
 int main(void)
 {
     char path[400];
@@ -279,6 +297,7 @@ int main(void)
     test_open_and_bootstrap();
     test_spaces();
     test_users_tokens();
+    test_newer_schema_refused();
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         (void) snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
         (void) unlink(path);
