@@ -420,8 +420,9 @@ static char *read_secret(const char *key, struct rt_err *err)
     if (tty) {
         quiet = old;
         quiet.c_lflag &= ~(tcflag_t) ECHO;
-        fprintf(stderr, "value for %s (input hidden, end with Enter): ", key);
+        /* echo off before the prompt: what is typed after the prompt must not be flushed */
         (void) tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+        fprintf(stderr, "value for %s (input hidden, end with Enter): ", key);
         /* one line on a terminal: read() returns at the newline */
         n = read(STDIN_FILENO, buf, SC_SECRET_MAX);
         (void) tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);

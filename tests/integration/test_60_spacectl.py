@@ -453,6 +453,39 @@ def test_secret_set(sc, rtd, demo):
     fails(sc("secret", "set", demo, "bad key", input="x"), 1, 400)
 
 
+def test_secret_set_on_a_terminal_hides_the_value(bin_dir, rtd, demo):
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    p = subprocess.Popen([bin_dir / "spacectl", "secret", "set", demo, "TTY_KEY"], stdin=slave,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env=clean_env(rtd.url, rtd.admin))
+    os.close(slave)
+    try:
+        prompt = b""
+        deadline = time.time() + TIMEOUT
+        while b"TTY_KEY" not in prompt and time.time() < deadline:
+            if select.select([p.stderr], [], [], 0.5)[0]:
+                prompt += os.read(p.stderr.fileno(), 1000)
+        assert b"value for TTY_KEY" in prompt and b"hidden" in prompt
+        os.write(master, b"typed-secret\n")
+        out, err = p.communicate(timeout=TIMEOUT)
+        assert p.returncode == 0, err
+        echoed = b""
+        while select.select([master], [], [], 0.2)[0]:
+            try:
+                echoed += os.read(master, 1000)
+            except OSError:
+                break
+        assert b"typed-secret" not in echoed, "the terminal did not echo the value"
+    finally:
+        os.close(master)
+        if p.poll() is None:
+            p.kill()
+    assert "TTY_KEY" in rtd.api("GET", f"/api/spaces/{demo}/secrets").json()
+
+
 def test_variable_set(sc, rtd, demo):
     res = ok(sc("variable", "set", demo, "MODE", "fast"))
     assert "MODE" in res.stdout
