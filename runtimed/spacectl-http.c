@@ -127,8 +127,9 @@ static CURL *new_handle(struct sc_ctx *ctx, const char *method, const char *path
     if (!h)
         return NULL;
     (void) snprintf(auth, sizeof(auth), "Authorization: Bearer %s", ctx->token);
+    /* "Expect:" stops libcurl from waiting for a 100 Continue before larger bodies */
     if (add_header(hdrs, "Accept: application/json, text/event-stream") < 0 ||
-        (ctx->token[0] && add_header(hdrs, auth) < 0)) {
+        add_header(hdrs, "Expect:") < 0 || (ctx->token[0] && add_header(hdrs, auth) < 0)) {
         curl_easy_cleanup(h);
         return NULL;
     }

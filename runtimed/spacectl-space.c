@@ -488,7 +488,10 @@ int sc_cmd_secret_set(struct sc_ctx *ctx, const struct sc_inv *inv)
         return sc_usage_error(ctx, inv, "the key must not be empty");
     value = read_secret(inv->pos[1], &err);
     if (!value) {
-        fprintf(ctx->errf, "spacectl: %s\n", rt_err_str(&err, msg, sizeof(msg)));
+        /* a value refused for its size or content needs no errno text */
+        fprintf(ctx->errf, "spacectl: %s\n",
+                err.code == E2BIG || err.code == EINVAL ? err.msg
+                                                        : rt_err_str(&err, msg, sizeof(msg)));
         return SC_EXIT_USAGE;
     }
     return set_key(ctx, inv, "secrets", inv->pos[1], value);

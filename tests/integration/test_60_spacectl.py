@@ -451,6 +451,10 @@ def test_secret_set(sc, rtd, demo):
     assert "API_KEY" in secrets
     assert "s3cret-value" not in json.dumps(secrets), "values are never returned"
     fails(sc("secret", "set", demo, "bad key", input="x"), 1, 400)
+    res = fails(sc("secret", "set", demo, "HUGE", input="a" * 70000), 2)
+    assert "larger than 65536 bytes" in res.stderr and "Argument list" not in res.stderr
+    ok(sc("secret", "set", demo, "BIG", input="b" * 60000))  # near the 64 KiB limit
+    assert "BIG" in rtd.api("GET", f"/api/spaces/{demo}/secrets").json()
 
 
 def test_secret_set_on_a_terminal_hides_the_value(bin_dir, rtd, demo):
