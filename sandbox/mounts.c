@@ -159,7 +159,8 @@ int sbx__plan_build(const struct sbx_spec *spec, struct sbx__plan *plan, struct 
         !plan_add(plan, SBX_OP_DEV, NULL, "/dev", SBX_STEP_DEV))
         return rt_err_set(err, E2BIG, "too many mounts");
     /* sysfs may only be mounted by the owner of the network namespace */
-    if (spec->net != SBX_NET_HOST && !plan_add(plan, SBX_OP_SYS, NULL, "/sys", SBX_STEP_ROOTFS))
+    if ((spec->sysfs || spec->n_gpus) && spec->net != SBX_NET_HOST &&
+        !plan_add(plan, SBX_OP_SYS, NULL, "/sys", SBX_STEP_ROOTFS))
         return rt_err_set(err, E2BIG, "too many mounts");
     for (size_t i = 0; i < spec->n_gpus; i++) {
         struct stat st;

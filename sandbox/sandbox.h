@@ -119,6 +119,12 @@ struct sbx_spec {
     const char *gpus[SBX_MAX_GPUS]; /* host device nodes bound in at the same path */
     size_t n_gpus;
 
+    /* A read-only /sys of the sandbox's own network namespace (firmware, powercap masked).
+     * Off by default (it costs a quarter of the start time); on whenever a device is
+     * given, since GPU drivers read it.  Never with SBX_NET_HOST (sysfs belongs to the
+     * owner of the network namespace). */
+    bool sysfs;
+
     bool die_with_parent; /* SIGKILL the sandbox when the caller dies; default true */
     int stdio[3];         /* fds the command gets as 0-2; -1: inherit the caller's */
 };

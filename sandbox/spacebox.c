@@ -54,6 +54,7 @@ static void usage(FILE *out)
         "  --upper-size SIZE   bound on the writable layer (default 512M)\n"
         "  --nofile N          open file limit (default 4096)\n"
         "  --name NAME         cgroup name (default sbx-PID-N)\n"
+        "  --sys               a read-only /sys (implied by --gpu; not with --net host)\n"
         "\n"
         "exit status: the command's; 128+N when killed by signal N; 125 when the sandbox\n"
         "could not be set up; 126 when CMD is not executable; 127 when it is not found.\n");
@@ -80,6 +81,7 @@ enum {
     OPT_UPPER_SIZE,
     OPT_NOFILE,
     OPT_NAME,
+    OPT_SYS,
     OPT_HELP,
 };
 
@@ -104,6 +106,7 @@ static const struct option run_options[] = {
     { "upper-size", required_argument, NULL, OPT_UPPER_SIZE },
     { "nofile", required_argument, NULL, OPT_NOFILE },
     { "name", required_argument, NULL, OPT_NAME },
+    { "sys", no_argument, NULL, OPT_SYS },
     { "help", no_argument, NULL, OPT_HELP },
     { NULL, 0, NULL, 0 },
 };
@@ -283,6 +286,9 @@ static int parse_run(int argc, char **argv, struct sbx_spec *spec, double *timeo
         }
         case OPT_NAME:
             spec->name = optarg;
+            break;
+        case OPT_SYS:
+            spec->sysfs = true;
             break;
         case OPT_HELP:
         case 'h':

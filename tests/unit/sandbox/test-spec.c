@@ -192,6 +192,9 @@ static void test_plan(void)
     op = find_op(&plan, "/tmp");
     ok(op && op->kind == SBX_OP_TMPFS && op->size == s.upper_size, "/tmp is the bounded layer");
     ok(find_op(&plan, "/proc") && find_op(&plan, "/dev"), "proc and dev are planned");
+    ok(find_op(&plan, "/sys") == NULL, "no /sys unless asked for");
+    s.sysfs = true;
+    is_int(sbx__plan_build(&s, &plan, &err), 0, "plan with sysfs builds");
     ok(find_op(&plan, "/sys") && find_op(&plan, "/sys")->kind == SBX_OP_SYS,
        "sysfs (read-only) with a private netns");
 
