@@ -18,7 +18,12 @@ trap stop INT TERM EXIT
 
 bin/runtimed --data-dir "$data_dir" &
 pids+=($!)
-bin/spaceproxy --runtimed http://127.0.0.1:8080 &
+# spaceproxy authenticates with the proxy token runtimed writes at its first start.
+for _ in $(seq 100); do
+    [ -s "$data_dir/proxy.token" ] || ! kill -0 "${pids[0]}" 2>/dev/null && break
+    sleep 0.1
+done
+bin/spaceproxy --runtimed http://127.0.0.1:8080 --token-file "$data_dir/proxy.token" &
 pids+=($!)
 
 cat >&2 <<MSG

@@ -44,9 +44,16 @@ static void log_request(struct rt_req *r)
                       : rt_auth_is_proxy(&r->who) ? "(proxy)"
                                                   : r->who.token.user;
 
+    enum rt_log_level lvl = RT_LOG_INFO;
+
+    /* Successful reads (the proxy polls routes every second) only at debug level. */
+    if (r->status >= 500)
+        lvl = RT_LOG_ERR;
+    else if (r->status < 400 && (rt__is(r, "GET") || rt__is(r, "HEAD")))
+        lvl = RT_LOG_DEBUG;
     /* Path only: bodies and query strings are never logged (they may carry secrets). */
-    rt_log(r->status >= 500 ? RT_LOG_ERR : RT_LOG_INFO, &ctx, "%s %s %d user=%s", r->method,
-           r->ri->local_uri ? r->ri->local_uri : "?", r->status, who);
+    rt_log(lvl, &ctx, "%s %s %d user=%s", r->method, r->ri->local_uri ? r->ri->local_uri : "?",
+           r->status, who);
 }
 
 static int route(struct rt_req *r)
