@@ -322,3 +322,17 @@ def test_unknown_paths(shared_rt, alice):
         r = shared_rt.get(path, alice)
         assert r.status_code == 404, path
         assert "error" in r.json()
+
+
+def test_concurrent_creates(shared_rt, alice):
+    from concurrent.futures import ThreadPoolExecutor
+
+    name = unique("race")
+    with ThreadPoolExecutor(8) as pool:
+        same = list(pool.map(lambda _: shared_rt.create_space("alice", name, alice).status_code, range(16)))
+        names = [unique("par") for _ in range(16)]
+        distinct = list(pool.map(lambda n: shared_rt.create_space("alice", n, alice).status_code, names))
+    assert sorted(same) == [200] + [409] * 15
+    assert distinct == [200] * 16
+    listed = {s["id"] for s in shared_rt.get("/api/spaces?author=alice&limit=1000").json()}
+    assert {f"alice/{n}" for n in names} <= listed
