@@ -202,7 +202,7 @@ static int api_error(struct sc_ctx *ctx, const char *path, long status, const st
     return SC_EXIT_API;
 }
 
-int sc_link_next(const char *link, char *buf, size_t len)
+int sc_link_next(const char *link, const char *base, char *buf, size_t len)
 {
     const char *p = link;
 
@@ -223,7 +223,9 @@ int sc_link_next(const char *link, char *buf, size_t len)
             continue;
         /* keep the path and query: the base is ours, whatever host the server saw */
         url = lt + 1;
-        if (strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0) {
+        if (base[0] && strncmp(url, base, strlen(base)) == 0 && url[strlen(base)] == '/') {
+            url += strlen(base); /* our base, with any path prefix a proxy adds */
+        } else if (strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0) {
             url = strchr(strstr(url, "://") + 3, '/');
             if (!url || url > gt)
                 return -EINVAL;
@@ -293,7 +295,7 @@ static int request(struct sc_ctx *ctx, const char *method, const char *path, jso
         if (next) {
             next[0] = '\0';
             if (curl_easy_header(h, "Link", 0, CURLH_HEADER, -1, &link) == CURLHE_OK &&
-                sc_link_next(link->value, next, next_len) < 0)
+                sc_link_next(link->value, ctx->url, next, next_len) < 0)
                 next[0] = '\0';
         }
         *ret_json = j ? j : json_null();

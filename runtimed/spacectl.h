@@ -110,9 +110,10 @@ int sc_api(struct sc_ctx *ctx, const char *method, const char *path, json_t *bod
  * *ret_array.  Returns 0 or an exit status, like sc_api. */
 int sc_api_list(struct sc_ctx *ctx, const char *path, json_t **ret_array);
 
-/* Finds the rel="next" URL in a Link header value and writes its path and query into
- * @buf.  Returns 0, -ENOENT when there is none, -EINVAL or -ENAMETOOLONG. */
-int sc_link_next(const char *link, char *buf, size_t len);
+/* Finds the rel="next" URL in a Link header value and writes what goes after our base
+ * URL into @buf: the rest of the URL when it starts with @base, else its path and query.
+ * Returns 0, -ENOENT when there is none, -EINVAL or -ENAMETOOLONG. */
+int sc_link_next(const char *link, const char *base, char *buf, size_t len);
 
 /* Streams the Server-Sent Events at @path and calls @on_data with each event's data.
  * Without @follow, returns once no event arrived for @idle_ms (the end of what exists);

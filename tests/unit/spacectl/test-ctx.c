@@ -142,25 +142,38 @@ static void test_escape(void)
     is_str(b, "cpu-basic", "leaves safe names alone");
 }
 
+/* The next link as seen by a client whose base URL is not the one the server wrote. */
+static int next_of(const char *link, char *buf, size_t len)
+{
+    return sc_link_next(link, "http://elsewhere:1", buf, len);
+}
+
 static void test_link_next(void)
 {
     char buf[128];
 
-    is_int(
-        sc_link_next("<http://h:8080/api/spaces?limit=2&cursor=7>; rel=\"next\"", buf, sizeof(buf)),
-        0, "absolute next link");
+    is_int(next_of("<http://h:8080/api/spaces?limit=2&cursor=7>; rel=\"next\"", buf, sizeof(buf)),
+           0, "absolute next link");
     is_str(buf, "/api/spaces?limit=2&cursor=7", "keeps path and query, drops the host");
-    is_int(sc_link_next("<https://x/a?p=1>; rel=\"prev\", <https://x/a?p=3>; rel=\"next\"", buf,
-                        sizeof(buf)),
+    is_int(next_of("<https://x/a?p=1>; rel=\"prev\", <https://x/a?p=3>; rel=\"next\"", buf,
+                   sizeof(buf)),
            0, "next among several links");
     is_str(buf, "/a?p=3", "the next one, not the first");
-    is_int(sc_link_next("</api/spaces?cursor=9>; rel=next", buf, sizeof(buf)), 0, "relative");
+    is_int(next_of("</api/spaces?cursor=9>; rel=next", buf, sizeof(buf)), 0, "relative");
     is_str(buf, "/api/spaces?cursor=9", "relative path kept");
-    is_int(sc_link_next("<http://x/a>; rel=\"prev\"", buf, sizeof(buf)), -ENOENT, "no next");
-    is_int(sc_link_next("garbage", buf, sizeof(buf)), -ENOENT, "not a link");
-    is_int(sc_link_next("<ftp:x>; rel=\"next\"", buf, sizeof(buf)), -EINVAL, "not a path");
-    is_int(sc_link_next("<http://x/aaaaaaaaaaaaaaaaaaaa>; rel=\"next\"", buf, 8), -ENAMETOOLONG,
+    is_int(next_of("<http://x/a>; rel=\"prev\"", buf, sizeof(buf)), -ENOENT, "no next");
+    is_int(next_of("garbage", buf, sizeof(buf)), -ENOENT, "not a link");
+    is_int(next_of("<ftp:x>; rel=\"next\"", buf, sizeof(buf)), -EINVAL, "not a path");
+    is_int(next_of("<http://x/aaaaaaaaaaaaaaaaaaaa>; rel=\"next\"", buf, 8), -ENAMETOOLONG,
            "too long for the buffer");
+    is_int(sc_link_next("<https://h/prefix/api/spaces?c=1>; rel=\"next\"", "https://h/prefix", buf,
+                        sizeof(buf)),
+           0, "a base with a path prefix");
+    is_str(buf, "/api/spaces?c=1", "the prefix is ours: not repeated");
+    is_int(
+        sc_link_next("<https://h/prefixed/x>; rel=\"next\"", "https://h/prefix", buf, sizeof(buf)),
+        0, "a URL that merely starts like the base");
+    is_str(buf, "/prefixed/x", "is taken as a path, not cut mid-segment");
 }
 
 int main(void)
