@@ -4,8 +4,8 @@ Prints figures; never pass/fail.  Both sandboxes run /bin/true with the same nam
 (user, pid, mount, ipc, uts, cgroup, net with loopback: bwrap --unshare-all), measured
 interleaved in one run so machine noise hits both alike.  Two bwrap layouts are timed:
 "minimal" (read-only /usr, /proc, /dev, tmpfs /tmp: the research baseline) and "same"
-(the layout spacebox builds by default: plus the minimal /etc files, read-only /sys,
-generated passwd/group/hosts).  The ratio printed first compares with the minimal one,
+(the layout spacebox builds by default: plus the minimal /etc files and generated
+passwd/group/hosts; spacebox also masks /proc files, which bwrap does not).  The ratio printed first compares with the minimal one,
 the stricter of the two.  BENCH_N sets the number of runs (default 200)."""
 import os
 import pathlib
@@ -46,7 +46,7 @@ def bwrap_minimal(bwrap):
 def bwrap_same(bwrap, gen):
     args = [bwrap, "--unshare-all", "--die-with-parent", "--new-session",
             "--hostname", "sandbox", "--ro-bind", "/usr", "/usr", *root_links(),
-            "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--ro-bind", "/sys", "/sys"]
+            "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
     for name in ETC:
         p = pathlib.Path("/etc") / name
         if p.is_symlink():
@@ -104,6 +104,49 @@ def idle_cost(spacebox):
         p.wait(timeout=30)
 
 
+def meminfo_kib(key):
+    for line in open("/proc/meminfo"):
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def host_cost_per_sandbox(spacebox, k=20):
+    """Starts @k idle sandboxes (no limits, so no cgroup of their own) from inside one
+    memory cgroup made for the measure, and divides its charge by @k: the supervisor, the
+    init, the command, page tables and the kernel objects of every namespace and mount.
+    Returns KiB per sandbox, or None without a v1/v2 memory controller."""
+    v1 = pathlib.Path("/sys/fs/cgroup/memory")
+    group = (v1 if v1.is_dir() else pathlib.Path("/sys/fs/cgroup")) / f"bench-sbx-{os.getpid()}"
+    usage = "memory.usage_in_bytes" if v1.is_dir() else "memory.current"
+    try:
+        group.mkdir()
+    except OSError:
+        return None
+
+    def enter():
+        (group / "cgroup.procs").write_text(str(os.getpid()))
+
+    procs = []
+    try:
+        procs = [subprocess.Popen([spacebox, "run", "--", "sleep", "60"], preexec_fn=enter)
+                 for _ in range(k)]
+        time.sleep(1.0)
+        total = int((group / usage).read_text()) // 1024
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=30)
+        for _ in range(100):
+            try:
+                group.rmdir()
+                break
+            except OSError:
+                time.sleep(0.05)
+    return total / k
+
+
 def main():
     spacebox = str(BIN / "spacebox")
     bwrap = shutil.which("bwrap")
@@ -145,6 +188,10 @@ def main():
     print("memory of one idle sandbox (spacebox run --memory 1G -- sleep 60):")
     for k, v in idle_cost(spacebox).items():
         print(f"  {k}: {v}")
+    per = host_cost_per_sandbox(spacebox)
+    if per is not None:
+        print(f"  charged to the host per idle sandbox (20 started in one memory cgroup; "
+              f"supervisor, init, sleep, page tables, namespaces, mounts): {per:.0f} KiB")
     shutil.rmtree(gen, ignore_errors=True)
     return 0
 
