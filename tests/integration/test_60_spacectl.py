@@ -544,9 +544,15 @@ def test_logs_without_follow_end(sc, rtd, demo, tmp_path):
     assert res.stdout.strip(), "the build log has lines"
     assert "data:" not in res.stdout and '"timestamp"' not in res.stdout, "lines, not events"
 
+    lines = res.stdout.splitlines()
+
     res = ok(sc("logs", "owner/logged", "--build", "--json", timeout=30))
     events = [json.loads(line) for line in res.stdout.splitlines()]
-    assert events and all("data" in e for e in events)
+    assert events and all("data" in e and "timestamp" in e for e in events)
+    assert [e["data"].rstrip("\n") for e in events] == lines, "text mode prints each event's data"
+
+    res = ok(sc("logs", "owner/logged", "--build", "--tail", "1", timeout=30))
+    assert res.stdout.splitlines() == lines[-1:]
 
 
 def test_logs_of_a_space_without_logs_end_quietly(sc, rtd, demo):
