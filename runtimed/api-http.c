@@ -29,25 +29,45 @@ static void send_headers(struct rt_req *r, int status, const char *type, size_t 
     (void) mg_response_header_send(r->conn);
 }
 
+/* Replies are kept in @r and sent by rt__flush() once the handler has returned and the
+ * store lock is free: a slow client must never hold the lock while we write to it. */
 int rt__reply_json_h(struct rt_req *r, int status, json_t *body, const char *hname,
                      const char *hvalue)
 {
-    _cleanup_free_ char *text = NULL;
+    char *text = NULL;
 
+    if (r->status)
+        return r->status; /* the first reply wins */
     if (body)
         text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
     json_decref(body);
     if (!text) {
-        /* Out of memory: still answer, with a body that needs no allocation. */
-        static const char oom[] = "{\"error\":\"out of memory\"}";
-        send_headers(r, 503, "application/json", sizeof(oom) - 1, NULL, NULL);
-        (void) mg_write(r->conn, oom, sizeof(oom) - 1);
+        r->oom = true;
         return r->status = 503;
     }
-    send_headers(r, status, "application/json", strlen(text), hname, hvalue);
-    if (strcmp(r->method, "HEAD") != 0)
-        (void) mg_write(r->conn, text, strlen(text));
+    r->out = text;
+    if (hname && strlen(hname) < sizeof(r->hname) && strlen(hvalue) < sizeof(r->hvalue)) {
+        memcpy(r->hname, hname, strlen(hname) + 1);
+        memcpy(r->hvalue, hvalue, strlen(hvalue) + 1);
+    }
     return r->status = status;
+}
+
+void rt__flush(struct rt_req *r)
+{
+    static const char oom[] = "{\"error\":\"out of memory\"}";
+    const char *body = r->oom ? oom : r->out;
+    size_t len = body ? strlen(body) : 0;
+
+    if (r->sent || !r->status)
+        return;
+    r->sent = true;
+    send_headers(r, r->status, body ? "application/json" : NULL, len, r->hname[0] ? r->hname : NULL,
+                 r->hvalue);
+    if (body && strcmp(r->method, "HEAD") != 0)
+        (void) mg_write(r->conn, body, len);
+    free(r->out);
+    r->out = NULL;
 }
 
 int rt__reply_json(struct rt_req *r, int status, json_t *body)
@@ -68,7 +88,8 @@ int rt__reply_error(struct rt_req *r, int status, const char *fmt, ...)
 
 int rt__reply_empty(struct rt_req *r, int status)
 {
-    send_headers(r, status, NULL, 0, NULL, NULL);
+    if (r->status)
+        return r->status;
     return r->status = status;
 }
 

@@ -25,7 +25,13 @@ struct rt_req {
     char path[1024];
     char *seg[RT_MAX_SEGS]; /* path segments after "/api/" */
     int nseg;
-    int status; /* the status sent, 0 before */
+    int status; /* the status of the reply, 0 before one is made */
+    /* the reply, sent by rt__flush() after the handler returns */
+    char *out;
+    bool oom;
+    bool sent; /* a streaming handler wrote the answer itself */
+    char hname[32];
+    char hvalue[1400];
 };
 
 static inline bool rt__is(const struct rt_req *r, const char *method)
@@ -33,7 +39,8 @@ static inline bool rt__is(const struct rt_req *r, const char *method)
     return strcmp(r->method, method) == 0;
 }
 
-/* replies */
+/* Replies: the first one made wins; none is written to the client before rt__flush(). */
+void rt__flush(struct rt_req *r);
 int rt__reply_json(struct rt_req *r, int status, json_t *body); /* steals @body */
 /* The same with one extra header (e.g. Link). */
 int rt__reply_json_h(struct rt_req *r, int status, json_t *body, const char *hname,

@@ -68,13 +68,14 @@ static int stream(struct rt_req *r, const struct rt_space *sp, enum rt_log_kind 
         s.last = rt_store_log_tail_start(r->st, sp->id, kind, (int) tail);
     rt_store_unlock(r->st);
 
+    r->status = 200;
+    r->sent = true;
     mg_disable_connection_keep_alive(r->conn);
     (void) mg_response_header_start(r->conn, 200);
     (void) mg_response_header_add(r->conn, "Content-Type", "text/event-stream", -1);
     (void) mg_response_header_add(r->conn, "Cache-Control", "no-cache", -1);
     (void) mg_response_header_add(r->conn, "X-Accel-Buffering", "no", -1);
     (void) mg_response_header_send(r->conn);
-    r->status = 200;
 
     while (!s.broken && !atomic_load(&r->api->stopping)) {
         int rc;

@@ -106,9 +106,13 @@ static int on_api(struct mg_connection *conn, void *cbdata)
     }
     route(&r);
 out:
+    if (!r.status)
+        rt__reply_error(&r, 500, "internal error: no answer");
+    rt__flush(&r);
     log_request(&r);
     rt_principal_done(&r.who);
-    return r.status ? r.status : 500;
+    free(r.out);
+    return r.status;
 }
 
 static int on_other(struct mg_connection *conn, void *cbdata)
@@ -116,7 +120,9 @@ static int on_other(struct mg_connection *conn, void *cbdata)
     struct rt_req r = { .conn = conn, .ri = mg_get_request_info(conn), .api = cbdata };
 
     r.method = r.ri->request_method ? r.ri->request_method : "";
-    return rt__reply_error(&r, 404, "no such endpoint");
+    rt__reply_error(&r, 404, "no such endpoint");
+    rt__flush(&r);
+    return r.status;
 }
 
 static int on_log_message(const struct mg_connection *conn, const char *message)
