@@ -590,6 +590,34 @@ static int restart_space(struct rt_req *r, struct rt_space *s)
     return save(r, s, "restart", factory ? "factory" : "");
 }
 
+/* PUT …/settings: the Hub's visibility switch; gating and discussions do not apply. */
+static int settings(struct rt_req *r, struct rt_space *s)
+{
+    json_t *body = rt__req_object(r, false);
+    bool priv = s->private_;
+    struct rt_err err = { 0 };
+    int rc;
+
+    if (!body)
+        return r->status;
+    if (read_private(r, body, &priv) < 0)
+        goto out;
+    if (priv != s->private_) {
+        s->private_ = priv;
+        rc = rt_store_space_update(r->st, s, &err);
+        if (rc >= 0)
+            rc = rt_store_event_add(r->st, s->id, "settings", priv ? "private" : "public", &err);
+        if (rc < 0) {
+            rt__reply_err(r, rc, &err);
+            goto out;
+        }
+    }
+    rt__reply_json(r, 200, json_pack("{s:b}", "private", s->private_));
+out:
+    json_decref(body);
+    return r->status;
+}
+
 /* --- secrets and variables ------------------------------------------------------------- */
 
 struct kv_ctx {
@@ -767,6 +795,13 @@ static int one_space(struct rt_req *r)
     if (strcmp(sub, "runtime") == 0)
         return method_is(r, "GET") ? rt__reply_json(r, 200, rt__json_runtime(r, &s))
                                    : rt__reply_error(r, 405, "use GET");
+    if (strcmp(sub, "settings") == 0) {
+        if (!method_is(r, "PUT"))
+            return rt__reply_error(r, 405, "use PUT");
+        if (!rt_auth_can_write(&r->who, &s))
+            return rt__reply_denied(r, "change this Space");
+        return settings(r, &s);
+    }
     if (strcmp(sub, "duplicate") == 0)
         return method_is(r, "POST") ? duplicate(r, &s) : rt__reply_error(r, 405, "use POST");
     if (strcmp(sub, "hardware") != 0 && strcmp(sub, "sleeptime") != 0 &&

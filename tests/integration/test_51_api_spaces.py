@@ -336,3 +336,19 @@ def test_concurrent_creates(shared_rt, alice):
     assert distinct == [200] * 16
     listed = {s["id"] for s in shared_rt.get("/api/spaces?author=alice&limit=1000").json()}
     assert {f"alice/{n}" for n in names} <= listed
+
+
+def test_settings_visibility(shared_rt, alice):
+    name = unique()
+    assert shared_rt.create_space("alice", name, alice).status_code == 200
+    base = f"/api/spaces/alice/{name}"
+    r = shared_rt.request("PUT", base + "/settings", alice, json={"private": True})
+    assert r.status_code == 200 and r.json() == {"private": True}
+    assert shared_rt.get(base).status_code == 404
+    assert shared_rt.get(base, alice).json()["private"] is True
+    r = shared_rt.request("PUT", base + "/settings", alice, json={"visibility": "public"})
+    assert r.status_code == 200
+    assert shared_rt.get(base).json()["private"] is False
+    assert_error(shared_rt.request("PUT", base + "/settings", alice, json={"private": "no"}), 400)
+    assert_error(shared_rt.request("PUT", base + "/settings", shared_rt.token("alice", "read"), json={"private": True}), 403)
+    assert_error(shared_rt.post(base + "/settings", alice, json={"private": True}), 405)

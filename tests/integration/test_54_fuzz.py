@@ -33,6 +33,7 @@ ENDPOINTS = [
     ("GET", SPACE + "/variables", []),
     ("POST", SPACE + "/variables", ["key", "value", "description"]),
     ("DELETE", SPACE + "/variables", ["key"]),
+    ("PUT", SPACE + "/settings", ["private", "visibility"]),
     ("POST", SPACE + "/duplicate", ["repository", "private", "hardware", "sleepTimeSeconds", "secrets", "variables"]),
     ("GET", SPACE + "/logs/build?follow=0", []),
     ("GET", SPACE + "/logs/run?follow=0", []),

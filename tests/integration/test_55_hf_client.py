@@ -59,3 +59,11 @@ def test_info_list_duplicate_delete(api, shared_rt):
     api.delete_repo("admin/hf-copy", repo_type="space", missing_ok=True)
     with pytest.raises(hf.errors.RepositoryNotFoundError):
         api.get_space_runtime("admin/hf-copy")
+
+
+def test_update_visibility(api, shared_rt):
+    api.create_repo("admin/hf-vis", repo_type="space", space_sdk="static")
+    api.update_repo_settings("admin/hf-vis", repo_type="space", private=True)
+    anon = hf.HfApi(endpoint=shared_rt.url, token=False)
+    assert not anon.repo_exists("admin/hf-vis", repo_type="space")
+    assert api.space_info("admin/hf-vis").private
