@@ -24,25 +24,42 @@ static const char *const deny4[] = {
     "172.16.0.0/12", "192.0.0.0/24", "192.168.0.0/16", "198.18.0.0/15", "224.0.0.0/3",
 };
 
+static uint32_t net4_masked(struct sbx__net4 n);
+
 static void put_net(FILE *f, const char *sep, struct sbx__net4 n)
 {
-    struct in_addr a = { htonl(n.prefix ? n.addr & (UINT32_MAX << (32 - n.prefix)) : 0) };
+    struct in_addr a = { htonl(net4_masked(n)) };
     char ip[INET_ADDRSTRLEN];
 
     (void) inet_ntop(AF_INET, &a, ip, sizeof(ip));
     fprintf(f, "%s%s/%u", sep, ip, n.prefix);
 }
 
+static uint32_t net4_masked(struct sbx__net4 n)
+{
+    return n.prefix ? n.addr & (UINT32_MAX << (32 - n.prefix)) : 0;
+}
+
 /* Written into the table's comment: an existing table is reused only when it was made for
- * the same pool and prefix by this version of the rules. */
-static void fingerprint(const struct sbx_net_conf *c, char *buf, size_t len)
+ * the same pool, prefix, host subnets and uids by this version of the rules, so a change of
+ * any of them (a DHCP renewal included) is picked up by the next attach. */
+static void fingerprint(const struct sbx_net_conf *c, const struct sbx__net4 *hostnets,
+                        size_t nnets, char *buf, size_t len)
 {
     char ip[INET_ADDRSTRLEN];
+    uint32_t h = 2166136261u; /* FNV-1a over the masked subnets, in the kernel's order */
     size_t n;
 
+    for (size_t i = 0; i < nnets; i++) {
+        uint32_t v[2] = { net4_masked(hostnets[i]), hostnets[i].prefix };
+        const unsigned char *b = (const unsigned char *) v;
+
+        for (size_t j = 0; j < sizeof(v); j++)
+            h = (h ^ b[j]) * 16777619u;
+    }
     (void) inet_ntop(AF_INET, &c->pool, ip, sizeof(ip));
-    (void) snprintf(buf, len, "sbxnet rules v1 pool %s/%u links %s* uids %s", ip, c->pool_prefix,
-                    c->ifprefix, c->n_allow_uids ? "0" : "any");
+    (void) snprintf(buf, len, "sbxnet rules v1 pool %s/%u links %s* hostnets %08x uids %s", ip,
+                    c->pool_prefix, c->ifprefix, (unsigned) h, c->n_allow_uids ? "0" : "any");
     for (size_t i = 0; i < c->n_allow_uids; i++) {
         n = strlen(buf);
         (void) snprintf(buf + n, len - n, ",%u", (unsigned) c->allow_uids[i]);
@@ -68,7 +85,7 @@ char *sbx__net_ruleset(const struct sbx_net_conf *c, const struct sbx__net4 *hos
     char fp[256];
     size_t len = 0;
 
-    fingerprint(c, fp, sizeof(fp));
+    fingerprint(c, hostnets, n, fp, sizeof(fp));
     f = open_memstream(&buf, &len);
     if (!f) {
         rt_err_set(err, errno, "allocate the ruleset");
@@ -210,7 +227,8 @@ int sbx__net_filter_remove(const struct sbx_net_conf *c, struct rt_err *err)
     return 0;
 }
 
-int sbx__net_filter_present(const struct sbx_net_conf *c, struct rt_err *err)
+int sbx__net_filter_present(const struct sbx_net_conf *c, const struct sbx__net4 *hostnets,
+                            size_t n, struct rt_err *err)
 {
     _cleanup_free_ char *out = NULL;
     char cmds[128], fp[256];
@@ -222,6 +240,6 @@ int sbx__net_filter_present(const struct sbx_net_conf *c, struct rt_err *err)
         return 0;
     if (r < 0)
         return rt_err_wrap(err, "list nftables table 'inet %s'", c->table);
-    fingerprint(c, fp, sizeof(fp));
+    fingerprint(c, hostnets, n, fp, sizeof(fp));
     return strstr(out, fp) ? 1 : 0;
 }

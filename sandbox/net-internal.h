@@ -34,9 +34,10 @@ int sbx__net_filter_install(const struct sbx_net_conf *c, const struct sbx__net4
                             size_t n, struct rt_err *err);
 /* Deletes the table; absent is success.  Returns 0 or -errno. */
 int sbx__net_filter_remove(const struct sbx_net_conf *c, struct rt_err *err);
-/* 1 when the table exists and was made for @c's pool and prefix by these rules, 0 when
+/* 1 when the table exists and was made for @c and @hostnets by these rules, 0 when
  * not (absent or stale: install it), or -errno. */
-int sbx__net_filter_present(const struct sbx_net_conf *c, struct rt_err *err);
+int sbx__net_filter_present(const struct sbx_net_conf *c, const struct sbx__net4 *hostnets,
+                            size_t n, struct rt_err *err);
 
 /* net-link.c: libnl helpers.  Each returns 0 or -errno and fills err. */
 int sbx__nl_open(struct nl_sock **ret_sk, struct rt_err *err);

@@ -70,12 +70,12 @@ static int ensure_filter(struct nl_sock *sk, const struct sbx_net_conf *c, struc
     size_t n = 0;
     int r;
 
-    r = sbx__net_filter_present(c, err);
-    if (r != 0)
-        return r < 0 ? r : 0;
     r = sbx__net_host_subnets(sk, c, &nets, &n, err);
     if (r < 0)
         return r;
+    r = sbx__net_filter_present(c, nets, n, err);
+    if (r != 0)
+        return r < 0 ? r : 0;
     return sbx__net_filter_install(c, nets, n, err);
 }
 

@@ -263,3 +263,15 @@ def test_concurrent_attaches_get_distinct_slots(host):
     assert sorted(got) == sorted(f"spv{i}" for i in range(8))
     for s in spaces:
         assert probe(ns.argv(), s.link["space_ip"], s.port) == s.name
+
+
+def test_new_host_subnets_are_denied_at_the_next_attach(host):
+    ns, procs = host
+    attach(ns, Space(procs, "first", parent_ns=ns))
+    deny = lambda: ns.exec("nft", "list", "set", "inet", "spaceport", "deny4").stdout  # noqa: E731
+    assert "198.51.100.0/24" not in deny()
+    # the host gains an address on a public-looking subnet (its new LAN, say)
+    ns.ip("link", "add", "lan0", "type", "veth", "peer", "name", "lan0p")
+    ns.ip("addr", "add", "198.51.100.7/24", "dev", "lan0")
+    attach(ns, Space(procs, "second", parent_ns=ns))
+    assert "198.51.100.0/24" in deny()

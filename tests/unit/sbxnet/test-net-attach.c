@@ -79,9 +79,14 @@ static bool wait_links(const struct sbx_net_conf *conf, size_t want)
 
 static int filter_present(const struct sbx_net_conf *conf)
 {
+    _cleanup_(sbx__nl_closep) struct nl_sock *sk = NULL;
+    _cleanup_free_ struct sbx__net4 *nets = NULL;
     struct rt_err err = { 0 };
+    size_t n = 0;
 
-    return sbx__net_filter_present(conf, &err);
+    if (sbx__nl_open(&sk, &err) < 0 || sbx__net_host_subnets(sk, conf, &nets, &n, &err) < 0)
+        return -1;
+    return sbx__net_filter_present(conf, nets, n, &err);
 }
 
 static void test_attach_detach(struct sbx_net_conf *conf)
