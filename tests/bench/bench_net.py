@@ -88,7 +88,8 @@ def main():
         print(f"  --net none   {fmt(none)}")
         print(f"  --net veth   {fmt(veth)}")
         print(f"  networking adds {statistics.median(veth) - statistics.median(none):+.2f} ms "
-              "at the median (attach before the init runs, detach after it exits)")
+              "at the median (spacebox execs bin/spacenet attach before the init runs; the link "
+              "dies with the sandbox's netns)")
         peer = ip_peer(ns)
         print("-- peer: the same link with ip(8), 6 execs (40 runs)")
         print(f"  ip commands  {fmt(peer)}")
