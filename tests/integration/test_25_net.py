@@ -121,15 +121,26 @@ def test_egress_reaches_internet_but_not_private_ranges(world):
     assert a.probe(INTERNET, 80) is None  # no egress by default
 
 
+def group_drops(host):
+    out = host.exec("nft", "list", "chain", "inet", "spaceport", "forward").stdout
+    line = next(l for l in out.splitlines() if "iifgroup" in l)
+    return int(line.split("counter packets ")[1].split()[0])
+
+
 def test_a_space_that_routes_anyway_reaches_nothing(world):
     """Without egress a Space has no default route; one that adds it (root in its netns here,
-    which a real sandbox is not) still meets the host's forward rules."""
-    a = world["a"]
+    which a real sandbox is not) still meets the host's forward rules, even when the host
+    forwards on its link (writing net.ipv4.ip_forward=1 later turns that on for every link)."""
+    a, host = world["a"], world["host"]
     a.nsexec("ip", "route", "add", "default", "via", a.link["host_ip"])
+    host.exec("sysctl", "-qw", f"net.ipv4.conf.{a.link['host_if']}.forwarding=1")
     try:
+        before = group_drops(host)
         for target in (INTERNET, METADATA, PRIVATE, LAN_GW):
             assert a.probe(target, 80) is None, target
+        assert group_drops(host) > before  # the egress-group rule is what stopped them
     finally:
+        host.exec("sysctl", "-qw", f"net.ipv4.conf.{a.link['host_if']}.forwarding=0")
         a.nsexec("ip", "route", "del", "default", check=False)
 
 
