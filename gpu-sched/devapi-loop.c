@@ -543,6 +543,14 @@ int gpu_api_dispatch(struct gpu_api *api, int timeout_ms, struct rt_err *err)
         }
     }
     run_timers(api);
+    /* A grant, a failure or a ping may have been queued on a stream other than the
+     * connection an event came in on: write everything that waits. */
+    for (unsigned i = 0; i < api->cfg.max_conns; i++) {
+        struct gpu__conn *c = api->conns[i];
+
+        if (c && (c->out_len > c->out_off || c->state == GPU__C_CLOSING) && !c->want_out)
+            (void) flush_out(api, c);
+    }
     return 0;
 }
 

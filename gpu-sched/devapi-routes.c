@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -262,7 +263,7 @@ static int identify(struct gpu_api *api, struct gpu__conn *c, const char *token,
     *ret_has = false;
     if (!token)
         return 0;
-    r = api->have_key ? gpu_visitor_verify(api->key, token, strlen(token), rt_now_ns() / 1000000000,
+    r = api->have_key ? gpu_visitor_verify(api->key, token, strlen(token), (uint64_t) time(NULL),
                                            api->cfg.token_max_age_s, v)
                       : -EINVAL;
     if (r < 0 && api->cfg.strict_tokens)
