@@ -28,6 +28,20 @@ static int on_url(llhttp_t *p, const char *at, size_t len)
     return 0;
 }
 
+/* Header names and values are counted as llhttp hands them over (it keeps no copy),
+ * so a long or endless header costs nothing but this count before the 431. */
+static int on_header_bytes(llhttp_t *p, const char *at, size_t len)
+{
+    struct gpu__conn *c = conn_of(p);
+
+    c->head_bytes += len;
+    if (c->head_bytes > c->max_header) {
+        c->status = 431;
+        return -1;
+    }
+    return 0;
+}
+
 static int on_headers_complete(llhttp_t *p)
 {
     conn_of(p)->head_done = true;
@@ -36,7 +50,13 @@ static int on_headers_complete(llhttp_t *p)
 
 static int on_body(llhttp_t *p, const char *at, size_t len)
 {
-    conn_of(p)->body_bytes += len;
+    struct gpu__conn *c = conn_of(p);
+
+    c->body_bytes += len;
+    if (c->body_bytes > c->max_body) {
+        c->status = 413;
+        return -1;
+    }
     return 0;
 }
 
@@ -48,6 +68,8 @@ static int on_message_complete(llhttp_t *p)
 
 static const llhttp_settings_t settings = {
     .on_url = on_url,
+    .on_header_field = on_header_bytes,
+    .on_header_value = on_header_bytes,
     .on_headers_complete = on_headers_complete,
     .on_body = on_body,
     .on_message_complete = on_message_complete,
@@ -73,28 +95,16 @@ void gpu__http_next(struct gpu__conn *c)
 
 size_t gpu__http_feed(struct gpu_api *api, struct gpu__conn *c, const char *buf, size_t len)
 {
-    size_t used = len;
     enum llhttp_errno e;
 
-    /* Headers are bounded by counting what arrives before they end (to within one
-     * read); llhttp keeps no copy, so nothing else grows with a long header. */
-    if (!c->head_done)
-        c->head_bytes += len;
+    c->max_header = api->cfg.max_header;
+    c->max_body = api->cfg.max_body;
     e = llhttp_execute(&c->parser, buf, len);
-    if (e == HPE_PAUSED) {
-        used = (size_t) (llhttp_get_error_pos(&c->parser) - buf);
-    } else if (e != HPE_OK) {
-        if (!c->status)
-            c->status = 400;
-        return 0;
-    }
-    if (c->done)
-        return used;
-    if (c->body_bytes > api->cfg.max_body)
-        c->status = 413;
-    else if (!c->head_done && c->head_bytes > api->cfg.max_header)
-        c->status = 431;
-    return used;
+    if (e == HPE_PAUSED)
+        return (size_t) (llhttp_get_error_pos(&c->parser) - buf);
+    if (e != HPE_OK && !c->status)
+        c->status = 400;
+    return e == HPE_OK ? len : 0;
 }
 
 static int hexval(char ch)

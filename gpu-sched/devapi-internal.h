@@ -18,6 +18,7 @@ enum gpu__conn_state {
     GPU__C_READING = 0, /* parsing a request */
     GPU__C_STREAM,      /* queued: an SSE response is open, waiting for a grant */
     GPU__C_CLOSING,     /* flush what is left, then close */
+    GPU__C_DRAIN,       /* answered and half-closed: read and drop until EOF or timeout */
 };
 
 struct gpu__conn {
@@ -28,9 +29,10 @@ struct gpu__conn {
     char peer[64]; /* client address, for anonymous identities */
     llhttp_t parser;
     size_t head_bytes, body_bytes;
-    bool head_done; /* the headers were parsed */
-    bool done;      /* a whole request was parsed */
-    int status;     /* >0: the parse failed, answer this */
+    size_t max_header, max_body; /* copies of the config, for the parser callbacks */
+    bool head_done;              /* the headers were parsed */
+    bool done;                   /* a whole request was parsed */
+    int status;                  /* >0: the parse failed, answer this */
     size_t url_len;
     char url[GPU__URL_MAX + 1];
     char pending[4096]; /* bytes after a parsed request (pipelining) */
@@ -38,7 +40,7 @@ struct gpu__conn {
     char *out;
     size_t out_len, out_off, out_cap;
     bool want_out;        /* EPOLLOUT is armed */
-    uint64_t deadline_ms; /* READING: the request must be whole by then */
+    uint64_t deadline_ms; /* READING: the request must be whole by then; DRAIN: close */
     uint64_t ping_ms;     /* STREAM: next keep-alive */
     uint64_t lease_id;    /* STREAM: the queued request */
 };

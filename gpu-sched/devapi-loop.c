@@ -22,6 +22,7 @@
 
 #define READ_CHUNK 4096
 #define MAX_EVENTS 64
+#define DRAIN_MS 2000
 
 uint64_t gpu__now_ms(void)
 {
@@ -256,8 +257,14 @@ static int flush_out(struct gpu_api *api, struct gpu__conn *c)
     c->out_len = c->out_off = 0;
     set_out(api, c, false);
     if (c->state == GPU__C_CLOSING) {
-        gpu__conn_close(api, c);
-        return -1;
+        /* Lingering close: a client still sending (an oversized body, a pipeline)
+         * would get a reset instead of our answer if we closed with unread input. */
+        if (shutdown(c->fd, SHUT_WR) < 0) {
+            gpu__conn_close(api, c);
+            return -1;
+        }
+        c->state = GPU__C_DRAIN;
+        c->deadline_ms = gpu__now_ms() + DRAIN_MS;
     }
     return 0;
 }
@@ -436,6 +443,17 @@ static void on_conn(struct gpu_api *api, struct gpu__conn *c, uint32_t events)
     }
     if (!(events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
         return;
+    if (c->state == GPU__C_DRAIN) {
+        for (;;) {
+            ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
+
+            if (n > 0 || (n < 0 && errno == EINTR))
+                continue;
+            if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+                gpu__conn_close(api, c);
+            return;
+        }
+    }
     if (c->state != GPU__C_READING) {
         /* A stream or a closing response: the client sends nothing more, so any
          * readable state here is its EOF or garbage; either way it is done. */
@@ -471,7 +489,7 @@ int gpu_api_next_ms(const struct gpu_api *api)
 
         if (!c)
             continue;
-        if (c->state == GPU__C_READING && c->deadline_ms < next)
+        if ((c->state == GPU__C_READING || c->state == GPU__C_DRAIN) && c->deadline_ms < next)
             next = c->deadline_ms;
         if (c->state == GPU__C_STREAM && c->ping_ms < next)
             next = c->ping_ms;
@@ -494,7 +512,9 @@ static void run_timers(struct gpu_api *api)
 
         if (!c)
             continue;
-        if (c->state == GPU__C_READING && c->deadline_ms <= now) {
+        if (c->state == GPU__C_DRAIN && c->deadline_ms <= now) {
+            gpu__conn_close(api, c);
+        } else if (c->state == GPU__C_READING && c->deadline_ms <= now) {
             /* Slow or silent clients (slowloris) must not hold a slot forever; an idle
              * kept-alive connection just closes. */
             if (c->url_len || c->head_bytes)

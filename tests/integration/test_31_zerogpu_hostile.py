@@ -1,0 +1,175 @@
+"""The device API under hostile or broken input: a clear 4xx each time, never a
+crash, and the server keeps serving (bin/spaceport-gpud on loopback).  Also the
+connection bounds (slow clients, too many connections) and, as root on a host with
+the cgroup v1 devices controller, /allow enforced with a real devices cgroup."""
+import os
+import pathlib
+import socket
+import time
+import uuid
+
+import pytest
+
+from test_31_zerogpu_support import (CGROUP_PATH, Gpud, api_client, cleanup_proc, raw,
+                                     sleeper, status_of, wait_dead)
+
+Q = f"cgroupPath={CGROUP_PATH}"
+
+
+@pytest.fixture
+def gpud(bin_dir, tmp_path):
+    g = Gpud(bin_dir, tmp_path, "--max-conns", "16")
+    yield g
+    assert g.stop() == 0, g.log()
+
+
+def req(line: str, headers: str = "Host: gpud\r\nConnection: close\r\n", body=b"") -> bytes:
+    return line.encode() + b"\r\n" + headers.encode() + b"\r\n" + body
+
+
+CASES = [
+    # (request bytes, expected status)
+    (b"GARBAGE\r\n\r\n", 400),
+    (b"POST /schedule HTTP/9.9\r\n\r\n", 400),
+    (b"POST /schedule?" + Q.encode() + b" HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400),
+    (b"POST /schedule HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", 400),
+    (b"POST /sch\x00edule HTTP/1.1\r\n\r\n", 400),
+    (req("POST /schedule HTTP/1.1"), 400),  # no cgroupPath
+    (req(f"POST /schedule?{Q}&enableQueue=yes HTTP/1.1"), 400),
+    (req(f"POST /schedule?{Q}&durationSeconds=-1 HTTP/1.1"), 400),
+    (req(f"POST /schedule?{Q}&durationSeconds=1e3 HTTP/1.1"), 400),
+    (req(f"POST /schedule?{Q}&durationSeconds=99999999999999999999999 HTTP/1.1"), 400),
+    (req(f"POST /schedule?{Q}&taskId=abc HTTP/1.1"), 400),
+    (req(f"POST /schedule?{Q}&gpuSize=huge HTTP/1.1"), 400),
+    (req(f"POST /schedule?{Q}&{Q} HTTP/1.1"), 400),  # duplicate parameter
+    (req(f"POST /schedule?{Q}%zz HTTP/1.1"), 400),    # bad escape
+    (req(f"POST /schedule?{Q}%00 HTTP/1.1"), 400),    # NUL smuggled in
+    (req("POST /schedule?" + "&".join(f"k{i}=v" for i in range(40)) + " HTTP/1.1"), 400),
+    (req("POST /allow?allowToken=abc HTTP/1.1"), 400),  # no pid
+    (req("POST /allow?allowToken=abc&pid=1 HTTP/1.1"), 400),
+    (req("POST /allow?allowToken=abc&pid=-5 HTTP/1.1"), 400),
+    (req("POST /allow?allowToken=abc&pid=99999999999 HTTP/1.1"), 400),
+    (req("POST /allow?pid=1234 HTTP/1.1"), 400),  # no token
+    (req("POST /allow?allowToken=nope&pid=1234 HTTP/1.1"), 404),
+    (req("POST /release?allowToken=nope&fail=maybe HTTP/1.1"), 400),
+    (req("POST /release?allowToken=nope&fail=true HTTP/1.1"), 404),
+    (req("POST /release HTTP/1.1"), 400),
+    (req("GET /schedule HTTP/1.1"), 405),
+    (req("POST /queue-size HTTP/1.1"), 405),
+    (req("GET /nope HTTP/1.1"), 404),
+    (req("GET /../../etc/passwd HTTP/1.1"), 404),
+    (req("GET /queue-size HTTP/1.1", "Host: x\r\nConnection: close\r\nX-Big: " + "a" * 9000 +
+         "\r\n"), 431),
+    (req("GET /queue-size?" + "a" * 5000 + " HTTP/1.1"), 414),
+    (req("POST /startup-report HTTP/1.1", "Host: x\r\nConnection: close\r\n"
+         "Content-Length: 10000\r\n", b"x" * 10000), 413),
+]
+
+
+def test_malformed_requests_get_4xx(gpud):
+    for data, want in CASES:
+        resp = raw(gpud.port, data)
+        assert resp, f"no answer to {data[:80]!r}"
+        assert status_of(resp) == want, (data[:100], resp[:200])
+        body = resp.split(b"\r\n\r\n", 1)[1]
+        assert body.startswith(b"{\"detail\":\""), body
+    assert gpud.proc.poll() is None
+    assert api_client(gpud.url).get_queue_size() == 0
+
+
+def test_keep_alive_and_pipelining(gpud):
+    two = (b"GET /queue-size HTTP/1.1\r\nHost: x\r\n\r\n"
+           b"POST /startup-report HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
+           b"GET /queue-size HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    resp = raw(gpud.port, two)
+    assert resp.count(b"HTTP/1.1 200 OK") == 3, resp
+    # HTTP/1.0 closes after one answer.
+    resp = raw(gpud.port, b"GET /queue-size HTTP/1.0\r\n\r\n")
+    assert status_of(resp) == 200 and resp.endswith(b"0")
+
+
+def test_byte_by_byte_request(gpud):
+    with socket.create_connection(("127.0.0.1", gpud.port), timeout=5) as s:
+        for b in req(f"POST /schedule?{Q}&durationSeconds=5 HTTP/1.1"):
+            s.sendall(bytes([b]))
+        out = b""
+        while (d := s.recv(4096)):
+            out += d
+    assert status_of(out) == 200 and b"allowToken" in out
+
+
+def test_connection_bound_and_slow_clients(bin_dir, tmp_path):
+    g = Gpud(bin_dir, tmp_path, "--max-conns", "4")
+    try:
+        socks = [socket.create_connection(("127.0.0.1", g.port)) for _ in range(4)]
+        for s in socks:
+            s.sendall(b"GET /queue-size HTTP/1.1\r\n")  # never finished
+        time.sleep(0.2)
+        # A fifth is closed at once rather than queued behind the slow ones.
+        with socket.create_connection(("127.0.0.1", g.port), timeout=3) as s5:
+            try:
+                s5.sendall(b"GET /queue-size HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert s5.recv(100) == b""
+            except ConnectionResetError:
+                pass
+        for s in socks:
+            s.close()
+        time.sleep(0.2)
+        assert api_client(g.url).get_queue_size() == 0  # slots came back
+    finally:
+        assert g.stop() == 0, g.log()
+
+
+def test_sigterm_with_open_streams_exits_cleanly(bin_dir, tmp_path):
+    g = Gpud(bin_dir, tmp_path)
+    c = api_client(g.url)
+    c.schedule(cgroup_path=CGROUP_PATH, task_id=1, duration_seconds=30)
+    s = socket.create_connection(("127.0.0.1", g.port))
+    s.sendall(req(f"POST /schedule?{Q}&durationSeconds=5 HTTP/1.1", "Host: x\r\n"))
+    assert b"text/event-stream" in s.recv(4096)
+    assert g.stop() == 0
+    s.close()
+
+
+V1 = pathlib.Path("/sys/fs/cgroup/devices")
+
+
+def _v1_ok():
+    return os.geteuid() == 0 and (V1 / "devices.allow").exists()
+
+
+@pytest.mark.skipif(not _v1_ok(), reason="needs root and the cgroup v1 devices controller")
+def test_allow_moves_the_worker_into_a_devices_cgroup_and_expiry_revokes(bin_dir, tmp_path):
+    base = V1 / f"spaceport-gpud-test-{uuid.uuid4().hex[:8]}"
+    base.mkdir()
+    w = sleeper()
+    g = Gpud(bin_dir, tmp_path, "--cgroup", str(base), gpus="2xa10g:24G")
+    try:
+        c = api_client(g.url)
+        res, _ = c.schedule(cgroup_path=CGROUP_PATH, task_id=1, duration_seconds=2)
+        assert c.allow(res.allowToken, w.pid) == 200
+        unit = base / f"gpu-{res.nvidiaIndex}"
+        procs = (unit / "cgroup.procs").read_text().split()
+        assert str(w.pid) in procs
+        rules = (unit / "devices.list").read_text().split("\n")
+        # Exactly the unit: its GPU node, nvidiactl and uvm (fake majors 120/121).
+        assert f"c 120:{res.nvidiaIndex} rw" in rules, rules
+        assert "c 120:255 rw" in rules and "c 121:0 rw" in rules, rules
+        assert "a *:* rwm" not in rules
+        other = 1 - res.nvidiaIndex
+        assert f"c 120:{other} rw" not in rules
+        assert wait_dead(w, 5) == -9
+        g.wait_log(f"pid={w.pid} nvidiaIndex={res.nvidiaIndex} why=expired")
+        rules = (unit / "devices.list").read_text()
+        assert f"c 120:{res.nvidiaIndex} rw" not in rules, rules
+    finally:
+        assert g.stop() == 0, g.log()
+        cleanup_proc(w)
+        for d in sorted(base.glob("gpu-*")):
+            for _ in range(50):
+                try:
+                    d.rmdir()
+                    break
+                except OSError:
+                    time.sleep(0.05)
+        base.rmdir()
