@@ -106,18 +106,24 @@ static int claim_slot(struct nl_sock *sk, const struct sbx_net_conf *c, int nsfd
         if (r < 0)
             return r;
         l.egress = egress;
-        r = sbx__net_veth_create(sk, &l, nsfd, err);
-        if (r == -EEXIST) {
-            /* taken since the listing (a link still being torn down), or the Space
-             * already has an eth0: only the first is worth another slot */
+        for (int tries = 0;; tries++) {
+            r = sbx__net_veth_create(sk, &l, nsfd, err);
+            if (r != -EEXIST)
+                break;
+            /* Taken since the listing (a link of a dead Space still being torn down), or
+             * the Space already has an eth0.  A host name that exists means another slot;
+             * one that does not may have just finished going away: try it once more. */
             r = sbx__net_link_exists(sk, l.host_if, err);
             if (r < 0)
                 return r;
-            if (r == 0)
+            if (r == 1)
+                break;
+            if (tries == 1)
                 return rt_err_set(err, EEXIST, "the space already has a link '%s'",
                                   SBX_NET_SPACE_IF);
-            continue;
         }
+        if (r == 1)
+            continue;
         if (r < 0)
             return r;
         *ret_link = l;
