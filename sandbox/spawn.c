@@ -333,7 +333,10 @@ static _Noreturn void child_main(struct sbx__child *c)
         sbx__report_set(&rep, SBX_STEP_RLIMIT, errno, "RLIMIT_CORE");
         child_fail(c, &rep);
     }
-    rl.rlim_cur = rl.rlim_max = spec->nofile;
+    /* never above the caller's own hard limit: raising it needs a privilege we lack here */
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        rl.rlim_max = RLIM_INFINITY;
+    rl.rlim_cur = rl.rlim_max = spec->nofile < rl.rlim_max ? spec->nofile : rl.rlim_max;
     if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
         sbx__report_set(&rep, SBX_STEP_RLIMIT, errno, "RLIMIT_NOFILE %llu",
                         (unsigned long long) spec->nofile);
