@@ -70,7 +70,8 @@ struct sbx__plan {
 struct sbx__child {
     const struct sbx_spec *spec;
     struct sbx__plan plan;
-    struct sock_fprog seccomp;
+    struct sock_fprog seccomp; /* parent: compiled after the clone, sent to the child */
+    struct sock_filter filter_in[BPF_MAXINSNS]; /* child: the program as received */
     bool overlay;       /* rootfs given: overlay of lower_fds under a tmpfs upper */
     uint64_t base_size; /* size of the tmpfs that holds the root (or the upper) */
     char *envp[SBX_MAX_ENV + 4];
@@ -80,7 +81,7 @@ struct sbx__child {
     int lower_fds[SBX_MAX_LAYERS + 1];
     int n_lower;
     int mask_src;  /* child: a read-only tmpfs with an empty file and dir to mask with */
-    int sync_fd;   /* read: the parent is done (uid maps, cgroups, netns) */
+    int sync_fd;   /* read: the parent's go (uid maps, cgroups, netns), then the filter */
     int err_fd;    /* write: struct sbx__report on failure; EOF once exec succeeded */
     int status_fd; /* write (init only): the command's wait status */
     int stdio[3];
