@@ -393,6 +393,38 @@ static bool overridden(const struct px_route *r, const char *base, const struct 
     return false;
 }
 
+/* A Set-Cookie whose Domain is wider than the Space's own host (say "localhost" for
+ * "alice-demo.localhost") would reach every other Space: such cookies are dropped. */
+static bool cookie_too_wide(const char *v, size_t len, const char *host)
+{
+    size_t i = 0, hl = strlen(host);
+
+    while (i < len) {
+        while (i < len && v[i] != ';')
+            i++;
+        while (i < len && (v[i] == ';' || v[i] == ' '))
+            i++;
+        if (len - i >= 7 && strncasecmp(v + i, "domain=", 7) == 0) {
+            const char *d = v + i + 7;
+            size_t dl = 0;
+            while (i + 7 + dl < len && d[dl] != ';' && d[dl] != ' ')
+                dl++;
+            if (dl && d[0] == '.') {
+                d++;
+                dl--;
+            }
+            /* allowed: the host itself or a name under it */
+            if (dl < hl)
+                return true;
+            if (strncasecmp(d + dl - hl, host, hl) != 0)
+                return true;
+            if (dl > hl && d[dl - hl - 1] != '.')
+                return true;
+        }
+    }
+    return false;
+}
+
 int px_build_response_head(struct px_conn *c, const char *raw, uint32_t raw_len)
 {
     const struct px_head *h = c->hd;
@@ -416,6 +448,9 @@ int px_build_response_head(struct px_conn *c, const char *raw, uint32_t raw_len)
             name_is(base, s, "proxy-connection") || name_is(base, s, "te") ||
             name_is(base, s, "upgrade") || named_by_connection(h, base, s) ||
             (c->status >= 200 && overridden(r, base, s)))
+            continue;
+        if (c->host[0] && name_is(base, s, "set-cookie") &&
+            cookie_too_wide(base + s->vo, s->vl, c->host))
             continue;
         put(&o, base + s->no, s->nl);
         puts_(&o, ": ");

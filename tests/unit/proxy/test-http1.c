@@ -113,6 +113,10 @@ static void test_response_head(void)
     static const char resp[] =
         "HTTP/1.1 200 Fine\r\nContent-Type: text/plain\r\nConnection: X-A\r\n"
         "X-A: hop\r\nKeep-Alive: 5\r\nX-Frame-Options: SAMEORIGIN\r\n"
+        "Set-Cookie: own=1; Path=/\r\n"
+        "Set-Cookie: same=1; Domain=.Alice-Demo.localhost\r\n"
+        "Set-Cookie: wide=1; Path=/; Domain=localhost\r\n"
+        "Set-Cookie: sibling=1; domain=bob-alice-demo.localhost\r\n"
         "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
 
     conn_init(&c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
@@ -132,12 +136,16 @@ static void test_response_head(void)
     (void) px_render_header(&r.extra_headers, "X-Custom", "1");
     r.extra_len = strlen(r.extra_headers);
     c.route = &r;
+    snprintf(c.host, sizeof(c.host), "alice-demo.localhost");
     is_int(px_build_response_head(&c, c.out->data, pos), 0, "response head built");
     ok(strncmp(c.chead, "HTTP/1.1 200 Fine\r\n", 19) == 0, "status line");
     ok(!has(c.chead, "X-A") && !has(c.chead, "Keep-Alive") && !has(c.chead, "Connection"),
        "hop-by-hop dropped");
     ok(has(c.chead, "X-Frame-Options: DENY") && !has(c.chead, "SAMEORIGIN"), "policy overrides");
     ok(has(c.chead, "X-Custom: 1\r\n"), "custom header added");
+    ok(has(c.chead, "own=1") && has(c.chead, "same=1"), "the Space's own cookies kept");
+    ok(!has(c.chead, "wide=1"), "a cookie for the parent domain dropped");
+    ok(!has(c.chead, "sibling=1"), "a cookie for another host dropped");
     ok(has(c.chead, "Transfer-Encoding: chunked"), "framing kept for raw relay");
     c.close_after = true;
     is_int(px_build_response_head(&c, c.out->data, pos), 0, "built again");

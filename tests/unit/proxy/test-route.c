@@ -77,6 +77,18 @@ static void test_config(void)
     }
 }
 
+static void test_example_config(void)
+{
+    struct px_config cfg;
+    struct rt_err err = { 0 };
+
+    px_config_defaults(&cfg);
+    is_int(px_config_load(&cfg, "proxy/spaceproxy.yaml.example", &err), 0,
+           "the documented example config loads");
+    is_int(cfg.idle_timeout_ms, 6 * 3600 * 1000, "with the documented idle timeout");
+    px_config_done(&cfg);
+}
+
 static void test_addr_and_duration(void)
 {
     struct sockaddr_storage ss;
@@ -160,6 +172,7 @@ int main(void)
 {
     tap_start();
     test_config();
+    test_example_config();
     test_addr_and_duration();
     test_render_header();
     test_table();
