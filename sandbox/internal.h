@@ -80,7 +80,8 @@ struct sbx__child {
     char overlay_opts[4096];
     int lower_fds[SBX_MAX_LAYERS + 1];
     int n_lower;
-    int mask_src;  /* child: a read-only tmpfs with an empty file and dir to mask with */
+    int mask_src; /* child: a read-only tmpfs with an empty file and dir to mask with */
+    char cmd_stack[64 * 1024] __attribute__((aligned(16))); /* the command until it execs */
     int sync_fd;   /* read: the parent's go (uid maps, cgroups, netns), then the filter */
     int err_fd;    /* write: struct sbx__report on failure; EOF once exec succeeded */
     int status_fd; /* write (init only): the command's wait status */

@@ -150,14 +150,22 @@ static void exec_command(struct sbx__child *c, struct sbx__report *rep)
     sbx__report_set(rep, SBX_STEP_EXEC, eacces ? EACCES : last, "exec '%s'", file);
 }
 
-/* Closes every fd above 2 except @keep. */
-static void close_fds_but(int keep)
+/* Closes every fd above 2 except @a and @b (either may be -1). */
+static void close_fds_except(int a, int b)
 {
-    if (keep > 3 && syscall(SYS_close_range, 3U, (unsigned) keep - 1, 0U) < 0)
-        for (int fd = 3; fd < keep; fd++)
-            (void) close(fd);
-    if (syscall(SYS_close_range, (unsigned) (keep < 3 ? 3 : keep + 1), ~0U, 0U) < 0)
-        for (int fd = keep < 3 ? 3 : keep + 1; fd < 65536; fd++)
+    int keep[2] = { a < b ? a : b, a < b ? b : a };
+    unsigned from = 3;
+
+    for (int i = 0; i < 2; i++) {
+        if (keep[i] < (int) from)
+            continue;
+        if (keep[i] > (int) from && syscall(SYS_close_range, from, (unsigned) keep[i] - 1, 0U) < 0)
+            for (int fd = (int) from; fd < keep[i]; fd++)
+                (void) close(fd);
+        from = (unsigned) keep[i] + 1;
+    }
+    if (syscall(SYS_close_range, from, ~0U, 0U) < 0)
+        for (int fd = (int) from; fd < 65536; fd++)
             (void) close(fd);
 }
 
@@ -193,7 +201,7 @@ static _Noreturn void run_command(struct sbx__child *c)
     /* nothing but 0-2 (and the report pipe, close-on-exec) survives, and that before the
      * chdir: a leaked host directory fd plus "--chdir /proc/self/fd/N" would otherwise
      * start the command with its cwd on the host (CVE-2024-21626) */
-    close_fds_but(c->err_fd);
+    close_fds_except(c->err_fd, -1);
     if (chdir(c->spec->chdir ? c->spec->chdir : "/") < 0) {
         sbx__report_set(&rep, SBX_STEP_CHDIR, errno, "chdir '%s'", c->spec->chdir);
         child_fail(c, &rep);
@@ -207,6 +215,11 @@ static _Noreturn void run_command(struct sbx__child *c)
         child_fail(c, &rep);
     exec_command(c, &rep);
     child_fail(c, &rep);
+}
+
+static int command_main(void *arg)
+{
+    run_command(arg);
 }
 
 /* Arms SIGKILL on the caller's death.  Every change of ids clears the parent-death signal,
@@ -233,9 +246,11 @@ static _Noreturn void run_init(struct sbx__child *c, pid_t cmd, const sigset_t *
     /* the init keeps only the status pipe: no host fd (overlay lowers, the caller's
      * leaks, stdio) stays reachable through it */
     for (int fd = 0; fd < 3; fd++)
-        if (fd != c->status_fd)
+        if (fd != c->status_fd && fd != c->mask_src)
             (void) close(fd);
-    close_fds_but(c->status_fd);
+    /* the mask source stays open here: it is the one detached mount, and the last close of
+     * it waits for an RCU grace period, which the init can afford after the command runs */
+    close_fds_except(c->status_fd, c->mask_src);
     if (sbx__drop_privs(0, 0, true, &rep) < 0)
         _exit(125);
     die_with_parent(c);
@@ -368,14 +383,14 @@ static _Noreturn void child_main(struct sbx__child *c)
     for (size_t i = 0; i < ARRAY_SIZE(forwarded); i++)
         (void) sigaddset(&set, forwarded[i]);
     (void) sigprocmask(SIG_BLOCK, &set, NULL);
-    cmd = fork();
+    /* like posix_spawn: the command shares our memory on its own stack until it execs, and
+     * we wait meanwhile, so it gets the CPU at once and no page table is copied.  It writes
+     * nothing we read (only its own stack and its own fds). */
+    cmd = clone(command_main, c->cmd_stack + sizeof(c->cmd_stack), CLONE_VM | CLONE_VFORK | SIGCHLD,
+                c);
     if (cmd < 0) {
-        sbx__report_set(&rep, SBX_STEP_INIT, errno, "fork the command");
+        sbx__report_set(&rep, SBX_STEP_INIT, errno, "start the command");
         child_fail(c, &rep);
-    }
-    if (cmd == 0) {
-        c->status_fd = rt_close(c->status_fd);
-        run_command(c);
     }
     run_init(c, cmd, &set);
 }
