@@ -13,8 +13,8 @@ V1 = "/sys/fs/cgroup"
 def cgroup_dirs(name):
     """Every directory of the sandbox's group that exists on any hierarchy."""
     found = []
-    for ctl in ("memory", "pids", "cpu", "freezer", "devices", "unified"):
-        p = os.path.join(V1, ctl, "spaceport", name)
+    for ctl in ("memory", "pids", "cpu", "freezer", "devices", "unified", ""):
+        p = os.path.join(V1, ctl, "spaceport", name)  # "": a pure cgroup v2 host
         if os.path.isdir(p):
             found.append(p)
     return found
