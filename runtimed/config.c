@@ -44,6 +44,9 @@ static const struct conf_key keys[] = {
     INT("sse_keepalive_ms", sse_keepalive_ms, 50, 3600 * 1000),
     INT("max_log_streams", max_log_streams, 1, 1024),
     INT("gpus", gpus, -1, 1024),
+    INT("light_sleep_ms", light_sleep_ms, -1, INT64_C(86400000) * 365),
+    STR("templates_dir", templates_dir),
+    STR("shim", shim),
 };
 
 void rt_config_defaults(struct rt_config *c)
@@ -60,6 +63,7 @@ void rt_config_defaults(struct rt_config *c)
     c->sse_keepalive_ms = 15000;
     c->max_log_streams = 8;
     c->gpus = -1;
+    c->light_sleep_ms = 60000;
 }
 
 int rt_config_check_listen(const char *listen, struct rt_err *err)

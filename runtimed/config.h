@@ -20,6 +20,9 @@ struct rt_config {
     int64_t sse_keepalive_ms; /* how often an idle log stream sends a keep-alive */
     int64_t max_log_streams;  /* concurrent SSE log streams (each holds a worker) */
     int64_t gpus;             /* GPUs on this node; -1: count /dev/nvidiaN */
+    int64_t light_sleep_ms;   /* idle time before a Space's cgroup is frozen; -1 never */
+    char templates_dir[512];  /* SDK templates; "": ../templates beside the binary */
+    char shim[512];           /* spaceport-shim; "": beside the runtimed binary */
 };
 
 /* Fills @c with the embedded defaults. */
