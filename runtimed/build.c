@@ -15,7 +15,9 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "gitcommit.h"
 #include "gitrepo.h"
+#include "lfs.h"
 #include "sandbox/sandbox.h"
 #include "sha256.h"
 #include "spawn.h"
@@ -214,6 +216,58 @@ int rt_build_deps_key(const struct rt_build_plan *plan, const char *app_dir, cha
 
 /* --- the app layer ------------------------------------------------------------------------ */
 
+/* A checkout holds LFS pointers; the Space needs the content.  Each pointer file is
+ * replaced by its object from the store (never following a symlink: rt_lfs_export
+ * replaces the name in its own directory). */
+static int export_lfs_files(const struct rt_build_job *job, const char *dir, struct build_log *log,
+                            struct rt_err *err)
+{
+    struct rt_git_file_list files = { 0 };
+    struct rt_lfs *store = NULL;
+    unsigned exported = 0;
+    int r;
+
+    r = rt_git_list_files(job->repo_dir, job->commit, 0, &files, err);
+    if (r < 0)
+        return rt_err_wrap(err, "list the files of the commit");
+    for (size_t i = 0; i < files.n && r >= 0; i++) {
+        const struct rt_git_file *f = &files.files[i];
+        char parent[PATH_MAX];
+        const char *slash = strrchr(f->path, '/');
+        _cleanup_close_ int dfd = -1;
+
+        if (!f->lfs)
+            continue;
+        if (!store && (r = rt_lfs_open(job->data_dir, 0, &store, err)) < 0)
+            break;
+        if (slash)
+            (void) snprintf(parent, sizeof(parent), "%s/%.*s", dir, (int) (slash - f->path),
+                            f->path);
+        else
+            (void) snprintf(parent, sizeof(parent), "%s", dir);
+        /* O_NOFOLLOW on the last part; the checkout refused symlinks that leave the tree. */
+        dfd = open(parent, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dfd < 0) {
+            r = rt_err_set(err, errno, "open the folder of '%s'", f->path);
+            break;
+        }
+        r = rt_lfs_export(store, f->lfs_oid, dfd, slash ? slash + 1 : f->path,
+                          (f->mode & 0111) ? 0755 : 0644, err);
+        if (r == -ENOENT) {
+            log_printf(log, "    LFS file '%s': object %.12s was never uploaded, left as a pointer",
+                       f->path, f->lfs_oid);
+            r = 0;
+        } else if (r >= 0) {
+            exported++;
+        }
+    }
+    if (r >= 0 && exported)
+        log_printf(log, "    %u LFS files fetched from the store", exported);
+    rt_lfs_free(store);
+    rt_git_file_list_done(&files);
+    return r;
+}
+
 static int build_app_layer(const struct rt_build_job *job, struct build_log *log,
                            struct rt_build_result *res, struct rt_err *err)
 {
@@ -237,7 +291,10 @@ static int build_app_layer(const struct rt_build_job *job, struct build_log *log
         goto fail;
     }
     log_printf(log, "==> unpacking the files of commit %.12s", job->commit);
-    r = rt_git_checkout(job->repo_dir, job->commit, tmp, NULL, &rep, err);
+    r = rt_git_checkout(job->repo_dir, job->commit, tmp, job->git_limits, &rep, err);
+    if (r < 0)
+        goto fail;
+    r = export_lfs_files(job, tmp, log, err);
     if (r < 0)
         goto fail;
     log_printf(log, "    %u files, %u symlinks, %llu bytes%s", rep.files, rep.symlinks,
@@ -364,6 +421,16 @@ static int run_deps_sandbox(struct rt_build *b, const struct rt_build_job *job, 
         (r = sbx_spec_add_mount(&spec, SBX_MOUNT_BIND, layer_m, err)) < 0 ||
         (r = sbx_spec_add_mount(&spec, SBX_MOUNT_BIND, cache_m, err)) < 0)
         return r;
+    for (size_t i = 0; i < job->plan->n_ro_binds; i++) {
+        char m[2 * PATH_MAX + 2];
+        const char *rb = job->plan->ro_binds[i];
+        if (strchr(rb, ':'))
+            (void) snprintf(m, sizeof(m), "%s", rb);
+        else
+            (void) snprintf(m, sizeof(m), "%s:%s", rb, rb);
+        if ((r = sbx_spec_add_mount(&spec, SBX_MOUNT_RO_BIND, m, err)) < 0)
+            return r;
+    }
     (void) sbx_spec_add_env(&spec, "HOME=/tmp", err);
     (void) sbx_spec_add_env(&spec, "PIP_CACHE_DIR=/cache/pip", err);
     (void) sbx_spec_add_env(&spec, "PIP_DISABLE_PIP_VERSION_CHECK=1", err);

@@ -19,17 +19,21 @@
 #include "error.h"
 
 /* Where layers are mounted inside app and build sandboxes: fixed, because a venv
- * records its own absolute path. */
-#define RT_BUILD_DEPS_MOUNT "/opt/space"
+ * records its own absolute path.  The dependency layer IS the venv the SDK templates
+ * name (/home/user/.venv/bin/python), so their run commands work unchanged. */
+#define RT_BUILD_DEPS_MOUNT "/home/user/.venv"
 #define RT_BUILD_APP_MOUNT "/home/user/app"
 #define RT_BUILD_SRC_MOUNT "/src"
 #define RT_BUILD_MAX_KEY_FILES 8
 #define RT_BUILD_MAX_ENV 32
+#define RT_BUILD_MAX_RO_BINDS 8
+
+struct rt_git_limits;
 
 /* What the SDK template asks of the dependency layer. */
 struct rt_build_plan {
     /* A shell script run with /bin/sh -e inside the build sandbox, with the commit's
-     * files read-only at /src and the new layer writable at /opt/space.  NULL: the SDK
+     * files read-only at /src and the new layer writable at RT_BUILD_DEPS_MOUNT.  NULL: the SDK
      * needs no dependency layer (static Spaces). */
     const char *deps_script;
     /* Repo files whose content goes into the layer key ("requirements.txt", ...);
@@ -41,6 +45,10 @@ struct rt_build_plan {
     const char *key_extra;
     const char *env[RT_BUILD_MAX_ENV]; /* "K=V" for the build sandbox (pip settings...) */
     size_t n_env;
+    /* Host paths bound read-only at the same path in the build (a CA bundle, a local
+     * package index); "SRC" or "SRC:DST". */
+    const char *ro_binds[RT_BUILD_MAX_RO_BINDS];
+    size_t n_ro_binds;
 };
 
 struct rt_build_limits {
@@ -54,12 +62,13 @@ struct rt_build_limits {
 };
 
 struct rt_build_job {
-    const char *data_dir; /* layers/ and cache/ live below it */
-    const char *space_id; /* "owner/name" */
-    const char *repo_dir; /* the Space's bare repository */
-    const char *commit;   /* 40 hex digits */
-    const char *log_path; /* the build log file (created or appended) */
-    bool no_cache;        /* factory rebuild: build a fresh dependency layer */
+    const char *data_dir;                   /* layers/ and cache/ live below it */
+    const char *space_id;                   /* "owner/name" */
+    const char *repo_dir;                   /* the Space's bare repository */
+    const char *commit;                     /* 40 hex digits */
+    const char *log_path;                   /* the build log file (created or appended) */
+    bool no_cache;                          /* factory rebuild: build a fresh dependency layer */
+    const struct rt_git_limits *git_limits; /* checkout limits; NULL: gitrepo's defaults */
     const struct rt_build_plan *plan;
     const struct rt_build_limits *limits;
     /* Each line of build output as it comes, without its newline.  May be NULL. */

@@ -52,8 +52,8 @@ static void on_line(void *data, const char *line)
 }
 
 static struct rt_build_plan plan = {
-    .deps_script = "mkdir -p /opt/space/venv; id -u > /opt/space/uid; "
-                   "cat /src/requirements.txt > /opt/space/venv/reqs; echo installed",
+    .deps_script = "mkdir -p /home/user/.venv/venv; id -u > /home/user/.venv/uid; "
+                   "cat /src/requirements.txt > /home/user/.venv/venv/reqs; echo installed",
     .key_files = { "requirements.txt" },
     .n_key_files = 1,
     .key_extra = "test-template-v1",
