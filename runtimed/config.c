@@ -21,32 +21,53 @@ struct conf_key {
     size_t offset;
     size_t size; /* CONF_STR: buffer size */
     int64_t min, max;
+    /* Comment lines for ops/runtimed.conf.example ('\n' between lines); every key has
+     * one, so the example (runtimed --print-config-example) documents every key. */
+    const char *doc;
 };
 
-#define STR(k, f)                                                                                  \
+#define STR(k, f, doc)                                                                             \
     {                                                                                              \
-        k, CONF_STR, offsetof(struct rt_config, f), sizeof(((struct rt_config *) 0)->f), 0, 0      \
+        k, CONF_STR, offsetof(struct rt_config, f), sizeof(((struct rt_config *) 0)->f), 0, 0, doc \
     }
-#define INT(k, f, lo, hi)                                                                          \
+#define INT(k, f, lo, hi, doc)                                                                     \
     {                                                                                              \
-        k, CONF_INT, offsetof(struct rt_config, f), 0, lo, hi                                      \
+        k, CONF_INT, offsetof(struct rt_config, f), 0, lo, hi, doc                                 \
     }
 
 static const struct conf_key keys[] = {
-    STR("listen", listen),
-    STR("data_dir", data_dir),
-    { "log_level", CONF_LEVEL, offsetof(struct rt_config, log_level), 0, 0, 0 },
-    { "log_format", CONF_FORMAT, offsetof(struct rt_config, log_json), 0, 0, 0 },
-    STR("domain", domain),
-    INT("proxy_port", proxy_port, 1, 65535),
-    INT("api_threads", api_threads, 2, 256),
-    { "max_body", CONF_SIZE, offsetof(struct rt_config, max_body), 0, 1024, 1 << 30 },
-    INT("sse_keepalive_ms", sse_keepalive_ms, 50, 3600 * 1000),
-    INT("max_log_streams", max_log_streams, 1, 1024),
-    INT("gpus", gpus, -1, 1024),
-    INT("light_sleep_ms", light_sleep_ms, -1, INT64_C(86400000) * 365),
-    STR("templates_dir", templates_dir),
-    STR("shim", shim),
+    STR("listen", listen, "API and git address."),
+    STR("data_dir", data_dir,
+        "State, tokens (admin.token, proxy.token, mode 0600) and the SQLite database."),
+    { "log_level", CONF_LEVEL, offsetof(struct rt_config, log_level), 0, 0, 0,
+      "err, warn, info or debug." },
+    { "log_format", CONF_FORMAT, offsetof(struct rt_config, log_json), 0, 0, 0,
+      "text (logfmt) or json lines on stderr." },
+    STR("domain", domain,
+        "Spaces answer at OWNER-NAME.DOMAIN:PROXY_PORT (used in the URLs runtimed reports)."),
+    INT("proxy_port", proxy_port, 1, 65535, "The port spaceproxy serves Spaces on."),
+    INT("api_threads", api_threads, 2, 256,
+        "HTTP worker threads: each request, and each open log stream, holds one."),
+    { "max_body", CONF_SIZE, offsetof(struct rt_config, max_body), 0, 1024, 1 << 30,
+      "Largest JSON request body; bigger ones get 413." },
+    INT("sse_keepalive_ms", sse_keepalive_ms, 50, 3600 * 1000,
+        "How often an idle SSE log stream sends a keep-alive."),
+    INT("max_log_streams", max_log_streams, 1, 1024, "Open SSE log streams at once (429 beyond)."),
+    INT("gpus", gpus, -1, 1024,
+        "GPUs on this node: -1 counts /dev/nvidiaN.  Tiers needing more GPUs are refused (422)."),
+    INT("light_sleep_ms", light_sleep_ms, -1, INT64_C(86400000) * 365,
+        "Idle time (ms) before a running Space's cgroup is frozen (light sleep); -1 never."),
+    STR("templates_dir", templates_dir,
+        "SDK templates (templates/*.yaml).  Empty: ../templates beside the runtimed binary\n"
+        "(the source tree); make install sets PREFIX/share/spaceport/templates in\n"
+        "/etc/spaceport/runtimed.conf."),
+    STR("shim", shim, "The spaceport-shim binary.  Empty: the one beside the runtimed binary."),
+    STR("metrics_listen", metrics_listen,
+        "Admin listener for GET /metrics (Prometheus text format), no auth: keep it on\n"
+        "loopback or a private interface.  Empty: no metrics listener."),
+    STR("rootfs", rootfs,
+        "Base image for builds and Spaces: a directory holding a Debian root (ops/mkbase.sh\n"
+        "builds one).  Empty: the host's /usr, /bin, /lib*, /sbin and a minimal /etc."),
 };
 
 void rt_config_defaults(struct rt_config *c)
@@ -64,6 +85,7 @@ void rt_config_defaults(struct rt_config *c)
     c->max_log_streams = 8;
     c->gpus = -1;
     c->light_sleep_ms = 60000;
+    (void) snprintf(c->metrics_listen, sizeof(c->metrics_listen), "127.0.0.1:9090");
 }
 
 int rt_config_check_listen(const char *listen, struct rt_err *err)
@@ -216,8 +238,76 @@ int rt_config_load(struct rt_config *c, const char *path, struct rt_err *err)
         if (r < 0)
             return r;
     }
+    if (strcmp(copy.build_network, "host") != 0 && strcmp(copy.build_network, "none") != 0)
+        return rt_err_set(err, EINVAL, "%s: build_network: expected host or none, got '%s'", path,
+                          copy.build_network);
     if (copy.listen[0] && rt_config_check_listen(copy.listen, err) < 0)
         return rt_err_wrap(err, "%s", path);
+    if (copy.metrics_listen[0] && rt_config_check_listen(copy.metrics_listen, err) < 0)
+        return rt_err_wrap(err, "%s: metrics_listen", path);
     *c = copy;
     return 0;
+}
+
+/* Renders a key's current value as YAML would spell it in the config file. */
+static void print_value(FILE *out, const struct rt_config *c, const struct conf_key *k)
+{
+    static const char *const levels[] = { "err", "warn", "info", "debug", NULL };
+    const char *field = (const char *) c + k->offset;
+    int64_t n;
+    uint64_t u;
+    int i;
+    char buf[32];
+
+    switch (k->type) {
+    case CONF_STR:
+        fprintf(out, "\"%s\"", field);
+        return;
+    case CONF_INT:
+        memcpy(&n, field, sizeof(n));
+        fprintf(out, "%lld", (long long) n);
+        return;
+    case CONF_SIZE:
+        memcpy(&u, field, sizeof(u));
+        fprintf(out, "%s", rt_format_size(u, buf, sizeof(buf)));
+        return;
+    case CONF_LEVEL:
+        memcpy(&i, field, sizeof(i));
+        for (const char *const *l = levels; *l; l++)
+            if (rt_log_level_from_name(*l) == i)
+                fprintf(out, "%s", *l);
+        return;
+    case CONF_FORMAT:
+        memcpy(&i, field, sizeof(i));
+        fprintf(out, "%s", i ? "json" : "text");
+        return;
+    }
+}
+
+int rt_config_print_example(FILE *out)
+{
+    struct rt_config c;
+
+    rt_config_defaults(&c);
+    fprintf(out,
+            "# runtimed settings (YAML), written by `runtimed --print-config-example` from the\n"
+            "# table its parser uses.  Every key is optional and shown with its default:\n"
+            "# runtimed starts with none of them.  Flags (--data-dir, --listen) win over\n"
+            "# this file.  Unknown keys are errors.\n");
+    for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+        const char *d = keys[i].doc;
+
+        if (!d || !*d)
+            return -EINVAL; /* a key without a doc: the test of the example says which */
+        fputc('\n', out);
+        while (*d) {
+            size_t len = strcspn(d, "\n");
+            fprintf(out, "# %.*s\n", (int) len, d);
+            d += len + (d[len] == '\n');
+        }
+        fprintf(out, "%s: ", keys[i].name);
+        print_value(out, &c, &keys[i]);
+        fputc('\n', out);
+    }
+    return ferror(out) ? -EIO : 0;
 }

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 struct rt_err;
 
@@ -20,9 +21,22 @@ struct rt_config {
     int64_t sse_keepalive_ms; /* how often an idle log stream sends a keep-alive */
     int64_t max_log_streams;  /* concurrent SSE log streams (each holds a worker) */
     int64_t gpus;             /* GPUs on this node; -1: count /dev/nvidiaN */
+    /* builds (runtimed/builder.c) */
+    int64_t build_timeout_s;    /* one build, install steps included */
+    char build_network[8];      /* "host" (package installs) or "none" */
+    uint64_t build_memory;      /* bytes for one build sandbox */
+    uint64_t max_file_size;     /* one file of a pushed commit */
+    char pip_index_url[512];    /* "" : the host's pip settings (PIP_* env, /etc/pip.conf) */
+    char pip_extra_index_url[1024];
+    char pip_trusted_host[256];
+    char pip_find_links[512];
+    char pip_cert[512];         /* a CA bundle, bound read-only into builds */
+    char pip_proxy[256];
     int64_t light_sleep_ms;   /* idle time before a Space's cgroup is frozen; -1 never */
     char templates_dir[512];  /* SDK templates; "": ../templates beside the binary */
     char shim[512];           /* spaceport-shim; "": beside the runtimed binary */
+    char metrics_listen[128]; /* "ADDR:PORT" of the /metrics listener; "": none */
+    char rootfs[512];         /* base image directory for sandboxes; "": the host's */
 };
 
 /* Fills @c with the embedded defaults. */
@@ -35,5 +49,9 @@ int rt_config_load(struct rt_config *c, const char *path, struct rt_err *err);
 /* Parses "ADDR:PORT" (or ":PORT", "PORT") into what civetweb wants ("127.0.0.1:8080").
  * Returns 0 or -EINVAL. */
 int rt_config_check_listen(const char *listen, struct rt_err *err);
+
+/* Writes ops/runtimed.conf.example: every key of the parser's table with its doc and
+ * default.  Returns 0, -EINVAL when a key has no doc, or -EIO. */
+int rt_config_print_example(FILE *out);
 
 #endif

@@ -37,6 +37,7 @@ static void usage(FILE *out)
                  "  --config FILE       YAML settings (see ops/runtimed.conf.example)\n"
                  "  --data-dir DIR      state, tokens and logs (default /var/lib/spaceport)\n"
                  "  --listen ADDR:PORT  API address (default 127.0.0.1:8080)\n"
+                 "  --print-config-example  every setting, documented, with its default\n"
                  "\n"
                  "On first start runtimed creates the user 'admin' and writes its token to\n"
                  "DIR/admin.token (mode 0600).\n");
@@ -46,9 +47,13 @@ static void usage(FILE *out)
 static int parse_args(int argc, char **argv, struct rt_config *c)
 {
     static const struct option opts[] = {
-        { "config", required_argument, NULL, 'c' }, { "data-dir", required_argument, NULL, 'd' },
-        { "listen", required_argument, NULL, 'l' }, { "help", no_argument, NULL, 'h' },
-        { "version", no_argument, NULL, 'V' },      { NULL, 0, NULL, 0 },
+        { "config", required_argument, NULL, 'c' },
+        { "data-dir", required_argument, NULL, 'd' },
+        { "listen", required_argument, NULL, 'l' },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { "print-config-example", no_argument, NULL, 'E' },
+        { NULL, 0, NULL, 0 },
     };
     const char *config = NULL, *data_dir = NULL, *listen = NULL;
     struct rt_err err = { 0 };
@@ -73,6 +78,8 @@ static int parse_args(int argc, char **argv, struct rt_config *c)
         case 'V':
             printf("runtimed %s\n", SPACEPORT_VERSION);
             return 0;
+        case 'E': /* ops/runtimed.conf.example, from the parser's own table */
+            return rt_config_print_example(stdout) < 0 || fflush(stdout) != 0 ? 1 : 0;
         case ':':
             fprintf(stderr, "runtimed: option '%s' needs a value (see --help)\n", argv[optind - 1]);
             return 2;
