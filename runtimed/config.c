@@ -68,6 +68,23 @@ static const struct conf_key keys[] = {
     STR("rootfs", rootfs,
         "Base image for builds and Spaces: a directory holding a Debian root (ops/mkbase.sh\n"
         "builds one).  Empty: the host's /usr, /bin, /lib*, /sbin and a minimal /etc."),
+    INT("build_timeout_s", build_timeout_s, 1, 24 * 3600,
+        "Longest a build may take (seconds), dependency installs included."),
+    STR("build_network", build_network,
+        "Network of build sandboxes: host (package installs work) or none."),
+    { "build_memory", CONF_SIZE, offsetof(struct rt_config, build_memory), 0, 64 << 20, INT64_MAX,
+      "Memory of one build sandbox." },
+    { "max_file_size", CONF_SIZE, offsetof(struct rt_config, max_file_size), 0, 1, INT64_MAX,
+      "Largest file a pushed commit may hold; a bigger one fails the build." },
+    STR("pip_index_url", pip_index_url,
+        "Package index for builds.  The pip_* keys left empty take the host's pip settings\n"
+        "(PIP_INDEX_URL, PIP_EXTRA_INDEX_URL, PIP_TRUSTED_HOST, PIP_FIND_LINKS, PIP_CERT,\n"
+        "/etc/pip.conf)."),
+    STR("pip_extra_index_url", pip_extra_index_url, "More package indexes, space-separated."),
+    STR("pip_trusted_host", pip_trusted_host, "Index hosts pip trusts without TLS."),
+    STR("pip_find_links", pip_find_links, "A folder or URL of wheels for builds."),
+    STR("pip_cert", pip_cert, "A CA bundle for the index, bound read-only into each build."),
+    STR("pip_proxy", pip_proxy, "An HTTP proxy for package installs."),
 };
 
 void rt_config_defaults(struct rt_config *c)
@@ -86,6 +103,10 @@ void rt_config_defaults(struct rt_config *c)
     c->gpus = -1;
     c->light_sleep_ms = 60000;
     (void) snprintf(c->metrics_listen, sizeof(c->metrics_listen), "127.0.0.1:9090");
+    c->build_timeout_s = 1800;
+    (void) snprintf(c->build_network, sizeof(c->build_network), "host");
+    c->build_memory = 4ULL << 30;
+    c->max_file_size = 1ULL << 30;
 }
 
 int rt_config_check_listen(const char *listen, struct rt_err *err)
