@@ -1081,3 +1081,56 @@ int rt_store_build_finish(struct rt_store *st, int64_t build_id, const char *sta
         return r;
     return r == 0 ? rt_err_set(err, ENOENT, "no build %lld", (long long) build_id) : 0;
 }
+
+/* --- operations: metrics and backup -------------------------------------------------- */
+
+int rt_store_build_stats(struct rt_store *st,
+                         int (*on_status)(const char *status, int64_t n, void *userdata),
+                         void *userdata, struct rt_err *err)
+{
+    _cleanup_stmt_ sqlite3_stmt *s = NULL;
+    int r = prepare(st, &s, err, "SELECT status, count(*) FROM builds GROUP BY status", "");
+
+    if (r < 0)
+        return r;
+    while ((r = sqlite3_step(s)) == SQLITE_ROW) {
+        const unsigned char *status = sqlite3_column_text(s, 0);
+        int cr =
+            on_status(status ? (const char *) status : "", sqlite3_column_int64(s, 1), userdata);
+        if (cr < 0)
+            return cr;
+    }
+    return r == SQLITE_DONE ? 0 : sql_err(st, r, err, "build stats");
+}
+
+static void dest_closep(sqlite3 **db)
+{
+    if (*db)
+        (void) sqlite3_close(*db);
+}
+
+/* SQLite's online backup copies pages while it holds a read transaction on our
+ * connection, so the copy is one consistent state even as other writers go on. */
+int rt_store_backup(struct rt_store *st, const char *dest_path, struct rt_err *err)
+{
+    _cleanup_(dest_closep) sqlite3 *dest = NULL;
+    sqlite3_backup *b;
+    int fd, rc;
+
+    fd = open(dest_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return rt_err_set(err, errno, "create '%s'", dest_path);
+    (void) close(fd);
+    rc = sqlite3_open_v2(dest_path, &dest, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW, NULL);
+    if (rc != SQLITE_OK)
+        return rt_err_set(err, EIO, "open '%s': %s", dest_path, sqlite3_errstr(rc));
+    b = sqlite3_backup_init(dest, "main", st->db, "main");
+    if (!b)
+        return rt_err_set(err, EIO, "backup to '%s': %s", dest_path, sqlite3_errmsg(dest));
+    rc = sqlite3_backup_step(b, -1);
+    (void) sqlite3_backup_finish(b);
+    if (rc != SQLITE_DONE)
+        return rt_err_set(err, rc == SQLITE_BUSY || rc == SQLITE_LOCKED ? EBUSY : EIO,
+                          "backup to '%s': %s", dest_path, sqlite3_errstr(rc));
+    return 0;
+}

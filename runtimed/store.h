@@ -208,4 +208,14 @@ int rt_store_build_finish(struct rt_store *st, int64_t build_id, const char *sta
 
 int64_t rt_store_now_ms(void);
 
+/* operations (runtimed/metrics.c, runtimed/backup.c) */
+/* Calls @on_status once per build status ("queued", "running", "ok", ...) with the number
+ * of builds in it.  A negative return from @on_status stops and is returned. */
+int rt_store_build_stats(struct rt_store *st,
+                         int (*on_status)(const char *status, int64_t n, void *userdata),
+                         void *userdata, struct rt_err *err);
+/* Writes a consistent copy of the whole database to the new file @dest_path (mode 0600;
+ * refused when it exists) with SQLite's online backup API.  Call with the store locked. */
+int rt_store_backup(struct rt_store *st, const char *dest_path, struct rt_err *err);
+
 #endif
