@@ -369,10 +369,10 @@ struct px_conn {
     const struct px_route *route;
     struct px_space_stats *stats; /* counted in stats->active */
     char ip[INET6_ADDRSTRLEN];
-    char host[256]; /* normalised host of the current request */
+    char host[128]; /* normalised host of the current request (longer: 400) */
     char *token;    /* bearer token being checked, or NULL */
     char method[12];
-    char path[128]; /* for the access log, truncated */
+    char path[64]; /* for the access log, truncated */
 };
 
 /* loop.c */

@@ -61,6 +61,7 @@ BAD_REQUESTS = {
                            b"Transfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n",
     "bare_lf_in_header": b"GET / HTTP/1.1\r\nHost: a.localhost\r\nX: a\rb\r\n\r\n",
     "obs_fold": b"GET / HTTP/1.1\r\nHost: a.localhost\r\nX-A: 1\r\n  folded\r\n\r\n",
+    "host_too_long": b"GET / HTTP/1.1\r\nHost: " + b"a" * 200 + b".localhost\r\n\r\n",
     "connect": b"CONNECT a.localhost:443 HTTP/1.1\r\nHost: a.localhost:443\r\n\r\n",
 }
 
