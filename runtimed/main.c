@@ -19,6 +19,7 @@
 #include "config.h"
 #include "error.h"
 #include "log.h"
+#include "metrics.h"
 #include "store.h"
 #include "tiers.h"
 #include "util.h"
@@ -172,6 +173,7 @@ static int run(struct rt_config *c, struct rt_err *err)
 {
     _cleanup_close_ int lock_fd = -1, sig_fd = -1;
     struct rt_api api = { .cfg = c };
+    struct rt_metrics_server *metrics = NULL;
     char db[600];
     bool first = false;
     int r;
@@ -197,6 +199,12 @@ static int run(struct rt_config *c, struct rt_err *err)
     r = rt_api_start(&api, err);
     if (r < 0)
         goto out;
+    /* Metrics are not worth an outage: a port taken only costs the scrapes. */
+    if (c->metrics_listen[0] &&
+        rt_metrics_serve_start(c->metrics_listen, api.st, &metrics, err) < 0)
+        rt_log(RT_LOG_ERR, &main_ctx, "no /metrics: %s", err->msg);
+    else if (metrics)
+        rt_log(RT_LOG_INFO, &main_ctx, "metrics on http://%s/metrics", c->metrics_listen);
     rt_log(RT_LOG_INFO, &main_ctx, "listening on http://%s, data dir %s, schema v%d, %d GPU%s",
            c->listen, c->data_dir, rt_store_schema_version(api.st), api.node_gpus,
            api.node_gpus == 1 ? "" : "s");
@@ -221,6 +229,7 @@ static int run(struct rt_config *c, struct rt_err *err)
         r = 0;
         break;
     }
+    rt_metrics_serve_stop(metrics);
     rt_api_stop(&api);
 out:
     rt_store_close(api.st);
