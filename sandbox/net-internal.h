@@ -59,6 +59,8 @@ int sbx__net_host_side(struct nl_sock *sk, const struct sbx_net_link *l, const c
 int sbx__net_space_side(struct nl_sock *nsk, const struct sbx_net_link *l, struct rt_err *err);
 /* Deletes a link by name; -ENODEV when absent. */
 int sbx__net_link_delete(struct nl_sock *sk, const char *name, struct rt_err *err);
+/* 0 when lo is the only link in the socket's netns, else -EEXIST naming another. */
+int sbx__net_only_lo(struct nl_sock *sk, struct rt_err *err);
 /* True when a link @name exists (in the socket's netns). */
 int sbx__net_link_exists(struct nl_sock *sk, const char *name, struct rt_err *err);
 /* Prefixed links with slot, group and alias owner; malloc'ed array. */

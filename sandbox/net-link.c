@@ -356,6 +356,22 @@ int sbx__net_link_exists(struct nl_sock *sk, const char *name, struct rt_err *er
     return 1;
 }
 
+int sbx__net_only_lo(struct nl_sock *sk, struct rt_err *err)
+{
+    _cleanup_(cache_freep) struct nl_cache *cache = NULL;
+    int r = rtnl_link_alloc_cache(sk, AF_UNSPEC, &cache);
+
+    if (r < 0)
+        return sbx__nl_err(err, r, "list links");
+    for (struct nl_object *o = nl_cache_get_first(cache); o; o = nl_cache_get_next(o)) {
+        const char *name = rtnl_link_get_name((struct rtnl_link *) o);
+
+        if (name && strcmp(name, "lo") != 0)
+            return rt_err_set(err, EEXIST, "not a fresh one: it has a link '%s'", name);
+    }
+    return 0;
+}
+
 int sbx__net_link_list(struct nl_sock *sk, const struct sbx_net_conf *c,
                        struct sbx_net_link **ret_links, size_t *ret_n, struct rt_err *err)
 {

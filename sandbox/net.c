@@ -169,6 +169,14 @@ int sbx_net_attach(const struct sbx_net_conf *c, pid_t pid, bool egress,
         if (r < 0)
             return r;
     }
+    r = sbx__nl_open_in_netns(nsfd, &nsk, err);
+    if (r < 0)
+        return r;
+    /* Only a fresh namespace (lo alone, as clone made it) gets a link: never a second one,
+     * and never a namespace that already leads somewhere, such as another host's. */
+    r = sbx__net_only_lo(nsk, err);
+    if (r < 0)
+        return rt_err_wrap(err, "network namespace of pid %d", (int) pid);
     r = claim_slot(sk, c, nsfd, egress, &l, err);
     if (r < 0)
         return r;
@@ -176,8 +184,6 @@ int sbx_net_attach(const struct sbx_net_conf *c, pid_t pid, bool egress,
     l.owner_start = start;
 
     r = sbx__net_host_side(sk, &l, alias, err);
-    if (r >= 0)
-        r = sbx__nl_open_in_netns(nsfd, &nsk, err);
     if (r >= 0)
         r = sbx__net_space_side(nsk, &l, err);
     if (r < 0) {

@@ -112,7 +112,9 @@ int sbx_net_slot_link(const struct sbx_net_conf *c, unsigned slot, struct sbx_ne
  * lo and eth0 up inside, and with @egress a default route via the host end.  Meant to run
  * after clone() and before the child is released.  Blocks for a few netlink round trips.
  * On failure nothing is left behind.  Returns 0 and fills *ret_link, or -errno
- * (-EADDRNOTAVAIL: pool exhausted, -EEXIST: the Space already has an "eth0"). */
+ * (-EADDRNOTAVAIL: pool exhausted; -EEXIST: the namespace is not fresh, it has a link other
+ * than lo, e.g. a first attach's "eth0"; -ENETUNREACH: egress while the host does not
+ * forward and host_forwarding is off). */
 int sbx_net_attach(const struct sbx_net_conf *c, pid_t pid, bool egress,
                    struct sbx_net_link *ret_link, struct rt_err *err);
 

@@ -55,10 +55,13 @@ def test_attach_errors_are_clear_and_leave_nothing(host):
     assert wait_until(lambda: exe_is(own.pid, "sleep"), 5, 0.002)
     out = spacenet(ns, "attach", own.pid, check=False)
     assert out.returncode == 1 and "shares our network namespace" in out.stderr
+    # from a test host, a process of the machine's own namespace is refused too
+    out = spacenet(ns, "attach", os.getpid(), check=False)
+    assert out.returncode == 1 and "not a fresh one: it has a link" in out.stderr
     s = Space(procs, "twice", parent_ns=ns)
     first = attach(ns, s)
     out = spacenet(ns, "attach", s.pid, check=False)
-    assert out.returncode == 1 and "already has a link 'eth0'" in out.stderr
+    assert out.returncode == 1 and "not a fresh one: it has a link 'eth0'" in out.stderr
     assert links(ns) == [first["host_if"]]
     out = spacenet(ns, "detach", "eth0", check=False)
     assert out.returncode == 1 and "not a space link" in out.stderr
