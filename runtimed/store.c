@@ -1082,6 +1082,32 @@ int rt_store_build_finish(struct rt_store *st, int64_t build_id, const char *sta
     return r == 0 ? rt_err_set(err, ENOENT, "no build %lld", (long long) build_id) : 0;
 }
 
+int rt_store_build_list_unfinished(struct rt_store *st,
+                                   int (*on_build)(const struct rt_store_build *, void *),
+                                   void *userdata, struct rt_err *err)
+{
+    _cleanup_stmt_ sqlite3_stmt *s = NULL;
+    int r = prepare(st, &s, err,
+                    "SELECT id, space_id, sha, factory FROM builds WHERE finished_at IS NULL"
+                    " ORDER BY id",
+                    "");
+
+    if (r < 0)
+        return r;
+    while ((r = sqlite3_step(s)) == SQLITE_ROW) {
+        struct rt_store_build b = {
+            .id = sqlite3_column_int64(s, 0),
+            .space_id = sqlite3_column_int64(s, 1),
+            .factory = sqlite3_column_int(s, 3) != 0,
+        };
+        const char *sha = (const char *) sqlite3_column_text(s, 2);
+        (void) snprintf(b.sha, sizeof(b.sha), "%s", sha ? sha : "");
+        if (on_build(&b, userdata))
+            return 0;
+    }
+    return r == SQLITE_DONE ? 0 : sql_err(st, r, err, "read builds");
+}
+
 /* --- operations: metrics and backup -------------------------------------------------- */
 
 int rt_store_build_stats(struct rt_store *st,

@@ -205,6 +205,18 @@ int rt_store_build_add(struct rt_store *st, int64_t space_id, const char *sha, b
                        int64_t *ret_id, struct rt_err *err);
 int rt_store_build_finish(struct rt_store *st, int64_t build_id, const char *status,
                           struct rt_err *err);
+/* A build row as the builder needs it again after a restart. */
+struct rt_store_build {
+    int64_t id;
+    int64_t space_id;
+    char sha[RT_SHA_SIZE];
+    bool factory;
+};
+/* Calls @on_build for each build without finished_at, oldest first, until it returns
+ * nonzero. */
+int rt_store_build_list_unfinished(struct rt_store *st,
+                                   int (*on_build)(const struct rt_store_build *, void *),
+                                   void *userdata, struct rt_err *err);
 
 int64_t rt_store_now_ms(void);
 
