@@ -10,6 +10,8 @@
 #include "store.h"
 
 struct mg_context;
+struct rt_builder;
+struct rt_lifecycle;
 
 struct rt_api {
     struct rt_store *st;
@@ -18,6 +20,8 @@ struct rt_api {
     struct mg_context *ctx;
     atomic_bool stopping;   /* set before mg_stop so long-lived streams end */
     atomic_int log_streams; /* SSE streams open now */
+    struct rt_builder *builder; /* the build queue (pushes queue builds); NULL: none */
+    struct rt_lifecycle *lc;    /* the lifecycle supervisor; NULL: none */
 };
 
 /* Starts the listener and workers.  The store and config must outlive the API. */

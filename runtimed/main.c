@@ -18,6 +18,7 @@
 #include "cleanup.h"
 #include "config.h"
 #include "error.h"
+#include "lifecycle.h"
 #include "log.h"
 #include "metrics.h"
 #include "store.h"
@@ -196,6 +197,10 @@ static int run(struct rt_config *c, struct rt_err *err)
     sig_fd = r = signals_fd(err);
     if (r < 0)
         goto out;
+    /* Before the API: the Spaces that ran on are reattached before anyone asks. */
+    r = rt_lifecycle_start(c, api.st, &api.lc, err);
+    if (r < 0)
+        goto out;
     r = rt_api_start(&api, err);
     if (r < 0)
         goto out;
@@ -232,6 +237,7 @@ static int run(struct rt_config *c, struct rt_err *err)
     rt_metrics_serve_stop(metrics);
     rt_api_stop(&api);
 out:
+    rt_lifecycle_stop(api.lc); /* the Spaces keep running */
     rt_store_close(api.st);
     return r;
 }
