@@ -1,0 +1,124 @@
+/* Private to lifecycle*.c: the supervisor's view of each Space. */
+#ifndef SP_RUNTIMED_LIFECYCLE_INTERNAL_H
+#define SP_RUNTIMED_LIFECYCLE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "lifecycle.h"
+#include "log.h"
+#include "runspec.h"
+#include "shim.h"
+
+#define LC_PATH 1024
+#define LC_LAYER 4096
+#define LC_TICK_MS 250     /* watching running Spaces */
+#define LC_TICK_FAST_MS 20 /* while one starts: the first healthy probe is the wake time */
+#define LC_STOP_GRACE_S 5  /* SIGTERM, then SIGKILL */
+#define LC_TAIL_LINES 5    /* log lines in a crash's errorMessage */
+#define LC_TAIL_LEN 200
+
+enum lc_state {
+    LC_NONE = 0, /* nothing runs */
+    LC_STARTING, /* the shim runs, the app does not answer yet */
+    LC_RUNNING,
+    LC_FROZEN, /* light sleep: its cgroup frozen, no upstream for the proxy */
+};
+
+/* One running version of a Space. */
+struct lc_inst {
+    enum lc_state state;
+    char dir[LC_PATH]; /* the shim's state dir */
+    char sha[65];
+    char upstream[64];
+    struct rt_runspec_out rs;
+    uint64_t started_ns, next_probe_ns;
+    off_t log_off;
+};
+
+struct lc_build {
+    bool set;
+    int64_t id;
+    char sha[65];
+    char app[LC_LAYER];
+    char deps[LC_LAYER];
+};
+
+#define LC_WANT_PAUSE (1u << 0)
+#define LC_WANT_RESTART (1u << 1)
+#define LC_WANT_FACTORY (1u << 2)
+#define LC_WANT_SETTINGS (1u << 3)
+#define LC_WANT_DELETE (1u << 4)
+
+struct lc_space {
+    int64_t id;
+    struct lc_space *next;
+    /* Written under lc->mu by anyone: */
+    unsigned want;
+    bool want_start; /* a visit to a Space that does not run */
+    bool paused;
+    bool deleted;
+    int64_t last_activity_ms;
+    struct lc_build pending; /* a finished build to switch to */
+    /* The supervisor's (cur.state also moves FROZEN -> RUNNING in a wake, under mu): */
+    struct lc_build build; /* what the Space runs, or ran last */
+    struct lc_inst cur, nxt;
+    char tail[LC_TAIL_LINES][LC_TAIL_LEN];
+    unsigned tail_n;
+    char host[300]; /* for log lines */
+};
+
+struct rt_lifecycle {
+    const struct rt_config *cfg;
+    struct rt_store *st;
+    struct rt_builder *builder;
+    struct rt_templates *templates;
+    char shim[LC_PATH];
+    char run_dir[LC_PATH];
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t thread;
+    bool has_thread, stopping, kicked;
+    struct lc_space *spaces;
+    uint64_t seq;
+};
+
+static inline bool live(const struct lc_inst *in)
+{
+    return in->state == LC_STARTING || in->state == LC_RUNNING || in->state == LC_FROZEN;
+}
+
+/* A change to a Space's row; NULL fields stay. */
+struct lc_change {
+    const char *stage;
+    const char *error;
+    const char *upstream;
+    const char *sha;
+    const char *hardware_current;
+};
+
+/* Writes @c into the Space's row, taking the store lock unless @locked is false (the
+ * caller holds it).  Returns -ENOENT when the Space is gone. */
+int lc__store_set(struct rt_lifecycle *lc, struct lc_space *sp, const struct lc_change *c,
+                  bool take_lock);
+void lc__log(const struct lc_space *sp, enum rt_log_level lvl, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void lc__tick(struct rt_lifecycle *lc);
+bool lc__busy(struct rt_lifecycle *lc); /* under lc->mu: a Space is starting */
+void lc__reattach(struct rt_lifecycle *lc);
+/* lifecycle-run.c */
+void lc__space_dir(struct rt_lifecycle *lc, int64_t id, char *buf, size_t len);
+void lc__remove_dir(const char *dir);
+int lc__write_file(const char *path, const char *text);
+void lc__copy_logs(struct rt_lifecycle *lc, struct lc_space *sp, struct lc_inst *in);
+void lc__crash_message(struct lc_space *sp, const struct rt_shim_status *ss, const char *memory,
+                       char *buf, size_t len);
+void lc__stop_inst(struct rt_lifecycle *lc, struct lc_space *sp, struct lc_inst *in);
+const char *lc__memory_of(struct rt_lifecycle *lc, struct lc_space *sp, char buf[32]);
+/* lifecycle-reattach.c: inst.json, what an instance needs to be watched again */
+void lc__save_inst(const struct lc_inst *in);
+
+#endif

@@ -1,0 +1,236 @@
+/* After runtimed restarts: the shims that kept running are adopted again, dead ones are
+ * explained, and no Space is ever started twice. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "lifecycle-internal.h"
+#include "store.h"
+#include "util.h"
+#include "banned.h"
+
+void lc__save_inst(const struct lc_inst *in)
+{
+    char path[LC_PATH + 16];
+    json_t *j = json_pack("{s:s, s:i, s:s, s:I, s:I, s:I}", "sha", in->sha, "port",
+                          (int) in->rs.port, "health", in->rs.health_path, "healthIntervalMs",
+                          (json_int_t) in->rs.health_interval_ms, "healthTimeoutMs",
+                          (json_int_t) in->rs.health_timeout_ms, "startupMs",
+                          (json_int_t) in->rs.startup_timeout_ms);
+    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+
+    (void) snprintf(path, sizeof(path), "%s/inst.json", in->dir);
+    if (text)
+        (void) lc__write_file(path, text);
+    free(text);
+    json_decref(j);
+}
+
+static json_t *load_json(const char *path)
+{
+    return json_load_file(path, 0, NULL);
+}
+
+static bool load_inst(struct lc_inst *in)
+{
+    char path[LC_PATH + 16];
+    json_t *j;
+    const char *sha, *health;
+
+    (void) snprintf(path, sizeof(path), "%s/inst.json", in->dir);
+    j = load_json(path);
+    sha = json_string_value(json_object_get(j, "sha"));
+    health = json_string_value(json_object_get(j, "health"));
+    if (!sha || !health) {
+        json_decref(j);
+        return false;
+    }
+    (void) snprintf(in->sha, sizeof(in->sha), "%s", sha);
+    (void) snprintf(in->rs.health_path, sizeof(in->rs.health_path), "%s", health);
+    in->rs.port = (uint16_t) json_integer_value(json_object_get(j, "port"));
+    in->rs.health_interval_ms =
+        (uint64_t) json_integer_value(json_object_get(j, "healthIntervalMs"));
+    in->rs.health_timeout_ms = (uint64_t) json_integer_value(json_object_get(j, "healthTimeoutMs"));
+    in->rs.startup_timeout_ms = (uint64_t) json_integer_value(json_object_get(j, "startupMs"));
+    json_decref(j);
+    return true;
+}
+
+static bool load_build(const char *dir, struct lc_space *sp)
+{
+    char path[LC_PATH + 16];
+    json_t *j;
+    const char *sha, *app, *deps;
+
+    (void) snprintf(path, sizeof(path), "%s/space.json", dir);
+    j = load_json(path);
+    sha = json_string_value(json_object_get(j, "sha"));
+    app = json_string_value(json_object_get(j, "app"));
+    deps = json_string_value(json_object_get(j, "deps"));
+    if (!sha || !app || !deps) {
+        json_decref(j);
+        return false;
+    }
+    sp->build.set = true;
+    sp->build.id = json_integer_value(json_object_get(j, "build"));
+    (void) snprintf(sp->build.sha, sizeof(sp->build.sha), "%s", sha);
+    (void) snprintf(sp->build.app, sizeof(sp->build.app), "%s", app);
+    (void) snprintf(sp->build.deps, sizeof(sp->build.deps), "%s", deps);
+    sp->paused = json_is_true(json_object_get(j, "paused"));
+    json_decref(j);
+    return true;
+}
+
+static bool numeric(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (*s < '0' || *s > '9')
+            return false;
+    return true;
+}
+
+/* One instance dir found at start: adopt it (the newest live one), or clean it up. */
+static void found_inst(struct rt_lifecycle *lc, struct lc_space *sp, struct rt_space *row,
+                       const char *dir)
+{
+    struct rt_shim_status ss = { 0 };
+    struct rt_err err = { 0 };
+    struct lc_inst in = { 0 };
+    struct stat st;
+    char path[LC_PATH + 16];
+
+    (void) snprintf(in.dir, sizeof(in.dir), "%s", dir);
+    if (rt_shim_command(dir, "status", &ss, &err) == 0 && strcmp(ss.state, "exited") != 0 &&
+        load_inst(&in)) {
+        if (sp->cur.dir[0] && strcmp(sp->cur.dir, dir) > 0) {
+            lc__stop_inst(lc, sp, &in); /* an older copy: never two */
+            return;
+        }
+        if (sp->cur.dir[0])
+            lc__stop_inst(lc, sp, &sp->cur);
+        (void) snprintf(in.upstream, sizeof(in.upstream), "%s", ss.upstream);
+        in.started_ns = rt_now_ns();
+        in.next_probe_ns = in.started_ns;
+        if (ss.frozen)
+            in.state = LC_FROZEN;
+        else if (strcmp(row->stage, "RUNNING") == 0 && row->upstream[0])
+            in.state = LC_RUNNING;
+        else
+            in.state = LC_STARTING;
+        (void) snprintf(path, sizeof(path), "%s/run.log", dir);
+        in.log_off = stat(path, &st) == 0 ? st.st_size : 0;
+        sp->cur = in;
+        lc__log(sp, RT_LOG_INFO, "reattached to %s (pid %d)", in.sha, (int) ss.pid);
+        return;
+    }
+    /* It ended while runtimed was away. */
+    if (rt_shim_read_status(dir, &ss, &err) == 0 && strcmp(ss.state, "exited") == 0 &&
+        (strcmp(row->stage, "RUNNING") == 0 || strcmp(row->stage, "APP_STARTING") == 0)) {
+        char msg[1024], mem[32];
+        lc__copy_logs(lc, sp, &in);
+        lc__crash_message(sp, &ss, lc__memory_of(lc, sp, mem), msg, sizeof(msg));
+        (void) lc__store_set(
+            lc, sp, &(struct lc_change){ .stage = "RUNTIME_ERROR", .error = msg, .upstream = "" },
+            true);
+        (void) snprintf(row->stage, sizeof(row->stage), "RUNTIME_ERROR");
+    }
+    lc__remove_dir(dir);
+}
+
+struct find_row {
+    int64_t id;
+    struct rt_space *row;
+    bool found;
+};
+
+static int on_row(const struct rt_space *s, void *userdata)
+{
+    struct find_row *f = userdata;
+
+    if (s->id == f->id) {
+        *f->row = *s;
+        f->found = true;
+    }
+    return 1;
+}
+
+static void reattach_space(struct rt_lifecycle *lc, int64_t id, const char *dir)
+{
+    struct rt_space row;
+    struct find_row f = { .id = id, .row = &row };
+    struct rt_err err = { 0 };
+    struct lc_space *sp;
+    DIR *d;
+    struct dirent *e;
+    char *names[256];
+    size_t n = 0;
+
+    rt_store_lock(lc->st);
+    (void) rt_store_space_list(lc->st, id - 1, on_row, &f, &err);
+    rt_store_unlock(lc->st);
+    sp = calloc(1, sizeof(*sp));
+    if (!sp)
+        return;
+    sp->id = id;
+    sp->last_activity_ms = rt_store_now_ms();
+    if (!f.found || !load_build(dir, sp)) {
+        /* Deleted while we were away, or never built: nothing of it may run. */
+        sp->want = LC_WANT_DELETE;
+        if (f.found)
+            sp->want = 0;
+    } else {
+        (void) snprintf(sp->host, sizeof(sp->host), "%s", row.host);
+        sp->paused = row.paused;
+    }
+    d = opendir(dir);
+    while (d && (e = readdir(d)) && n < 256)
+        if (numeric(e->d_name) && (names[n] = strdup(e->d_name)))
+            n++;
+    if (d)
+        (void) closedir(d);
+    for (size_t i = 0; i < n; i++) {
+        char sub[LC_PATH];
+        (void) snprintf(sub, sizeof(sub), "%s/%s", dir, names[i]);
+        if (f.found)
+            found_inst(lc, sp, &row, sub);
+        else {
+            struct lc_inst in = { 0 };
+            (void) snprintf(in.dir, sizeof(in.dir), "%s", sub);
+            lc__stop_inst(lc, sp, &in);
+        }
+        free(names[i]);
+    }
+    /* Was running, and its shim is gone (the node rebooted): start it again. */
+    if (f.found && sp->build.set && !sp->cur.dir[0] && !row.paused &&
+        (strcmp(row.stage, "RUNNING") == 0 || strcmp(row.stage, "APP_STARTING") == 0))
+        sp->want_start = true;
+    sp->next = lc->spaces;
+    lc->spaces = sp;
+}
+
+void lc__reattach(struct rt_lifecycle *lc)
+{
+    DIR *d = opendir(lc->run_dir);
+    struct dirent *e;
+
+    while (d && (e = readdir(d))) {
+        char dir[LC_PATH];
+        uint64_t id;
+
+        if (!numeric(e->d_name) || rt_parse_u64(e->d_name, &id) < 0)
+            continue;
+        (void) snprintf(dir, sizeof(dir), "%s/%s", lc->run_dir, e->d_name);
+        reattach_space(lc, (int64_t) id, dir);
+    }
+    if (d)
+        (void) closedir(d);
+}

@@ -1,0 +1,201 @@
+/* spec.json for a Space's shim.  The layers are mounted where the build made them
+ * (build.h: a venv records its own absolute path; the deps layer is the venv the
+ * templates name), and HOME is a small writable tmpfs under them. */
+#include "runspec.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "spaceconfig.h"
+#include "template.h"
+#include "util.h"
+#include "banned.h"
+
+#define README_MAX (256 * 1024)
+#define HOME_DIR "/home/user"
+#define HOME_SIZE (256ULL << 20)
+#define DEFAULT_PIDS 4096
+
+static int read_readme(const char *app_layer, char **ret, size_t *ret_len, struct rt_err *err)
+{
+    _cleanup_close_ int fd = -1;
+    _cleanup_free_ char *buf = NULL;
+    char path[4200];
+    ssize_t n;
+
+    (void) snprintf(path, sizeof(path), "%s/README.md", app_layer);
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return rt_err_set(err, errno, "read README.md of the build");
+    buf = malloc(README_MAX + 1);
+    if (!buf)
+        return rt_err_set(err, ENOMEM, "read README.md");
+    n = rt_read_all(fd, buf, README_MAX);
+    if (n < 0)
+        return rt_err_set(err, errno, "read README.md");
+    buf[n] = '\0';
+    *ret_len = (size_t) n;
+    *ret = TAKE_PTR(buf);
+    return 0;
+}
+
+static int add_mount(json_t *mounts, const char *kind, const char *src, const char *dst,
+                     uint64_t size)
+{
+    json_t *m = json_pack("{s:s, s:s}", "kind", kind, "dst", dst);
+
+    if (!m)
+        return -ENOMEM;
+    if (src && json_object_set_new(m, "src", json_string(src)) < 0)
+        return json_decref(m), -ENOMEM;
+    if (size && json_object_set_new(m, "size", json_integer((json_int_t) size)) < 0)
+        return json_decref(m), -ENOMEM;
+    return json_array_append_new(mounts, m) < 0 ? -ENOMEM : 0;
+}
+
+static int mounts_of(const struct rt_runspec_in *in, json_t *mounts)
+{
+    int r = add_mount(mounts, "tmpfs", NULL, HOME_DIR, HOME_SIZE);
+
+    if (r == 0)
+        r = add_mount(mounts, "ro-bind", in->app_layer, in->app_mount, 0);
+    if (r == 0 && in->deps_layer && *in->deps_layer)
+        r = add_mount(mounts, "ro-bind", in->deps_layer, in->deps_mount, 0);
+    return r;
+}
+
+static void tier_extra(const struct rt_tier *t, char cores[32], char mem[32])
+{
+    (void) snprintf(cores, 32, "%g", t->cpus);
+    if (t->memory >= (1ULL << 30) && t->memory % (1ULL << 30) == 0)
+        (void) snprintf(mem, 32, "%lluGi", (unsigned long long) (t->memory >> 30));
+    else
+        (void) snprintf(mem, 32, "%lluMi", (unsigned long long) (t->memory >> 20));
+}
+
+static int build_json(const struct rt_runspec_in *in, const struct rt_run_spec *run, json_t **ret)
+{
+    const struct rt_space *s = in->space;
+    json_t *root, *argv, *env, *mounts;
+    char id[RT_ID_SIZE];
+
+    (void) snprintf(id, sizeof(id), "%s/%s", s->owner, s->name);
+    argv = json_array();
+    env = json_array();
+    mounts = json_array();
+    root = json_pack("{s:s, s:o, s:o, s:s, s:o, s:I, s:I, s:I, s:I, s:I, s:s, s:b, s:i}", "id", id,
+                     "argv", argv, "env", env, "chdir", run->workdir, "mounts", mounts, "memory",
+                     (json_int_t) in->tier->memory, "swap", (json_int_t) 0, "pids",
+                     (json_int_t) DEFAULT_PIDS, "cpuMilli",
+                     (json_int_t) (in->tier->cpus * 1000.0 + 0.5), "upperSize",
+                     (json_int_t) (in->tier->disk ? in->tier->disk : (8ULL << 30)), "net", "veth",
+                     "egress", 1, "port", (int) run->port);
+    if (!root)
+        return -ENOMEM;
+    for (size_t i = 0; i < run->argv.n; i++)
+        if (json_array_append_new(argv, json_string(run->argv.v[i])) < 0)
+            goto oom;
+    for (size_t i = 0; i < run->env.n; i++)
+        if (json_array_append_new(env, json_string(run->env.v[i])) < 0)
+            goto oom;
+    /* Every Space's output reaches its run log as it is written. */
+    if (json_array_append_new(env, json_string("PYTHONUNBUFFERED=1")) < 0)
+        goto oom;
+    for (size_t i = 0; i < in->n_env; i++)
+        if (json_array_append_new(env, json_string(in->env[i])) < 0)
+            goto oom;
+    if (mounts_of(in, mounts) < 0)
+        goto oom;
+    if (in->rootfs && *in->rootfs &&
+        json_object_set_new(root, "rootfs", json_string(in->rootfs)) < 0)
+        goto oom;
+    *ret = root;
+    return 0;
+oom:
+    json_decref(root);
+    return -ENOMEM;
+}
+
+static int write_atomic(const char *path, const char *text, struct rt_err *err)
+{
+    char tmp[4200];
+    _cleanup_close_ int fd = -1;
+
+    (void) snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return rt_err_set(err, errno, "create '%s'", tmp);
+    if (rt_write_all(fd, text, strlen(text)) < 0 || fsync(fd) < 0)
+        return rt_err_set(err, errno, "write '%s'", tmp);
+    if (rename(tmp, path) < 0)
+        return rt_err_set(err, errno, "rename '%s'", tmp);
+    return 0;
+}
+
+int rt_runspec_write(const struct rt_runspec_in *in, const char *path, struct rt_runspec_out *ret,
+                     struct rt_err *err)
+{
+    _cleanup_free_ char *readme = NULL, *text = NULL;
+    struct rt_spaceconfig *cfg = NULL;
+    struct rt_run_spec *run = NULL;
+    struct rt_strmap extra = { 0 };
+    const struct rt_template *t;
+    char id[RT_ID_SIZE], host[RT_HOST_SIZE + 130], cores[32], mem[32];
+    json_t *root = NULL;
+    size_t len = 0;
+    int r;
+
+    r = read_readme(in->app_layer, &readme, &len, err);
+    if (r < 0)
+        return r;
+    r = rt_spaceconfig_parse(readme, len, &cfg, err);
+    if (r < 0)
+        return rt_err_wrap(err, "README.md");
+    t = rt_templates_find(in->templates, rt_sdk_name(cfg->sdk));
+    if (!t) {
+        r = rt_err_set(err, EOPNOTSUPP, "no template for sdk '%s'", rt_sdk_name(cfg->sdk));
+        goto out;
+    }
+    (void) snprintf(id, sizeof(id), "%s/%s", in->space->owner, in->space->name);
+    (void) snprintf(host, sizeof(host), "%s.%s", in->space->host, in->domain);
+    tier_extra(in->tier, cores, mem);
+    if (rt_strmap_push(&extra, "ACCELERATOR", in->tier->gpu_kind[0] ? in->tier->gpu_kind : "none") <
+            0 ||
+        rt_strmap_push(&extra, "CPU_CORES", cores) < 0 ||
+        rt_strmap_push(&extra, "MEMORY", mem) < 0 ||
+        rt_strmap_push(&extra, "SPACE_CREATOR_USER_ID", in->space->owner) < 0) {
+        r = rt_err_set(err, ENOMEM, "render '%s'", id);
+        goto out;
+    }
+    {
+        struct rt_render_in rin = { .cfg = cfg, .space_id = id, .host = host, .extra = &extra };
+        r = rt_template_render_run(t, &rin, &run, err);
+    }
+    if (r < 0)
+        goto out;
+    if (build_json(in, run, &root) < 0 || !(text = json_dumps(root, JSON_COMPACT))) {
+        r = rt_err_set(err, ENOMEM, "spec for '%s'", id);
+        goto out;
+    }
+    r = write_atomic(path, text, err);
+    if (r < 0)
+        goto out;
+    ret->port = run->port;
+    (void) snprintf(ret->health_path, sizeof(ret->health_path), "%s",
+                    run->health_path ? run->health_path : "/");
+    ret->health_interval_ms = run->health_interval_ms ? run->health_interval_ms : 1000;
+    ret->health_timeout_ms = run->health_timeout_ms ? run->health_timeout_ms : 5000;
+    ret->startup_timeout_ms = run->startup_timeout_ms ? run->startup_timeout_ms : 30 * 60 * 1000;
+out:
+    json_decref(root);
+    rt_run_spec_free(run);
+    rt_strmap_done(&extra);
+    rt_spaceconfig_free(cfg);
+    return r;
+}
