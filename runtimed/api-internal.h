@@ -94,5 +94,10 @@ int rt__api_proxy(struct rt_req *r);
  * locks it again before returning. */
 int rt__api_logs(struct rt_req *r, const struct rt_space *s, bool build);
 int rt__list_hardware(struct rt_req *r);
+/* git smart HTTP at /spaces/OWNER/NAME (api-git.c): a civetweb handler of its own, since
+ * git's answers are raw HTTP written by git-http-backend. */
+int rt__git_handler(struct mg_connection *conn, void *cbdata);
+/* Removes the bare repository of a deleted Space. */
+void rt__git_repo_remove(struct rt_api *api, const char *owner, const char *name);
 
 #endif

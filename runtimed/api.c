@@ -174,6 +174,7 @@ int rt_api_start(struct rt_api *api, struct rt_err *err)
                           err_text[0] ? err_text : "civetweb failed to start");
     }
     mg_set_request_handler(api->ctx, "/api", on_api, api);
+    mg_set_request_handler(api->ctx, "/spaces", rt__git_handler, api); /* api-git.c */
     mg_set_request_handler(api->ctx, "**", on_other, api);
     return 0;
 }
