@@ -70,6 +70,8 @@ static int route(struct rt_req *r)
         return rt__api_repos(r);
     if (strcmp(top, "spaces") == 0)
         return rt__api_spaces(r);
+    if (strcmp(top, "admin") == 0 && r->nseg == 2 && strcmp(r->seg[1], "backup") == 0)
+        return rt__api_backup(r); /* runtimed/backup-api.c */
     if (strcmp(top, "admin") == 0)
         return rt__api_admin(r);
     return rt__reply_error(r, 404, "no such endpoint");
