@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "backup.h"
 #include "bootstrap.h"
 #include "cleanup.h"
 #include "config.h"
@@ -28,6 +29,7 @@
 #include "banned.h"
 
 static const struct rt_log_ctx main_ctx = { .app = NULL, .action = "runtimed" };
+static const char *restore_file; /* --restore: fill a fresh data dir, then exit */
 
 static void usage(FILE *out)
 {
@@ -40,6 +42,8 @@ static void usage(FILE *out)
                  "  --data-dir DIR      state, tokens and logs (default /var/lib/spaceport)\n"
                  "  --listen ADDR:PORT  API address (default 127.0.0.1:8080)\n"
                  "  --print-config-example  every setting, documented, with its default\n"
+                 "  --restore FILE      fill the fresh data dir from a backup (spacectl admin\n"
+                 "                      backup), then exit; see docs/backup.md\n"
                  "\n"
                  "On first start runtimed creates the user 'admin' and writes its token to\n"
                  "DIR/admin.token (mode 0600).\n");
@@ -55,6 +59,7 @@ static int parse_args(int argc, char **argv, struct rt_config *c)
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { "print-config-example", no_argument, NULL, 'E' },
+        { "restore", required_argument, NULL, 'R' },
         { NULL, 0, NULL, 0 },
     };
     const char *config = NULL, *data_dir = NULL, *listen = NULL;
@@ -80,6 +85,9 @@ static int parse_args(int argc, char **argv, struct rt_config *c)
         case 'V':
             printf("runtimed %s\n", SPACEPORT_VERSION);
             return 0;
+        case 'R':
+            restore_file = optarg;
+            break;
         case 'E': /* ops/runtimed.conf.example, from the parser's own table */
             return rt_config_print_example(stdout) < 0 || fflush(stdout) != 0 ? 1 : 0;
         case ':':
@@ -255,6 +263,15 @@ int main(int argc, char **argv)
         return r;
     rt_log_level = c.log_level;
     rt_log_json = c.log_json;
+    if (restore_file) {
+        _cleanup_close_ int lock_fd = lock_data_dir(c.data_dir, &err);
+        if (lock_fd < 0 || rt_backup_restore(c.data_dir, restore_file, &err) < 0) {
+            rt_log(RT_LOG_ERR, &main_ctx, "restore: %s", rt_err_str(&err, buf, sizeof(buf)));
+            return 1;
+        }
+        rt_log(RT_LOG_INFO, &main_ctx, "restored %s into %s", restore_file, c.data_dir);
+        return 0;
+    }
     r = run(&c, &err);
     if (r < 0) {
         rt_log(RT_LOG_ERR, &main_ctx, "%s", rt_err_str(&err, buf, sizeof(buf)));
