@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "api-internal.h"
+#include "lifecycle.h"
 #include "log.h"
 #include "names.h"
 #include "util.h"
@@ -87,9 +88,15 @@ static int wake(struct rt_req *r)
                                  "stage", "PAUSED"));
         goto out;
     }
-    /* Recorded for the lifecycle supervisor, which does the waking. */
     (void) rt_store_event_add(r->st, s.id, "wake", "", &err);
     (void) rt_store_space_touch(r->st, s.id, rt_store_now_ms(), &err);
+    /* A frozen Space is thawed inline (its upstream is back when this returns); a
+     * stopped one is started by the supervisor.  -ENOENT: never built, nothing to wake. */
+    if (r->api->lc && rt_lifecycle_wake(r->api->lc, s.id, &err) == -EBUSY) {
+        rt__reply_json(r, 409, json_pack("{s:s, s:s}", "error", err.msg, "stage", "PAUSED"));
+        goto out;
+    }
+    (void) rt_store_space_get(r->st, s.owner, s.name, &s, &err);
     rt__reply_json(r, 202, json_pack("{s:s}", "stage", rt__space_stage(&s)));
 out:
     json_decref(body);
@@ -121,8 +128,11 @@ static int activity(struct rt_req *r)
             goto out;
         }
         /* Spaces deleted since the proxy saw them are skipped, not an error. */
-        if (rt_store_space_get(r->st, owner, name, &s, &err) >= 0)
+        if (rt_store_space_get(r->st, owner, name, &s, &err) >= 0) {
             (void) rt_store_space_touch(r->st, s.id, now, &err);
+            if (r->api->lc)
+                rt_lifecycle_activity(r->api->lc, s.id);
+        }
     }
     rt__reply_empty(r, 204);
 out:

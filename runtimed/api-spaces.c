@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "api-internal.h"
+#include "lifecycle.h"
 #include "log.h"
 #include "names.h"
 #include "tiers.h"
@@ -334,6 +335,8 @@ static int repo_delete(struct rt_req *r)
     rc = rt_store_space_delete(r->st, s.id, &err);
     if (rc >= 0)
         rc = rt_store_event_add(r->st, s.id, "deleted", "", &err);
+    if (rc >= 0 && r->api->lc) /* its running copies stop */
+        (void) rt_lifecycle_delete(r->api->lc, s.id, &err);
     if (rc < 0) {
         rt__reply_err(r, rc, &err);
         goto out;
@@ -342,6 +345,9 @@ static int repo_delete(struct rt_req *r)
         struct rt_log_ctx ctx = { .app = s.host, .action = "delete" };
         rt_log(RT_LOG_INFO, &ctx, "deleted Space '%s/%s'", s.owner, s.name);
     }
+    /* Its builds and its repository go with it (a new Space of that name starts empty). */
+    rt_builder_forget(r->api->builder, s.id);
+    rt__git_repo_remove(r->api, s.owner, s.name);
     rt__reply_json(r, 200, json_object());
 out:
     json_decref(body);
@@ -537,12 +543,27 @@ static int set_hardware(struct rt_req *r, struct rt_space *s)
     if (rt__field_str(r, body, "flavor", true, &flavor) < 0 ||
         read_sleep(r, body, "sleepTimeSeconds", &sleep_set, &secs) < 0 || check_tier(r, flavor) < 0)
         goto out;
+    {
+        /* Refused here, not after the Space stopped: this node cannot give that tier. */
+        struct rt_tier t;
+        struct rt_err err = { 0 };
+        int rc = rt_store_tier_get(r->st, flavor, &t, &err);
+        if (rc >= 0)
+            rc = rt_tiers_check_node(&t, r->api->node_gpus, &err);
+        if (rc < 0) {
+            rt__reply_err(r, rc, &err);
+            goto out;
+        }
+    }
     (void) snprintf(s->hardware, sizeof(s->hardware), "%s", flavor);
     if (sleep_set) {
         s->sleep_set = true;
         s->sleep_time = secs;
     }
-    save(r, s, "hardware", s->hardware);
+    if (save(r, s, "hardware", s->hardware) == 200 && r->api->lc) {
+        struct rt_err err = { 0 };
+        (void) rt_lifecycle_settings_changed(r->api->lc, s->id, &err);
+    }
 out:
     json_decref(body);
     return r->status;
@@ -577,17 +598,24 @@ static int pause_space(struct rt_req *r, struct rt_space *s)
     if (strcmp(s->sdk, "static") == 0)
         return rt__reply_error(r, 400, "static Spaces cannot be paused");
     s->paused = true;
-    return save(r, s, "pause", "");
+    if (save(r, s, "pause", "") == 200 && r->api->lc) {
+        struct rt_err err = { 0 };
+        (void) rt_lifecycle_pause(r->api->lc, s->id, &err);
+    }
+    return r->status;
 }
 
 static int restart_space(struct rt_req *r, struct rt_space *s)
 {
     bool factory = rt__query_true(r, "factory");
 
-    /* A restart also resumes a paused Space.  Until the builder lands, the stage stays
-     * the one the Space is really in. */
+    /* A restart also resumes a paused Space; the supervisor sets the stages. */
     s->paused = false;
-    return save(r, s, "restart", factory ? "factory" : "");
+    if (save(r, s, "restart", factory ? "factory" : "") == 200 && r->api->lc) {
+        struct rt_err err = { 0 };
+        (void) rt_lifecycle_restart(r->api->lc, s->id, factory, &err);
+    }
+    return r->status;
 }
 
 /* PUT …/settings: the Hub's visibility switch; gating and discussions do not apply. */

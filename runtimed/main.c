@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "builder.h"
 #include "backup.h"
 #include "bootstrap.h"
 #include "cleanup.h"
@@ -209,6 +210,11 @@ static int run(struct rt_config *c, struct rt_err *err)
     r = rt_lifecycle_start(c, api.st, &api.lc, err);
     if (r < 0)
         goto out;
+    /* Before the API, so the first push finds the queue; builds a previous runtimed left
+     * unfinished are queued again. */
+    r = rt_builder_start(c, api.st, api.lc, &api.builder, err);
+    if (r < 0)
+        goto out;
     r = rt_api_start(&api, err);
     if (r < 0)
         goto out;
@@ -245,6 +251,7 @@ static int run(struct rt_config *c, struct rt_err *err)
     rt_metrics_serve_stop(metrics);
     rt_api_stop(&api);
 out:
+    rt_builder_stop(api.builder); /* a running build stays unfinished: queued at next start */
     rt_lifecycle_stop(api.lc); /* the Spaces keep running */
     rt_store_close(api.st);
     return r;

@@ -1,5 +1,6 @@
 PROGS += runtimed
 runtimed_SRCS := runtimed/main.c runtimed/api.c runtimed/api-http.c runtimed/api-shapes.c \
-	runtimed/api-spaces.c runtimed/api-admin.c runtimed/api-proxy.c runtimed/api-logs.c
-runtimed_LIBS := rtcore
+	runtimed/api-spaces.c runtimed/api-admin.c runtimed/api-proxy.c runtimed/api-logs.c \
+	runtimed/api-git.c
+runtimed_LIBS := rtbuilder rtcore
 runtimed_LDLIBS := -lcivetweb
