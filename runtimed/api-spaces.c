@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "api-internal.h"
+#include "builder.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "names.h"
