@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "spacectl-backup.h"
 #include "spacectl.h"
 #include "banned.h"
 
@@ -93,6 +94,11 @@ const struct sc_cmd sc_commands[] = {
       sc_cmd_gpu_list },
     { "gpu", "leases", "", 0, 0, no_opts, "list the ZeroGPU leases and their queue", NULL,
       sc_cmd_gpu_leases },
+    { "admin", "backup", "FILE", 1, 1, sc_admin_backup_opts, "back up the whole node into FILE",
+      SC_ADMIN_BACKUP_HELP, sc_cmd_admin_backup },
+    { "admin", "restore", "FILE", 1, 1, sc_admin_restore_opts,
+      "fill a fresh data dir from a backup (offline)", SC_ADMIN_RESTORE_HELP,
+      sc_cmd_admin_restore },
 };
 const size_t sc_n_commands = sizeof(sc_commands) / sizeof(sc_commands[0]);
 

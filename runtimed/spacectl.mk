@@ -6,7 +6,8 @@
 # because it defines its own main.
 SPACECTL_SRCS := runtimed/spacectl.c runtimed/spacectl-args.c runtimed/spacectl-ctx.c \
                  runtimed/spacectl-http.c runtimed/spacectl-sse.c runtimed/spacectl-fmt.c \
-                 runtimed/spacectl-space.c runtimed/spacectl-admin.c
+                 runtimed/spacectl-space.c runtimed/spacectl-admin.c \
+                 runtimed/spacectl-backup.c
 
 LIBS += spacectl
 PROGS += spacectl
