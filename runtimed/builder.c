@@ -1,0 +1,246 @@
+/* The build queue: one worker thread, at most one queued build per Space (a newer push
+ * replaces it), and a cancel for the running one when its Space is pushed again. */
+#include "builder.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "build.h"
+#include "builder-job.h"
+#include "buildplan.h"
+#include "cleanup.h"
+#include "config.h"
+#include "lifecycle.h"
+#include "log.h"
+#include "store.h"
+#include "banned.h"
+
+struct job {
+    int64_t space_id;
+    char sha[RT_GIT_SHA_SIZE];
+    bool factory;
+    struct job *next;
+};
+
+struct rt_builder {
+    const struct rt_config *cfg;
+    struct rt_store *st;
+    struct rt_lifecycle *lc;
+    struct rt_templates *templates;
+    struct rt_pip_settings pip;
+
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct job *queue; /* oldest first */
+    int64_t running_space;
+    struct rt_build *running;
+    bool stopping;
+    atomic_bool stopping_flag; /* the same, read by a build without the lock */
+    bool started;
+    pthread_t thread;
+};
+
+static const struct rt_log_ctx builder_ctx = { .app = NULL, .action = "builder" };
+
+/* --- the queue ------------------------------------------------------------------------- */
+
+/* Removes and frees the queued build of @space_id; returns whether there was one and
+ * whether it was a factory build.  Called with b->lock held. */
+static bool drop_queued(struct rt_builder *b, int64_t space_id, bool *ret_factory)
+{
+    for (struct job **p = &b->queue; *p; p = &(*p)->next) {
+        struct job *j = *p;
+        if (j->space_id != space_id)
+            continue;
+        *p = j->next;
+        if (ret_factory)
+            *ret_factory = j->factory;
+        free(j);
+        return true;
+    }
+    return false;
+}
+
+int rt_builder_enqueue(struct rt_builder *b, int64_t space_id, const char *sha, bool factory,
+                       struct rt_err *err)
+{
+    struct job *j, **tail;
+    bool was_factory = false;
+
+    if (!b)
+        return rt_err_set(err, EINVAL, "no builder");
+    if (!sha || strlen(sha) != RT_GIT_SHA_SIZE - 1 || strspn(sha, "0123456789abcdef") != 40)
+        return rt_err_set(err, EINVAL, "'%s' is not a commit id", sha ? sha : "");
+    j = calloc(1, sizeof(*j));
+    if (!j)
+        return rt_err_set(err, ENOMEM, "queue a build");
+    j->space_id = space_id;
+    memcpy(j->sha, sha, RT_GIT_SHA_SIZE);
+    pthread_mutex_lock(&b->lock);
+    /* A factory rebuild that is superseded before it starts still owes its cache-less
+     * build to the commit that replaces it. */
+    if (drop_queued(b, space_id, &was_factory))
+        factory = factory || was_factory;
+    j->factory = factory;
+    for (tail = &b->queue; *tail; tail = &(*tail)->next)
+        ;
+    *tail = j;
+    if (b->running && b->running_space == space_id)
+        rt_build_cancel(b->running);
+    pthread_cond_signal(&b->cond);
+    pthread_mutex_unlock(&b->lock);
+    return 0;
+}
+
+void rt_builder_forget(struct rt_builder *b, int64_t space_id)
+{
+    if (!b)
+        return;
+    pthread_mutex_lock(&b->lock);
+    while (drop_queued(b, space_id, NULL))
+        ;
+    if (b->running && b->running_space == space_id)
+        rt_build_cancel(b->running);
+    pthread_mutex_unlock(&b->lock);
+}
+
+/* --- the worker ------------------------------------------------------------------------- */
+
+static void *worker(void *p)
+{
+    struct rt_builder *b = p;
+
+    for (;;) {
+        struct job *j;
+        struct rt_build *rb = rt_build_new();
+
+        pthread_mutex_lock(&b->lock);
+        while (!b->queue && !b->stopping)
+            pthread_cond_wait(&b->cond, &b->lock);
+        if (b->stopping) {
+            pthread_mutex_unlock(&b->lock);
+            rt_build_free(rb);
+            break;
+        }
+        j = b->queue;
+        b->queue = j->next;
+        b->running_space = j->space_id;
+        b->running = rb;
+        pthread_mutex_unlock(&b->lock);
+
+        if (!rb)
+            rt_log(RT_LOG_ERR, &builder_ctx, "out of memory: build of %.12s dropped", j->sha);
+        else
+            rt__builder_run(&(struct rt__builder_env){ .cfg = b->cfg,
+                                                       .st = b->st,
+                                                       .lc = b->lc,
+                                                       .templates = b->templates,
+                                                       .pip = &b->pip,
+                                                       .stopping = &b->stopping_flag },
+                            rb, j->space_id, j->sha, j->factory);
+
+        pthread_mutex_lock(&b->lock);
+        b->running = NULL;
+        b->running_space = 0;
+        pthread_mutex_unlock(&b->lock);
+        rt_build_free(rb);
+        free(j);
+    }
+    return NULL;
+}
+
+/* --- start and stop ------------------------------------------------------------------------ */
+
+struct requeue {
+    struct rt_builder *b;
+    int64_t ids[256];
+    size_t n;
+};
+
+static int on_unfinished(const struct rt_store_build *bd, void *userdata)
+{
+    struct requeue *q = userdata;
+    struct rt_err err = { 0 };
+
+    /* Oldest first: a later build of the same Space replaces an earlier one. */
+    if (rt_builder_enqueue(q->b, bd->space_id, bd->sha, bd->factory, &err) < 0)
+        rt_log(RT_LOG_WARN, &builder_ctx, "requeue build %lld: %s, ignoring", (long long) bd->id,
+               err.msg);
+    if (q->n < sizeof(q->ids) / sizeof(q->ids[0]))
+        q->ids[q->n++] = bd->id;
+    return 0;
+}
+
+/* Builds a runtimed that died left unfinished: queue them again, never lose them. */
+static void requeue_unfinished(struct rt_builder *b)
+{
+    struct requeue q = { .b = b };
+    struct rt_err err = { 0 };
+
+    rt_store_lock(b->st);
+    if (rt_store_build_list_unfinished(b->st, on_unfinished, &q, &err) < 0)
+        rt_log(RT_LOG_WARN, &builder_ctx, "list unfinished builds: %s, ignoring", err.msg);
+    for (size_t i = 0; i < q.n; i++)
+        (void) rt_store_build_finish(b->st, q.ids[i], "interrupted", &err);
+    rt_store_unlock(b->st);
+    if (q.n)
+        rt_log(RT_LOG_INFO, &builder_ctx, "queued %zu build%s a previous runtimed left unfinished",
+               q.n, q.n == 1 ? "" : "s");
+}
+
+int rt_builder_start(const struct rt_config *cfg, struct rt_store *st, struct rt_lifecycle *lc,
+                     struct rt_builder **ret, struct rt_err *err)
+{
+    struct rt_builder *b = calloc(1, sizeof(*b));
+    int r;
+
+    if (!b)
+        return rt_err_set(err, ENOMEM, "start the builder");
+    b->cfg = cfg;
+    b->st = st;
+    b->lc = lc;
+    (void) pthread_mutex_init(&b->lock, NULL);
+    (void) pthread_cond_init(&b->cond, NULL);
+    r = rt_recipe_templates_load(cfg, &b->templates, err);
+    if (r < 0) {
+        rt_builder_stop(b);
+        return rt_err_wrap(err, "load the SDK templates");
+    }
+    rt_pip_settings_load(cfg, NULL, &b->pip);
+    requeue_unfinished(b);
+    r = pthread_create(&b->thread, NULL, worker, b);
+    if (r != 0) {
+        rt_builder_stop(b);
+        return rt_err_set(err, r, "start the build worker");
+    }
+    b->started = true;
+    *ret = b;
+    return 0;
+}
+
+void rt_builder_stop(struct rt_builder *b)
+{
+    if (!b)
+        return;
+    pthread_mutex_lock(&b->lock);
+    b->stopping = true;
+    atomic_store(&b->stopping_flag, true);
+    if (b->running)
+        rt_build_cancel(b->running);
+    while (b->queue) {
+        struct job *j = b->queue;
+        b->queue = j->next;
+        free(j);
+    }
+    pthread_cond_broadcast(&b->cond);
+    pthread_mutex_unlock(&b->lock);
+    if (b->started)
+        (void) pthread_join(b->thread, NULL);
+    rt_recipe_templates_free(b->templates);
+    pthread_cond_destroy(&b->cond);
+    pthread_mutex_destroy(&b->lock);
+    free(b);
+}
