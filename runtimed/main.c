@@ -215,6 +215,7 @@ static int run(struct rt_config *c, struct rt_err *err)
     r = rt_builder_start(c, api.st, api.lc, &api.builder, err);
     if (r < 0)
         goto out;
+    rt_lifecycle_set_builder(api.lc, api.builder); /* factory restarts queue builds */
     r = rt_api_start(&api, err);
     if (r < 0)
         goto out;
