@@ -14,6 +14,7 @@ SHELL      := /bin/bash
 CC         ?= cc
 BUILD      ?= build
 PREFIX     ?= /usr/local
+SYSCONFDIR ?= /etc
 DEVELOPER  ?= 1
 VENV       ?= .venv
 PYTHON     := $(VENV)/bin/python
@@ -181,6 +182,7 @@ run: deps
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+	$(Q)PREFIX=$(PREFIX) DESTDIR=$(DESTDIR) SYSCONFDIR=$(SYSCONFDIR) ops/install.sh
 
 clean:
 	rm -rf $(BUILD) bin
