@@ -10,12 +10,6 @@
 #include "util.h"
 #include "banned.h"
 
-static int out_of_memory(struct sc_ctx *ctx)
-{
-    fprintf(ctx->errf, "spacectl: out of memory\n");
-    return SC_EXIT_API;
-}
-
 int sc_cmd_user_add(struct sc_ctx *ctx, const struct sc_inv *inv)
 {
     _cleanup_json_ json_t *body = NULL, *resp = NULL;
@@ -28,7 +22,7 @@ int sc_cmd_user_add(struct sc_ctx *ctx, const struct sc_inv *inv)
             ctx, inv, "'%s' is not a user name: use letters, digits, '-', '_' and '.'", name);
     body = json_pack("{s:s, s:b}", "name", name, "admin", admin);
     if (!body)
-        return out_of_memory(ctx);
+        return sc_out_of_memory(ctx);
     r = sc_api(ctx, "POST", "/api/admin/users", body, &resp);
     if (r)
         return r;
@@ -57,7 +51,7 @@ int sc_cmd_token_create(struct sc_ctx *ctx, const struct sc_inv *inv)
         return sc_usage_error(ctx, inv, "'%s' is not a Space id: expected OWNER/NAME", space);
     body = json_pack("{s:s, s:s}", "user", user, "role", scope);
     if (!body || (space && json_object_set_new(body, "spaces", json_pack("[s]", space)) < 0))
-        return out_of_memory(ctx);
+        return sc_out_of_memory(ctx);
     r = sc_api(ctx, "POST", "/api/admin/tokens", body, &resp);
     if (r)
         return r;
@@ -148,7 +142,7 @@ int sc_cmd_hardware_list(struct sc_ctx *ctx, const struct sc_inv *inv)
     if (r == 0)
         sc_table_print(&t, ctx->out);
     sc_table_done(&t);
-    return r < 0 ? out_of_memory(ctx) : SC_EXIT_OK;
+    return r < 0 ? sc_out_of_memory(ctx) : SC_EXIT_OK;
 }
 
 /* Parses a size option into *ret.  Returns 0 or a usage error's exit status. */
@@ -207,7 +201,7 @@ int sc_cmd_tier_add(struct sc_ctx *ctx, const struct sc_inv *inv)
                      (json_int_t) memory, "gpus", (json_int_t) gpus, "zero", zero);
     if (!body || (kind && json_object_set_new(body, "gpuKind", json_string(kind)) < 0) ||
         (disk && json_object_set_new(body, "disk", json_integer((json_int_t) disk)) < 0))
-        return out_of_memory(ctx);
+        return sc_out_of_memory(ctx);
     r = sc_api(ctx, "POST", "/api/admin/hardware", body, &resp);
     if (r)
         return r;
@@ -302,7 +296,7 @@ static int print_object_table(struct sc_ctx *ctx, const json_t *arr)
     if (r == 0)
         sc_table_print(&t, ctx->out);
     sc_table_done(&t);
-    return r < 0 ? out_of_memory(ctx) : SC_EXIT_OK;
+    return r < 0 ? sc_out_of_memory(ctx) : SC_EXIT_OK;
 }
 
 /* An array prints as one table; an object prints each of its arrays under its name
@@ -339,7 +333,7 @@ static int print_generic(struct sc_ctx *ctx, const json_t *j, const char *what)
             _cleanup_free_ char *s = is_bytes_key(key) ? sc_fmt_bytes(v) : sc_fmt_value(v);
 
             if (!s)
-                return out_of_memory(ctx);
+                return sc_out_of_memory(ctx);
             fprintf(ctx->out, "%s: %s\n", key, s);
         }
     }

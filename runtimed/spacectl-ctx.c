@@ -100,3 +100,9 @@ int sc_usage_error(struct sc_ctx *ctx, const struct sc_inv *inv, const char *fmt
         fprintf(ctx->errf, " (see 'spacectl --help')\n");
     return SC_EXIT_USAGE;
 }
+
+int sc_out_of_memory(struct sc_ctx *ctx)
+{
+    fprintf(ctx->errf, "spacectl: out of memory\n");
+    return SC_EXIT_API;
+}

@@ -258,8 +258,7 @@ static int request(struct sc_ctx *ctx, const char *method, const char *path, jso
     if (body) {
         payload = json_dumps(body, JSON_COMPACT);
         if (!payload) {
-            fprintf(ctx->errf, "spacectl: out of memory\n");
-            return SC_EXIT_API;
+            return sc_out_of_memory(ctx);
         }
     }
     /* without a body, "Content-Type:" drops libcurl's default form content type */
@@ -317,8 +316,7 @@ int sc_api_list(struct sc_ctx *ctx, const char *path, json_t **ret_array)
     int r;
 
     if (!all) {
-        fprintf(ctx->errf, "spacectl: out of memory\n");
-        return SC_EXIT_API;
+        return sc_out_of_memory(ctx);
     }
     (void) snprintf(cur, sizeof(cur), "%s", path);
     for (int page = 0; page < SC_MAX_PAGES; page++) {
@@ -332,8 +330,7 @@ int sc_api_list(struct sc_ctx *ctx, const char *path, json_t **ret_array)
             return SC_EXIT_API;
         }
         if (json_array_extend(all, j) < 0) {
-            fprintf(ctx->errf, "spacectl: out of memory\n");
-            return SC_EXIT_API;
+            return sc_out_of_memory(ctx);
         }
         if (!next[0] || strcmp(next, cur) == 0)
             break;

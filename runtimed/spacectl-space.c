@@ -80,7 +80,7 @@ int sc_cmd_space_create(struct sc_ctx *ctx, const struct sc_inv *inv)
     body = json_pack("{s:s, s:s, s:s, s:s, s:b}", "type", "space", "organization", owner, "name",
                      name, "sdk", sdk, "private", sc_opt_value(inv, "private") != NULL);
     if (!body || (hw && json_object_set_new(body, "hardware", json_string(hw)) < 0))
-        return sc_usage_error(ctx, inv, "out of memory");
+        return sc_out_of_memory(ctx);
     r = sc_api(ctx, "POST", "/api/repos/create", body, &resp);
     if (r)
         return r;
@@ -148,11 +148,7 @@ int sc_cmd_space_list(struct sc_ctx *ctx, const struct sc_inv *inv)
     if (r == 0)
         sc_table_print(&t, ctx->out);
     sc_table_done(&t);
-    if (r < 0) {
-        fprintf(ctx->errf, "spacectl: out of memory\n");
-        return SC_EXIT_API;
-    }
-    return SC_EXIT_OK;
+    return r < 0 ? sc_out_of_memory(ctx) : SC_EXIT_OK;
 }
 
 static void print_field(struct sc_ctx *ctx, const char *label, const char *value)
@@ -175,20 +171,18 @@ int sc_cmd_space_status(struct sc_ctx *ctx, const struct sc_inv *inv)
     r = sc_api(ctx, "GET", path, NULL, &info);
     if (r)
         return r;
-    (void) snprintf(path + strlen(path), sizeof(path) - strlen(path), "/runtime");
-    r = sc_api(ctx, "GET", path, NULL, &runtime);
-    if (r)
-        return r;
     if (!json_is_object(info)) {
         fprintf(ctx->errf, "spacectl: GET %s: expected a JSON object\n", path);
         return SC_EXIT_API;
     }
+    (void) snprintf(path + strlen(path), sizeof(path) - strlen(path), "/runtime");
+    r = sc_api(ctx, "GET", path, NULL, &runtime);
+    if (r)
+        return r;
     /* --json: the Space as the API shows it, with the runtime just read */
     if (ctx->json) {
-        if (json_object_set(info, "runtime", runtime) < 0) {
-            fprintf(ctx->errf, "spacectl: out of memory\n");
-            return SC_EXIT_API;
-        }
+        if (json_object_set(info, "runtime", runtime) < 0)
+            return sc_out_of_memory(ctx);
         sc_print_json(ctx->out, info);
         return SC_EXIT_OK;
     }
@@ -235,7 +229,7 @@ int sc_cmd_space_rm(struct sc_ctx *ctx, const struct sc_inv *inv)
     split_id(id, owner, sizeof(owner), &name);
     body = json_pack("{s:s, s:s, s:s}", "type", "space", "organization", owner, "name", name);
     if (!body)
-        return sc_usage_error(ctx, inv, "out of memory");
+        return sc_out_of_memory(ctx);
     r = sc_api(ctx, "DELETE", "/api/repos/delete", body, &resp);
     if (r)
         return r;
@@ -316,7 +310,7 @@ int sc_cmd_hardware_set(struct sc_ctx *ctx, const struct sc_inv *inv)
         return sc_usage_error(ctx, inv, "'%s' is not a hardware tier name", tier);
     body = json_pack("{s:s}", "flavor", tier);
     if (!body)
-        return sc_usage_error(ctx, inv, "out of memory");
+        return sc_out_of_memory(ctx);
     r = sc_api(ctx, "POST", path, body, &resp);
     if (r)
         return r;
@@ -355,7 +349,7 @@ int sc_cmd_sleep(struct sc_ctx *ctx, const struct sc_inv *inv)
                               inv->pos[1]);
     body = json_pack("{s:I}", "seconds", (json_int_t) secs);
     if (!body)
-        return sc_usage_error(ctx, inv, "out of memory");
+        return sc_out_of_memory(ctx);
     r = sc_api(ctx, "POST", path, body, &resp);
     if (r)
         return r;

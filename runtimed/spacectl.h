@@ -98,6 +98,9 @@ bool sc_valid_name(const char *name);
 int sc_usage_error(struct sc_ctx *ctx, const struct sc_inv *inv, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Prints "spacectl: out of memory" and returns SC_EXIT_API. */
+int sc_out_of_memory(struct sc_ctx *ctx);
+
 /* Calls METHOD @path (relative to the base URL) with @body (may be NULL; not stolen).
  * On a 2xx answer stores the JSON reply in *ret_json (json_null() when the body is
  * empty or not JSON) and returns 0.  Otherwise prints the error to ctx->errf and
