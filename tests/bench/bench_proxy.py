@@ -6,8 +6,9 @@
   WebSockets held (10,000, or as many as the fd limit allows: each one costs the proxy
   two fds); SSE event added latency.
 
-Pinning (2-core machine): wrk, the backends and the helper clients on CPU 0; the proxy
-under test alone on CPU 1, one worker/thread each.  Loopback only, every run bounded.
+Pinning (2-core machine): wrk, the backends and the helper clients on CPU 0; the proxies
+on CPU 1, one worker/thread each (all three run at once; only the one under load is busy,
+and the rounds are interleaved so background load on a shared machine spreads evenly).  Loopback only, every run bounded.
 Prints figures; never fails on them (make bench).  Environment: BENCH_DURATION (s, 8),
 BENCH_REPEAT (1: the median of the repeats is printed), BENCH_IDLE (5000), BENCH_WS
 (10000), BENCH_ONLY (comma list of spaceproxy,nginx,haproxy)."""
@@ -236,12 +237,6 @@ def wrk(port, conns, host):
     return {"rps": rps, "p50": p50, "p99": p99, "err": errors.group(0) if errors else ""}
 
 
-def median_run(port, conns, host):
-    runs = [wrk(port, conns, host) for _ in range(REPEAT)]
-    runs.sort(key=lambda r: r["rps"])
-    return runs[len(runs) // 2]
-
-
 async def hold_idle(port, n, host):
     """Opens n keep-alive connections, one request each, and keeps them open."""
     conns = []
@@ -354,26 +349,37 @@ http {{ access_log off; keepalive_requests 1000000;
     backend = Proc(["nginx", "-p", str(bdir), "-c", str(bdir / "nginx.conf"), "-e", str(bdir / "error.log")],
                    LOAD_CPU, be_port)
     helper = Proc([sys.executable, "-c", WS_SERVER, str(helper_port)], LOAD_CPU, helper_port)
-    results = {}
+    results = {"direct": {}}
+    procs = {}
     try:
-        results["direct"] = {c: median_run(be_port, c, "bench.localhost") for c in (1, 50, 256)}
-        results["direct"]["sse"] = sse_run(helper_port, "helper.localhost")
         for name in [n for n in PROXIES if n in ONLY]:
             port = free_port()
-            p = PROXIES[name](tmp, port, be_port, helper_port)
-            try:
-                res = {c: median_run(port, c, "bench.localhost") for c in (1, 50, 256)}
-                res["sse"] = sse_run(port, "helper.localhost")
-                res["idle"] = idle_cost(p.p.pid, port, IDLE_N, "bench.localhost", hold_idle)
-                time.sleep(5)  # pooled upstream connections from that test expire
-                res["ws"] = idle_cost(p.p.pid, port, ws_n, "helper.localhost", hold_ws)
-                res["rss"] = rss_kb(p.p.pid)
-                results[name] = res
-                print(f"# {name}: c=50 {res[50]['rps']:.0f} req/s, {res['ws'][2]} WebSockets held",
-                      flush=True)
-            finally:
-                p.stop()
+            procs[name] = PROXIES[name](tmp, port, be_port, helper_port)
+            results[name] = {}
+        targets = [("direct", be_port)] + [(n, p.port) for n, p in procs.items()]
+        # interleaved: every target runs once per round, so load drifting on this shared
+        # machine spreads over all of them instead of landing on one
+        for c in (1, 50, 256):
+            runs = {name: [] for name, _ in targets}
+            for _ in range(REPEAT):
+                for name, port in targets:
+                    runs[name].append(wrk(port, c, "bench.localhost"))
+            for name, rs in runs.items():
+                rs.sort(key=lambda r: r["rps"])
+                results[name][c] = rs[len(rs) // 2]
+        for name, port in targets:
+            results[name]["sse"] = sse_run(port if name != "direct" else helper_port,
+                                           "helper.localhost")
+        for name, p in procs.items():
+            res = results[name]
+            res["idle"] = idle_cost(p.p.pid, p.port, IDLE_N, "bench.localhost", hold_idle)
+            time.sleep(5)  # pooled upstream connections from that test expire
+            res["ws"] = idle_cost(p.p.pid, p.port, ws_n, "helper.localhost", hold_ws)
+            print(f"# {name}: c=50 {res[50]['rps']:.0f} req/s, {res['ws'][2]} WebSockets held",
+                  flush=True)
     finally:
+        for p in procs.values():
+            p.stop()
         helper.stop()
         backend.stop()
         shutil.rmtree(tmp, ignore_errors=True)
