@@ -224,3 +224,40 @@ def test_activity_is_reported(stack):
     while time.monotonic() < deadline and last_activity(stack.rt, "alice", "open") == before:
         time.sleep(0.1)
     assert last_activity(stack.rt, "alice", "open") > before
+
+
+def test_paused_space_gets_a_page_naming_its_stage(stack):
+    owner_token = stack.rt.token("alice", "write")
+    r = stack.rt.post("/api/spaces/alice/open/pause", owner_token)
+    assert r.status_code == 200, r.text
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and get(stack, "alice-open").status_code == 200:
+        time.sleep(0.1)
+    r = get(stack, "alice-open", "/", headers={"Accept": "text/html"})
+    assert r.status_code == 503 and "PAUSED" in r.text
+    assert events(stack.rt, "alice", "open", "wake") == 0  # a paused Space is not woken
+
+
+def test_runtimed_unreachable_at_start_leaves_config_routes_working(bin_dir, tmp_path):
+    up = start_upstream("cfg")
+    port = free_port()
+    conf = tmp_path / "p.yaml"
+    conf.write_text(f"listen: 127.0.0.1:{port}\nworkers: 1\nruntimed: http://127.0.0.1:{free_port()}\n"
+                    f"token_file: {tmp_path}/missing\nroutes:\n"
+                    f"  - {{host: ops.localhost, upstream: 127.0.0.1:{up.port}}}\n")
+    p = __import__("subprocess").Popen([str(bin_dir / "spaceproxy"), "--config", str(conf)],
+                                       stderr=open(tmp_path / "log", "wb"))
+    try:
+        wait_port(port)
+        for _ in range(3):
+            r = requests.get(f"http://127.0.0.1:{port}/echo", headers={"Host": "ops.localhost"}, timeout=5)
+            assert r.status_code == 200
+            r = requests.get(f"http://127.0.0.1:{port}/", headers={"Host": "alice-x.localhost"}, timeout=5)
+            assert r.status_code == 404
+            time.sleep(0.5)
+        assert p.poll() is None
+    finally:
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(timeout=15) == 0
+        up.shutdown()
+        up.server_close()
