@@ -9,7 +9,14 @@
 
 #include "devapi.h"
 
+/* What an epoll event is for: kind, index and generation packed in its u64, not a
+ * pointer, so an event for a connection or pidfd that an earlier event of the same
+ * batch closed (and whose memory or slot a new one took) is recognised and dropped. */
 enum gpu__watch_kind { GPU__W_LISTEN = 1, GPU__W_CONN, GPU__W_WORKER };
+#define GPU__TAG(kind, idx, gen) ((uint64_t) (gen) << 32 | (uint64_t) (idx) << 2 | (kind))
+#define GPU__TAG_KIND(t) ((int) ((t) &3))
+#define GPU__TAG_IDX(t) ((unsigned) (((t) >> 2) & 0x3fffffff))
+#define GPU__TAG_GEN(t) ((uint32_t) ((t) >> 32))
 
 #define GPU__URL_MAX 4096
 #define GPU__OUT_MAX 65536 /* a client that stops reading its stream is dropped beyond it */
@@ -22,8 +29,8 @@ enum gpu__conn_state {
 };
 
 struct gpu__conn {
-    int kind; /* GPU__W_CONN, first: epoll data points here */
     int fd;
+    uint32_t gen;
     unsigned idx; /* in api->conns */
     enum gpu__conn_state state;
     char peer[64]; /* client address, for anonymous identities */
@@ -47,8 +54,8 @@ struct gpu__conn {
 
 /* An allowed worker, one per slot: the process holding that unit open. */
 struct gpu__worker {
-    int kind; /* GPU__W_WORKER */
     pid_t pid;
+    uint32_t gen;                /* of its pidfd's registration */
     int pidfd;                   /* -1: none */
     struct gpu_lease_info lease; /* the lease it last ran for */
 };
@@ -61,7 +68,7 @@ struct gpu_api {
     char space[GPU_ID_MAX];
     int epfd;
     int lfd;
-    int listen_kind; /* GPU__W_LISTEN: epoll data for the listener */
+    uint32_t gen_next;
     unsigned port;
     struct gpu_sched *sched;
     size_t n_slots;

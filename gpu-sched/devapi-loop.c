@@ -137,7 +137,6 @@ int gpu_api_new(const struct gpu_api_config *cfg, const struct gpu_sched_config 
         return rt_err_set(err, ENOMEM, "device api");
     }
     for (size_t i = 0; i < n_slots; i++) {
-        api->workers[i].kind = GPU__W_WORKER;
         api->workers[i].pidfd = -1;
     }
     sev.userdata = api;
@@ -159,8 +158,7 @@ int gpu_api_new(const struct gpu_api_config *cfg, const struct gpu_sched_config 
         gpu_api_free(api);
         return r;
     }
-    api->listen_kind = GPU__W_LISTEN;
-    ev.data.ptr = &api->listen_kind;
+    ev.data.u64 = GPU__TAG(GPU__W_LISTEN, 0, 0);
     if (epoll_ctl(api->epfd, EPOLL_CTL_ADD, api->lfd, &ev) < 0) {
         r = rt_err_set(err, errno, "epoll_ctl");
         gpu_api_free(api);
@@ -174,7 +172,10 @@ static void conn_free(struct gpu_api *api, struct gpu__conn *c)
 {
     api->conns[c->idx] = NULL;
     api->n_conns--;
-    c->fd = rt_close(c->fd); /* also leaves the epoll set */
+    /* Explicitly: close() leaves the epoll set only when no forked child still
+     * holds a copy of the socket, and a stale registration would fire forever. */
+    (void) epoll_ctl(api->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    c->fd = rt_close(c->fd);
     free(c->out);
     free(c);
 }
@@ -373,7 +374,7 @@ static void accept_all(struct gpu_api *api)
         (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         for (i = 0; api->conns[i]; i++)
             ;
-        c->kind = GPU__W_CONN;
+        c->gen = ++api->gen_next;
         c->fd = fd;
         c->idx = i;
         if (ss.ss_family == AF_INET)
@@ -383,7 +384,7 @@ static void accept_all(struct gpu_api *api)
                       sizeof(c->peer));
         gpu__http_init(c);
         c->deadline_ms = gpu__now_ms() + api->cfg.request_ms;
-        ev.data.ptr = c;
+        ev.data.u64 = GPU__TAG(GPU__W_CONN, i, c->gen);
         if (epoll_ctl(api->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
             fd = rt_close(fd);
             free(c);
@@ -542,25 +543,23 @@ int gpu_api_dispatch(struct gpu_api *api, int timeout_ms, struct rt_err *err)
     if (n < 0 && errno != EINTR)
         return rt_err_set(err, errno, "epoll_wait");
     /* Workers first: a dead worker's unit may go to a request handled below. */
-    for (int i = 0; i < n; i++)
-        if (*(int *) ev[i].data.ptr == GPU__W_WORKER)
-            gpu__worker_exited(api, ev[i].data.ptr);
     for (int i = 0; i < n; i++) {
-        int kind = *(int *) ev[i].data.ptr;
+        uint64_t t = ev[i].data.u64;
+        unsigned idx = GPU__TAG_IDX(t);
 
-        if (kind == GPU__W_LISTEN) {
+        if (GPU__TAG_KIND(t) == GPU__W_WORKER && idx < api->n_slots &&
+            api->workers[idx].pidfd >= 0 && api->workers[idx].gen == GPU__TAG_GEN(t))
+            gpu__worker_exited(api, &api->workers[idx]);
+    }
+    for (int i = 0; i < n; i++) {
+        uint64_t t = ev[i].data.u64;
+        unsigned idx = GPU__TAG_IDX(t);
+
+        if (GPU__TAG_KIND(t) == GPU__W_LISTEN)
             accept_all(api);
-        } else if (kind == GPU__W_CONN) {
-            /* A connection closed earlier in this batch (a stream whose lease another
-             * event ended) is NULL in conns[]: check it is still ours. */
-            struct gpu__conn *c = ev[i].data.ptr;
-            bool live = false;
-
-            for (unsigned j = 0; j < api->cfg.max_conns && !live; j++)
-                live = api->conns[j] == c;
-            if (live)
-                on_conn(api, c, ev[i].events);
-        }
+        else if (GPU__TAG_KIND(t) == GPU__W_CONN && idx < api->cfg.max_conns && api->conns[idx] &&
+                 api->conns[idx]->gen == GPU__TAG_GEN(t))
+            on_conn(api, api->conns[idx], ev[i].events);
     }
     run_timers(api);
     /* A grant, a failure or a ping may have been queued on a stream other than the

@@ -47,7 +47,10 @@ static void bad(struct gpu_api *api, struct gpu__conn *c, int status, const char
 
 static void worker_drop(struct gpu_api *api, struct gpu__worker *w)
 {
-    w->pidfd = rt_close(w->pidfd); /* closing also takes it out of the epoll set */
+    /* Out of the epoll set first: a forked child holding a copy would keep it in. */
+    if (w->pidfd >= 0)
+        (void) epoll_ctl(api->epfd, EPOLL_CTL_DEL, w->pidfd, NULL);
+    w->pidfd = rt_close(w->pidfd);
     w->pid = 0;
 }
 
@@ -423,7 +426,8 @@ static void h_allow(struct gpu_api *api, struct gpu__conn *c, struct gpu__param 
      * only when the old one died or the grant was not idle). */
     if (w->pidfd >= 0)
         worker_drop(api, w);
-    ev.data.ptr = w;
+    w->gen = ++api->gen_next;
+    ev.data.u64 = GPU__TAG(GPU__W_WORKER, l.slot, w->gen);
     if (epoll_ctl(api->epfd, EPOLL_CTL_ADD, pidfd, &ev) < 0) {
         pidfd = rt_close(pidfd);
         return bad(api, c, 500, "cannot watch the worker");

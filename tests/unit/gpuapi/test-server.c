@@ -1,0 +1,320 @@
+/* Unit tests for the device API server in-process (libgpuapi): a real loopback
+ * listener driven one gpu_api_dispatch() turn at a time by a blocking client in the
+ * same thread.  Grants, the SSE queue, the hooks (allow, revoke on expiry and on
+ * death, a failing allow), a Space resolver, hostile input, and freeing with
+ * streams open (ASan checks nothing leaks). */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../tap.h"
+#include "cleanup.h"
+#include "gpu-sched/devapi.h"
+#include "util.h"
+
+struct seen {
+    unsigned allows, revokes, startups;
+    enum gpu_end last_why;
+    pid_t last_pid;
+    bool fail_allow;
+};
+
+static int on_resolve(void *ud, const char *cg, char *space, size_t cap)
+{
+    if (strncmp(cg, "/spaces/", 8) != 0)
+        return -ENOENT;
+    snprintf(space, cap, "owner/%s", cg + 8);
+    return 0;
+}
+
+static int on_allow(void *ud, const struct gpu_lease_info *l, pid_t pid, pid_t *host,
+                    struct rt_err *err)
+{
+    struct seen *s = ud;
+
+    s->allows++;
+    *host = pid;
+    if (s->fail_allow)
+        return rt_err_set(err, EPERM, "cannot move %d", (int) pid);
+    return 0;
+}
+
+static void on_revoke(void *ud, const struct gpu_lease_info *l, pid_t pid, enum gpu_end why)
+{
+    struct seen *s = ud;
+
+    s->revokes++;
+    s->last_why = why;
+    s->last_pid = pid;
+}
+
+static void on_startup(void *ud, const char *space)
+{
+    ((struct seen *) ud)->startups++;
+}
+
+static struct gpu_api *api;
+static struct seen seen;
+
+static int dial(void)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET,
+                             .sin_port = htons((uint16_t) gpu_api_port(api)) };
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && connect(fd, (struct sockaddr *) &a, sizeof(a)) < 0)
+        fd = rt_close(fd);
+    return fd;
+}
+
+/* Turns the server until @fd has something to read (or @ms pass); reads it. */
+static size_t pump(int fd, char *buf, size_t cap, int ms)
+{
+    struct rt_err err;
+    size_t n = 0;
+
+    buf[0] = '\0';
+    for (int i = 0; i < ms / 5; i++) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+
+        gpu_api_dispatch(api, 5, &err);
+        if (poll(&p, 1, 0) == 1) {
+            ssize_t r = recv(fd, buf + n, cap - 1 - n, 0);
+
+            if (r <= 0)
+                break;
+            n += (size_t) r;
+            buf[n] = '\0';
+            gpu_api_dispatch(api, 5, &err); /* anything queued right behind it */
+            if (poll(&p, 1, 0) != 1)
+                break;
+        }
+    }
+    return n;
+}
+
+static size_t call(const char *line, char *buf, size_t cap)
+{
+    _cleanup_close_ int fd = dial();
+    char req[1024];
+    int n = snprintf(req, sizeof(req), "%s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", line);
+
+    if (fd < 0 || write(fd, req, (size_t) n) != n)
+        return 0;
+    return pump(fd, buf, cap, 2000);
+}
+
+static int status(const char *resp)
+{
+    int s = 0;
+
+    return sscanf(resp, "HTTP/1.1 %d", &s) == 1 ? s : -1;
+}
+
+static void token_of(const char *resp, char tok[33])
+{
+    const char *p = strstr(resp, "\"allowToken\":\"");
+
+    tok[0] = '\0';
+    if (p)
+        snprintf(tok, 33, "%s", p + 14);
+}
+
+static void test_basics(void)
+{
+    char buf[4096], tok[33], line[256];
+
+    call("POST /startup-report", buf, sizeof(buf));
+    is_int(status(buf), 200, "startup-report");
+    is_int(seen.startups, 1, "startup hook");
+    call("GET /queue-size", buf, sizeof(buf));
+    ok(strstr(buf, "\r\n\r\n0") != NULL, "queue-size 0");
+    call("POST /schedule?cgroupPath=/nowhere&taskId=1", buf, sizeof(buf));
+    is_int(status(buf), 404, "unresolved cgroup: 404");
+    call("POST /schedule?cgroupPath=/spaces/demo&taskId=1&durationSeconds=60", buf, sizeof(buf));
+    is_int(status(buf), 200, "granted");
+    ok(strstr(buf, "\"idle\":false,\"nvidiaIndex\":0,\"nvidiaUUID\":\"GPU-test-0\"") != NULL,
+       "grant JSON");
+    token_of(buf, tok);
+    is_int(strlen(tok), 32, "allowToken");
+
+    seen.fail_allow = true;
+    snprintf(line, sizeof(line), "POST /allow?allowToken=%s&pid=%d", tok, (int) getpid());
+    call(line, buf, sizeof(buf));
+    is_int(status(buf), 500, "a failing allow hook: 500");
+    ok(strstr(buf, "cannot move") != NULL, "with its message");
+    seen.fail_allow = false;
+    snprintf(line, sizeof(line), "POST /release?allowToken=%s", tok);
+    call(line, buf, sizeof(buf));
+    is_int(status(buf), 404, "the lease went back with the failed allow");
+    call("POST /schedule?cgroupPath=/spaces/demo&durationSeconds=1&tokenVersion=2&gpuSize=xlarge",
+         buf, sizeof(buf));
+    is_int(status(buf), 200, "the unit is free again");
+    token_of(buf, tok);
+    snprintf(line, sizeof(line), "POST /release?allowToken=%s&fail=false", tok);
+    call(line, buf, sizeof(buf));
+    is_int(status(buf), 204, "unused lease: 204");
+}
+
+static void test_queue_and_death(void)
+{
+    char buf[4096], tok[33], line[256];
+    _cleanup_close_ int sse = -1;
+    pid_t child;
+    int st;
+
+    call("POST /schedule?cgroupPath=/spaces/other&durationSeconds=30", buf, sizeof(buf));
+    is_int(status(buf), 200, "other Space granted");
+    ok(strstr(buf, "\"idle\":false") != NULL, "not idle for another Space");
+    token_of(buf, tok);
+    child = fork();
+    if (child == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a failed test */
+        pause();
+        _exit(0);
+    }
+    snprintf(line, sizeof(line), "POST /allow?allowToken=%s&pid=%d", tok, (int) child);
+    call(line, buf, sizeof(buf));
+    is_int(status(buf), 200, "allowed");
+    is_int(seen.allows, 2, "allow hook");
+
+    sse = dial();
+    ok(sse >= 0, "stream client");
+    snprintf(line, sizeof(line),
+             "POST /schedule?cgroupPath=/spaces/demo&durationSeconds=5 "
+             "HTTP/1.1\r\nHost: t\r\n\r\n");
+    ok(write(sse, line, strlen(line)) == (ssize_t) strlen(line), "queued request sent");
+    pump(sse, buf, sizeof(buf), 500);
+    ok(strstr(buf, "text/event-stream") && strstr(buf, "X-Queuing-Reason: node"), "SSE head");
+    call("GET /queue-size", buf, sizeof(buf));
+    if (!ok(strstr(buf, "\r\n\r\n1") != NULL, "queue-size 1")) {
+        struct gpu_api_stats x;
+        gpu_api_stats(api, &x);
+        printf("# %s\n# conns=%u queued=%llu grants=%llu q=%zu\n", buf, x.conns,
+               (unsigned long long) x.queued, (unsigned long long) x.grants,
+               gpu_sched_queue_len(gpu_api_sched(api)));
+    }
+
+    kill(child, SIGKILL);
+    waitpid(child, &st, 0);
+    pump(sse, buf, sizeof(buf), 2000);
+    ok(strstr(buf, "event: succeeded\ndata: {\"idle\":false") != NULL,
+       "the dead worker's unit goes to the queue");
+    ok(strstr(buf, "\r\n0\r\n\r\n") != NULL, "and the stream ends");
+    is_int(seen.revokes, 1, "revoke hook");
+    is_int(seen.last_why, GPU_END_FAILED, "as a death");
+    is_int(seen.last_pid, child, "of that pid");
+    snprintf(line, sizeof(line), "POST /release?allowToken=%s&fail=true", tok);
+    call(line, buf, sizeof(buf));
+    is_int(status(buf), 404, "the dead worker's lease is gone");
+}
+
+static void test_expiry(void)
+{
+    char buf[4096], tok[33], line[256];
+    struct gpu_api_stats st;
+    pid_t child;
+    int ws = 0, turns = 0;
+
+    /* The unit is held by the previous test's queued grant (5 s): wait it out. */
+    for (int i = 0; i < 200 && gpu_sched_queue_len(gpu_api_sched(api)) == 0; i++) {
+        call("POST /schedule?cgroupPath=/spaces/demo&durationSeconds=1&enableQueue=false", buf,
+             sizeof(buf));
+        if (status(buf) == 200)
+            break;
+        usleep(50000);
+    }
+    is_int(status(buf), 200, "granted for 1 s");
+    token_of(buf, tok);
+    child = fork();
+    if (child == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a failed test */
+        pause();
+        _exit(0);
+    }
+    snprintf(line, sizeof(line), "POST /allow?allowToken=%s&pid=%d", tok, (int) child);
+    call(line, buf, sizeof(buf));
+    is_int(status(buf), 200, "allowed");
+    for (uint64_t end = rt_now_ns() + 3000000000ull;
+         rt_now_ns() < end && waitpid(child, &ws, WNOHANG) == 0;) {
+        struct rt_err err;
+        gpu_api_dispatch(api, 5, &err);
+        turns++;
+    }
+    if (!ok(WIFSIGNALED(ws) && WTERMSIG(ws) == SIGKILL, "the worker was SIGKILLed at its deadline"))
+        printf("# ws=%d revokes=%u next=%d\n", ws, seen.revokes, gpu_api_next_ms(api));
+    /* epoll_wait must sleep between events: a busy loop would take thousands. */
+    ok(turns < 600, "no busy loop while waiting (%d turns)", turns);
+    is_int(seen.last_why, GPU_END_EXPIRED, "revoked as expired");
+    gpu_api_stats(api, &st);
+    ok(st.expired >= 1, "counted");
+}
+
+static void test_hostile(void)
+{
+    char buf[4096];
+    const char *bad[] = {
+        "POST /schedule?cgroupPath=/spaces/demo&enableQueue=1",
+        "POST /schedule?cgroupPath=/spaces/demo&durationSeconds=x",
+        "POST /allow?allowToken=abc&pid=0",
+        "POST /release?allowToken=abc&fail=no",
+        "POST /schedule?cgroupPath=%",
+    };
+
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        call(bad[i], buf, sizeof(buf));
+        is_int(status(buf), 400, bad[i]);
+    }
+    call("DELETE /release", buf, sizeof(buf));
+    is_int(status(buf), 405, "wrong method");
+}
+
+int main(void)
+{
+    struct gpu_api_config cfg = { .listen = "127.0.0.1:0", .ping_ms = 100 };
+    struct gpu_sched_config scfg;
+    struct gpu_slot slot = { .nvidia_index = 0, .uuid = "GPU-test-0" };
+    struct gpu_api_hooks hooks = { .on_resolve = on_resolve,
+                                   .on_allow = on_allow,
+                                   .on_revoke = on_revoke,
+                                   .on_startup = on_startup,
+                                   .userdata = &seen };
+    struct rt_err err = { 0 };
+    char buf[256];
+    _cleanup_close_ int sse = -1;
+
+    tap_start();
+    signal(SIGPIPE, SIG_IGN);
+    gpu_sched_config_default(&scfg);
+    if (gpu_api_new(&cfg, &scfg, &slot, 1, &hooks, &api, &err) < 0) {
+        printf("Bail out! %s\n", err.msg);
+        return 1;
+    }
+    ok(gpu_api_port(api) > 0, "listening on a port");
+    ok(gpu_api_fd(api) >= 0, "an epoll fd to embed");
+    test_basics();
+    test_queue_and_death();
+    test_expiry();
+    test_hostile();
+    /* Free with a stream open: the queued request is cancelled, nothing leaks. */
+    call("POST /schedule?cgroupPath=/spaces/x&durationSeconds=60", buf, sizeof(buf));
+    sse = dial();
+    (void) !write(sse, "POST /schedule?cgroupPath=/spaces/y HTTP/1.1\r\n\r\n", 48);
+    pump(sse, buf, sizeof(buf), 200);
+    gpu_api_free(api);
+    sse = rt_close(sse);
+    {
+        struct gpu_api_config bad = { .listen = "nonsense", .space = "a/b" };
+        is_int(gpu_api_new(&bad, &scfg, &slot, 1, NULL, &api, &err), -EINVAL,
+               "a bad listen address");
+    }
+    return tap_done();
+}
