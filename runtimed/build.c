@@ -398,6 +398,7 @@ static int run_deps_sandbox(struct rt_build *b, const struct rt_build_job *job, 
     struct sbx_exit ex;
     struct sbx *box = NULL;
     char src_m[PATH_MAX + 16], layer_m[PATH_MAX + 16], cache_m[PATH_MAX + 16];
+    char bind_m[RT_BUILD_MAX_RO_BINDS][2 * PATH_MAX + 2];
     const char *argv[] = { "/bin/sh", "-ec", job->plan->deps_script, NULL };
     int p[2], r;
 
@@ -421,14 +422,14 @@ static int run_deps_sandbox(struct rt_build *b, const struct rt_build_job *job, 
         (r = sbx_spec_add_mount(&spec, SBX_MOUNT_BIND, layer_m, err)) < 0 ||
         (r = sbx_spec_add_mount(&spec, SBX_MOUNT_BIND, cache_m, err)) < 0)
         return r;
-    for (size_t i = 0; i < job->plan->n_ro_binds; i++) {
-        char m[2 * PATH_MAX + 2];
+    /* The spec keeps pointers: the strings live as long as this function. */
+    for (size_t i = 0; i < job->plan->n_ro_binds && i < RT_BUILD_MAX_RO_BINDS; i++) {
         const char *rb = job->plan->ro_binds[i];
         if (strchr(rb, ':'))
-            (void) snprintf(m, sizeof(m), "%s", rb);
+            (void) snprintf(bind_m[i], sizeof(bind_m[i]), "%s", rb);
         else
-            (void) snprintf(m, sizeof(m), "%s:%s", rb, rb);
-        if ((r = sbx_spec_add_mount(&spec, SBX_MOUNT_RO_BIND, m, err)) < 0)
+            (void) snprintf(bind_m[i], sizeof(bind_m[i]), "%s:%s", rb, rb);
+        if ((r = sbx_spec_add_mount(&spec, SBX_MOUNT_RO_BIND, bind_m[i], err)) < 0)
             return r;
     }
     (void) sbx_spec_add_env(&spec, "HOME=/tmp", err);

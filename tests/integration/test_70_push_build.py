@@ -1,0 +1,197 @@
+"""Push and build: real git pushes over smart HTTP to a real runtimed, real builds of the
+example Spaces (real pip installs of Gradio and Streamlit), their layers checked inside a
+real sandbox.  The Gradio layer is built once and shared by the tests of this module."""
+import json
+import os
+import pathlib
+import subprocess
+
+import pytest
+
+from test_5_support import Runtimed
+from test_70_support import (build_log, commit, deps_layers, git, head, make_repo, push,
+                             push_url, wait_build)
+
+
+@pytest.fixture(scope="module")
+def rt(bin_dir, tmp_path_factory):
+    d = Runtimed(bin_dir, tmp_path_factory.mktemp("rt70") / "data").start()
+    yield d
+    assert d.alive(), "runtimed died during the module: " + d.log()[-2000:]
+    d.stop()
+
+
+@pytest.fixture(scope="module")
+def alice(rt):
+    rt.add_user("alice")
+    return rt.token("alice", "write")
+
+
+@pytest.fixture(scope="module")
+def gradio_space(rt, alice, tmp_path_factory):
+    """alice/hello-gradio pushed and built once: (work tree, sha, runtime)."""
+    r = rt.create_space("alice", "hello-gradio", alice, sdk="gradio")
+    assert r.status_code == 200, r.text
+    work = make_repo(tmp_path_factory.mktemp("w") / "hello-gradio", "hello-gradio")
+    sha = head(work)
+    # Exactly the README's command: any user name, the token as the password.
+    push(rt, work, "alice", "hello-gradio", alice)
+    status, runtime = wait_build(rt, "alice", "hello-gradio", sha, alice)
+    return work, sha, status, runtime
+
+
+def layer_python(bin_dir, layer, code):
+    """Runs @code with the layer's venv inside a sandbox, mounted where Spaces see it."""
+    p = subprocess.run([str(bin_dir / "spacebox"), "run", "--ro-bind", f"{layer}:/home/user/.venv",
+                        "--", "/home/user/.venv/bin/python", "-c", code],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    return p.stdout.strip()
+
+
+def deps_key_of(lines):
+    for line in lines:
+        for marker in ("installing dependencies into layer ", "dependencies: reusing layer "):
+            if marker in line:
+                return line.split(marker, 1)[1].split()[0]
+    return None
+
+
+def test_gradio_push_builds_a_layer_that_imports(rt, bin_dir, alice, gradio_space):
+    work, sha, status, runtime = gradio_space
+    assert status == "done", build_log(rt, "alice", "hello-gradio", alice)[-20:]
+    assert runtime["stage"] not in ("BUILD_ERROR", "CONFIG_ERROR", "NO_APP_FILE"), runtime
+    lines = build_log(rt, "alice", "hello-gradio", alice)
+    assert any(f"Commit SHA: {sha[:7]}" in line for line in lines), lines[:3]
+    assert any("gradio" in line and "6.31.0" in line for line in lines)
+    if not os.path.exists("/usr/bin/python3.10"):
+        assert any("python_version 3.10 asked, using 3." in line for line in lines), lines[:5]
+    layers = deps_layers(rt)
+    assert len(layers) == 1, layers
+    assert deps_key_of(lines) == layers[0][:12]
+    layer = pathlib.Path(rt.data_dir) / "layers" / "deps" / layers[0]
+    assert layer_python(bin_dir, layer, "import gradio; print(gradio.__version__)") == "6.31.0"
+    # The app layer is the commit's files.
+    app = pathlib.Path(rt.data_dir) / "layers" / "app" / sha
+    assert (app / "app.py").read_text() == (work / "app.py").read_text()
+
+
+def test_build_log_streams_as_sse(rt, alice, gradio_space):
+    r = rt.get("/api/spaces/alice/hello-gradio/logs/build", alice, stream=True, timeout=10)
+    assert r.status_code == 200
+    first = None
+    for raw in r.iter_lines():
+        if raw.startswith(b"data: "):
+            first = json.loads(raw[6:])
+            break
+    r.close()
+    assert first and first["data"].startswith("===== Build Queued at ")
+
+
+def test_code_only_push_reuses_the_dependency_layer(rt, alice, gradio_space):
+    work, first_sha, _, _ = gradio_space
+    before = deps_layers(rt)
+    sha = commit(work, {"app.py": (work / "app.py").read_text() + "\n# a code-only change\n"})
+    push(rt, work, "alice", "hello-gradio", alice)
+    status, _ = wait_build(rt, "alice", "hello-gradio", sha, alice)
+    assert status == "done"
+    lines = build_log(rt, "alice", "hello-gradio", alice)
+    mine = lines[max(i for i, line in enumerate(lines) if f"Commit SHA: {sha[:7]}" in line):]
+    assert any(f"dependencies: reusing layer {before[0][:12]}" in line for line in mine), mine
+    assert deps_layers(rt) == before  # the same layer, not a new one
+
+
+def test_clone_fetch_and_force_push(rt, alice, gradio_space, tmp_path):
+    work, _, _, _ = gradio_space
+    clone = tmp_path / "clone"
+    # Also at OWNER/NAME.git, as other git hosts spell it.
+    git(tmp_path, "clone", "-q", push_url(rt, "alice", "hello-gradio", alice) + ".git", str(clone))
+    assert head(clone) == head(work)
+    git(clone, "fetch", "-q", "origin")
+    # A force-push of an unrelated history is accepted and builds.
+    other = make_repo(tmp_path / "other", "hello-gradio", {"app.py": "print('rewritten')\n"})
+    push(rt, other, "alice", "hello-gradio", alice, "--force")
+    status, _ = wait_build(rt, "alice", "hello-gradio", head(other), alice)
+    assert status == "done"
+    git(clone, "fetch", "-q", "origin")
+    assert git(clone, "rev-parse", "origin/main").stdout.strip() == head(other)
+
+
+def test_streamlit_push_builds_a_layer_that_imports(rt, bin_dir, alice, tmp_path):
+    assert rt.create_space("alice", "hello-streamlit", alice, sdk="streamlit").status_code == 200
+    work = make_repo(tmp_path / "st", "hello-streamlit")
+    push(rt, work, "alice", "hello-streamlit", alice)
+    status, _ = wait_build(rt, "alice", "hello-streamlit", head(work), alice)
+    lines = build_log(rt, "alice", "hello-streamlit", alice)
+    assert status == "done", lines[-20:]
+    key = deps_key_of(lines)
+    layer = next(pathlib.Path(rt.data_dir, "layers", "deps").glob(key + "*"))
+    assert layer_python(bin_dir, layer,
+                        "import streamlit; print(streamlit.__version__)") == "1.67.0"
+
+
+def test_static_space_has_no_dependency_layer(rt, alice, tmp_path):
+    assert rt.create_space("alice", "hello-static", alice, sdk="static").status_code == 200
+    work = make_repo(tmp_path / "static", "hello-static")
+    before = deps_layers(rt)
+    push(rt, work, "alice", "hello-static", alice)
+    status, _ = wait_build(rt, "alice", "hello-static", head(work), alice)
+    assert status == "done"
+    assert deps_layers(rt) == before
+    assert (pathlib.Path(rt.data_dir) / "layers" / "app" / head(work) / "index.html").is_file()
+
+
+def test_push_auth(rt, alice, tmp_path):
+    rt.add_user("bob")
+    bob = rt.token("bob", "write")
+    alice_read = rt.token("alice", "read")
+    assert rt.create_space("alice", "guarded", alice, sdk="static").status_code == 200
+    assert rt.create_space("alice", "other", alice, sdk="static").status_code == 200
+    other_only = rt.token("alice", "write", spaces=["alice/other"])
+    work = make_repo(tmp_path / "g", "hello-static")
+
+    p = push(rt, work, "alice", "guarded", None, check=False)
+    assert p.returncode != 0 and ("Authentication" in p.stderr or "Username" in p.stderr), p.stderr
+    p = push(rt, work, "alice", "guarded", alice_read, check=False)
+    assert p.returncode != 0 and "403" in p.stderr, p.stderr
+    p = push(rt, work, "alice", "guarded", bob, check=False)
+    assert p.returncode != 0 and "403" in p.stderr, p.stderr
+    # Scoped to another Space: this public one is readable, not writable.
+    p = push(rt, work, "alice", "guarded", other_only, check=False)
+    assert p.returncode != 0 and "403" in p.stderr, p.stderr
+    p = push(rt, work, "alice", "guarded", "sp_" + "x" * 40, check=False)
+    assert p.returncode != 0
+    push(rt, work, "alice", "guarded", alice)
+    wait_build(rt, "alice", "guarded", head(work), alice)
+
+
+def test_private_space_is_not_cloneable_without_read(rt, alice, tmp_path):
+    carol = (rt.add_user("carol"), rt.token("carol", "write"))[1]
+    alice_read = rt.token("alice", "read")
+    assert rt.create_space("alice", "secret", alice, sdk="static", private=True).status_code == 200
+    work = make_repo(tmp_path / "s", "hello-static")
+    push(rt, work, "alice", "secret", alice)
+    wait_build(rt, "alice", "secret", head(work), alice)
+
+    p = git(tmp_path, "clone", "-q", push_url(rt, "alice", "secret", None), "c1", check=False)
+    assert p.returncode != 0
+    p = git(tmp_path, "clone", "-q", push_url(rt, "alice", "secret", carol), "c2", check=False)
+    assert p.returncode != 0 and "not found" in p.stderr.lower(), p.stderr
+    git(tmp_path, "clone", "-q", push_url(rt, "alice", "secret", alice_read), "c3")
+    assert head(tmp_path / "c3") == head(work)
+
+
+def test_delete_removes_the_repository(rt, alice, tmp_path):
+    assert rt.create_space("alice", "gone", alice, sdk="static").status_code == 200
+    work = make_repo(tmp_path / "gone", "hello-static")
+    push(rt, work, "alice", "gone", alice)
+    repo = pathlib.Path(rt.data_dir) / "repos" / "alice" / "gone.git"
+    assert repo.is_dir()
+    r = rt.request("DELETE", "/api/repos/delete", alice,
+                   json={"type": "space", "name": "gone", "organization": "alice"})
+    assert r.status_code == 200, r.text
+    assert not repo.exists()
+    # A new Space of that name starts with an empty repository.
+    assert rt.create_space("alice", "gone", alice, sdk="static").status_code == 200
+    p = git(tmp_path, "ls-remote", push_url(rt, "alice", "gone", alice))
+    assert p.stdout.strip() == ""
