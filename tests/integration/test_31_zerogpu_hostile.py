@@ -2,16 +2,21 @@
 crash, and the server keeps serving (bin/spaceport-gpud on loopback).  Also the
 connection bounds (slow clients, too many connections) and, as root on a host with
 the cgroup v1 devices controller, /allow enforced with a real devices cgroup."""
+import base64
+import hashlib
+import hmac
+import json
 import os
 import pathlib
 import socket
+import subprocess
 import time
 import uuid
 
 import pytest
 
 from test_31_zerogpu_support import (CGROUP_PATH, Gpud, api_client, cleanup_proc, raw,
-                                     sleeper, status_of, wait_dead)
+                                     sleeper, status_of, visitor_key, wait_dead)
 
 Q = f"cgroupPath={CGROUP_PATH}"
 
@@ -173,3 +178,42 @@ def test_allow_moves_the_worker_into_a_devices_cgroup_and_expiry_revokes(bin_dir
                 except OSError:
                     time.sleep(0.05)
         base.rmdir()
+
+
+def test_gpud_command_line(bin_dir, tmp_path):
+    gpud = str(bin_dir / "spaceport-gpud")
+    out = subprocess.run([gpud, "--version"], capture_output=True, text=True, timeout=10)
+    assert out.returncode == 0 and out.stdout.startswith("spaceport-gpud ")
+    out = subprocess.run([gpud, "--help"], capture_output=True, text=True, timeout=10)
+    assert out.returncode == 0 and out.stdout.startswith("usage:")
+    for argv, needle in ([["--no-such-option"], "--no-such-option"],
+                         [[], "--space"],
+                         [["--space", "a/b", "--quota", "gold=5"], "--quota"],
+                         [["--space", "a/b", "--ping-ms", "soon"], "--ping-ms"],
+                         [["--space", "a/b", "--listen", "nowhere"], "nowhere"],
+                         [["--space", "a/b", "--gpus", "3xzz"], "zz"]):
+        out = subprocess.run([gpud, *argv], capture_output=True, text=True, timeout=10)
+        assert out.returncode in (1, 2), (argv, out)
+        assert needle in out.stderr, (argv, out.stderr)
+
+
+def test_sign_token_verifies_in_python_and_in_the_server(bin_dir, tmp_path):
+    secret = tmp_path / "proxy.token"
+    secret.write_text("s3cret\n")
+    out = subprocess.run([str(bin_dir / "spaceport-gpud"), "--sign-token", "--visitor-secret-file",
+                          str(secret), "--user", "zoe", "--class", "pro", "--ttl", "60"],
+                         capture_output=True, text=True, timeout=10, check=True)
+    tok = out.stdout.strip()
+    head, body, sig = tok.split(".")
+    key = visitor_key(b"s3cret")
+    want = hmac.new(key, f"{head}.{body}".encode(), hashlib.sha256).digest()
+    assert base64.urlsafe_b64decode(sig + "==") == want
+    payload = json.loads(base64.urlsafe_b64decode(body + "=="))
+    assert payload["user"] == "zoe" and payload["class"] == "pro"
+    assert 0 < payload["exp"] - time.time() <= 60
+    g = Gpud(bin_dir, tmp_path, "--visitor-secret-file", str(secret))
+    try:
+        _, meta = api_client(g.url).schedule(cgroup_path=CGROUP_PATH, token=tok, duration_seconds=5)
+        assert meta.auth == "pro"
+    finally:
+        assert g.stop() == 0
