@@ -1,0 +1,240 @@
+"""The real huggingface_hub client's file paths against runtimed: preupload, NDJSON commits,
+LFS batch + basic transfer, resolve (hf_hub_download), tree / paths-info, deletions, the
+Hub's typed errors, and git-lfs pushing to the same store."""
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+import requests
+
+from test_5_support import shared_rt  # noqa: F401
+
+hf = pytest.importorskip("huggingface_hub")
+from huggingface_hub import CommitOperationAdd, CommitOperationDelete  # noqa: E402
+from huggingface_hub.errors import (  # noqa: E402
+    EntryNotFoundError, HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError)
+
+SHA = re.compile(r"^[0-9a-f]{40}$")
+REPO = "admin/files"
+
+
+@pytest.fixture(scope="module")
+def api(shared_rt):
+    # What HF_ENDPOINT does when set before the import (as users of a private hub do): the
+    # client parses commit URLs against it and builds resolve URLs from it.
+    mp = pytest.MonkeyPatch()
+    mp.setattr(hf.constants, "ENDPOINT", shared_rt.url)
+    mp.setattr(hf.constants, "HUGGINGFACE_CO_URL_TEMPLATE",
+               shared_rt.url + "/{repo_id}/resolve/{revision}/{filename}")
+    a = hf.HfApi(endpoint=shared_rt.url, token=shared_rt.admin)
+    # static: the builds these commits queue need no package install
+    a.create_repo(REPO, repo_type="space", space_sdk="static", exist_ok=True)
+    yield a
+    mp.undo()
+
+
+def files(api, repo=REPO, **kw):
+    return sorted(api.list_repo_files(repo, repo_type="space", **kw))
+
+
+def download(api, tmp_path, name, repo=REPO, **kw):
+    path = hf.hf_hub_download(repo, name, repo_type="space", endpoint=api.endpoint,
+                              token=api.token, cache_dir=tmp_path / "cache", **kw)
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def test_upload_file_list_download(api, tmp_path):
+    page = b"<!doctype html><title>hi</title><p>hello from the commit API</p>\n"
+    info = api.upload_file(path_or_fileobj=page, path_in_repo="index.html", repo_id=REPO,
+                           repo_type="space", commit_message="first page")
+    assert SHA.match(info.oid) and info.commit_url.endswith("/commit/" + info.oid)
+    assert "index.html" in files(api)
+    assert download(api, tmp_path, "index.html") == page
+    assert download(api, tmp_path, "index.html", revision=info.oid) == page
+    assert api.file_exists(REPO, "index.html", repo_type="space")
+    assert not api.file_exists(REPO, "nope.html", repo_type="space")
+    space = api.space_info(REPO)
+    assert space.sha == info.oid
+    assert "index.html" in [s.rfilename for s in space.siblings]
+    # The same bytes again change nothing: the client compares preupload's oid with its own
+    # git blob hash and skips the commit.
+    again = api.upload_file(path_or_fileobj=page, path_in_repo="index.html", repo_id=REPO,
+                            repo_type="space")
+    assert again.oid == info.oid
+
+
+def test_upload_folder_tree_paths_info(api, tmp_path):
+    src = tmp_path / "site"
+    (src / "assets" / "img").mkdir(parents=True)
+    (src / "about.html").write_text("<p>about</p>\n")
+    (src / "assets" / "style.css").write_text("body { color: red }\n")
+    blob = bytes(range(256)) * 4  # binary sample: preupload says lfs
+    (src / "assets" / "img" / "logo.bin").write_bytes(blob)
+    (src / "skip.log").write_text("ignored\n")
+    info = api.upload_folder(folder_path=src, repo_id=REPO, repo_type="space",
+                             ignore_patterns=["*.log"], commit_message="a folder")
+    assert SHA.match(info.oid)
+    listed = files(api)
+    for p in ("about.html", "assets/style.css", "assets/img/logo.bin", "index.html"):
+        assert p in listed
+    assert "skip.log" not in listed
+    tree = {e.path: e for e in api.list_repo_tree(REPO, repo_type="space", recursive=True)}
+    assert isinstance(tree["assets"], hf.hf_api.RepoFolder) and SHA.match(tree["assets"].tree_id)
+    logo = tree["assets/img/logo.bin"]
+    assert logo.size == len(blob) and logo.lfs is not None
+    assert logo.lfs.sha256 == hashlib.sha256(blob).hexdigest()
+    top = {e.path for e in api.list_repo_tree(REPO, repo_type="space")}
+    assert "assets" in top and "assets/style.css" not in top
+    sub = {e.path for e in api.list_repo_tree(REPO, path_in_repo="assets", repo_type="space")}
+    assert sub == {"assets/style.css", "assets/img"}
+    got = {e.path: e for e in api.get_paths_info(REPO, ["about.html", "assets", "missing.txt"],
+                                                  repo_type="space")}
+    assert set(got) == {"about.html", "assets"}
+    assert got["about.html"].size == len("<p>about</p>\n")
+    assert download(api, tmp_path, "assets/img/logo.bin") == blob
+
+
+def test_large_lfs_file_round_trip(api, tmp_path):
+    big = os.urandom(11 * 1024 * 1024)  # over the 10 MiB LFS threshold
+    (tmp_path / "model.bin").write_bytes(big)
+    info = api.upload_file(path_or_fileobj=str(tmp_path / "model.bin"),
+                           path_in_repo="data/model.bin", repo_id=REPO, repo_type="space")
+    [entry] = api.get_paths_info(REPO, ["data/model.bin"], repo_type="space")
+    assert entry.size == len(big) and entry.lfs.sha256 == hashlib.sha256(big).hexdigest()
+    got = download(api, tmp_path, "data/model.bin", revision=info.oid)
+    assert hashlib.sha256(got).digest() == hashlib.sha256(big).digest() and got == big
+    meta = hf.get_hf_file_metadata(hf.hf_hub_url(REPO, "data/model.bin", repo_type="space",
+                                                 endpoint=api.endpoint), token=api.token)
+    assert meta.size == len(big) and meta.commit_hash == info.oid
+    assert meta.etag == hashlib.sha256(big).hexdigest()
+
+
+def test_create_commit_ops_and_delete(api, tmp_path):
+    head = api.space_info(REPO).sha
+    info = api.create_commit(REPO, repo_type="space", commit_message="ops",
+                             commit_description="several at once", parent_commit=head,
+                             operations=[CommitOperationAdd("notes/a.txt", b"a\n"),
+                                         CommitOperationAdd("notes/b.txt", b"b\n"),
+                                         CommitOperationDelete("about.html")])
+    listed = files(api)
+    assert "notes/a.txt" in listed and "about.html" not in listed
+    # parentCommit that is no longer the head: refused, nothing written
+    with pytest.raises(HfHubHTTPError) as e:
+        api.create_commit(REPO, repo_type="space", commit_message="stale", parent_commit=head,
+                          operations=[CommitOperationAdd("stale.txt", b"x")])
+    assert e.value.response.status_code == 412
+    assert "stale.txt" not in files(api)
+    api.delete_folder("notes", repo_id=REPO, repo_type="space")
+    api.delete_file("assets/style.css", repo_id=REPO, repo_type="space")
+    listed = files(api)
+    assert not any(p.startswith("notes/") for p in listed) and "assets/style.css" not in listed
+    with pytest.raises(EntryNotFoundError):
+        api.delete_file("never-there.txt", repo_id=REPO, repo_type="space")
+    assert api.space_info(REPO).sha != info.oid
+
+
+def test_errors_are_the_hubs(api, shared_rt, tmp_path):
+    with pytest.raises(EntryNotFoundError):
+        download(api, tmp_path, "no/such/file.txt")
+    with pytest.raises(RevisionNotFoundError):
+        download(api, tmp_path, "index.html", revision="no-such-branch")
+    with pytest.raises(RevisionNotFoundError):
+        files(api, revision="0" * 40)
+    with pytest.raises(RepositoryNotFoundError):
+        download(api, tmp_path, "index.html", repo="admin/never-made")
+    with pytest.raises(RepositoryNotFoundError):
+        api.upload_file(path_or_fileobj=b"x", path_in_repo="x", repo_id="admin/never-made",
+                        repo_type="space")
+    anon = hf.HfApi(endpoint=shared_rt.url, token=False)
+    with pytest.raises(HfHubHTTPError) as e:
+        anon.upload_file(path_or_fileobj=b"x", path_in_repo="x", repo_id=REPO, repo_type="space")
+    assert e.value.response.status_code in (401, 403)
+    with pytest.raises(HfHubHTTPError) as e:
+        api.upload_file(path_or_fileobj=b"x", path_in_repo="sub/../x", repo_id=REPO,
+                        repo_type="space")
+    assert e.value.response.status_code == 400
+    with pytest.raises(HfHubHTTPError) as e:
+        api.upload_file(path_or_fileobj=b"x", path_in_repo="x", repo_id=REPO, repo_type="space",
+                        create_pr=True)
+    assert e.value.response.status_code == 400
+    # endpoints the Hub has and Spaceport does not: JSON errors, not crashes
+    r = requests.get(f"{shared_rt.url}/api/spaces/{REPO}/commits/main",
+                     headers={"Authorization": f"Bearer {shared_rt.admin}"})
+    assert r.status_code == 404 and "error" in r.json()
+    r = requests.put(f"{shared_rt.url}/api/spaces/{REPO}/lfs-object/{'a' * 64}?size=1&exp=1&sig=x",
+                     data=b"a")
+    assert r.status_code == 403 and "error" in r.json()
+
+
+def test_private_space_files_need_a_token(api, shared_rt, tmp_path):
+    api.create_repo("admin/secret-files", repo_type="space", space_sdk="static", private=True,
+                    exist_ok=True)
+    api.upload_file(path_or_fileobj=b"secret\n", path_in_repo="s.txt",
+                    repo_id="admin/secret-files", repo_type="space")
+    anon = hf.HfApi(endpoint=shared_rt.url, token=False)
+    with pytest.raises(RepositoryNotFoundError):
+        anon.list_repo_files("admin/secret-files", repo_type="space")
+    with pytest.raises(RepositoryNotFoundError):
+        hf.hf_hub_download("admin/secret-files", "s.txt", repo_type="space",
+                           endpoint=shared_rt.url, token=False, cache_dir=tmp_path / "c")
+    assert download(api, tmp_path, "s.txt", repo="admin/secret-files") == b"secret\n"
+
+
+def test_commit_queues_a_build(api, shared_rt):
+    """A commit is built exactly like a push: its build log names the commit."""
+    info = api.upload_file(path_or_fileobj=b"<p>v2</p>\n", path_in_repo="index.html",
+                           repo_id=REPO, repo_type="space")
+    r = requests.get(f"{shared_rt.url}/api/spaces/{REPO}/logs/build", stream=True, timeout=60,
+                     headers={"Authorization": f"Bearer {shared_rt.admin}"})
+    assert r.status_code == 200
+    seen = []
+    for line in r.iter_lines():
+        if line.startswith(b"data:"):
+            seen.append(line.decode())
+            if info.oid[:7] in line.decode():
+                break
+        if len(seen) > 500:
+            break
+    r.close()
+    assert any(info.oid[:7] in s for s in seen), seen[-10:]
+
+
+@pytest.mark.skipif(not shutil.which("git-lfs"), reason="git-lfs is not installed")
+def test_git_lfs_push_and_clone(api, shared_rt, tmp_path):
+    """git with git-lfs uses the same batch endpoint and store; the client reads the result."""
+    api.create_repo("admin/lfs-git", repo_type="space", space_sdk="static", exist_ok=True)
+    port = shared_rt.url.rsplit(":", 1)[1]
+    remote = f"http://admin:{shared_rt.admin}@127.0.0.1:{port}/spaces/admin/lfs-git"
+    env = dict(os.environ, GIT_TERMINAL_PROMPT="0", HOME=str(tmp_path),
+               GIT_CONFIG_NOSYSTEM="1")
+    work = tmp_path / "w"
+    work.mkdir()
+
+    def git(*args, cwd=work):
+        p = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                           timeout=120)
+        assert p.returncode == 0, f"git {args}: {p.stdout}\n{p.stderr}"
+        return p.stdout
+
+    git("init", "-q", "-b", "main")
+    git("config", "user.email", "t@example.org")
+    git("config", "user.name", "t")
+    git("lfs", "install")  # in HOME=tmp_path: this repo and the clone below
+    git("config", "lfs.locksverify", "false")
+    git("lfs", "track", "*.bin")
+    payload = os.urandom(3 * 1024 * 1024)
+    (work / "weights.bin").write_bytes(payload)
+    (work / "index.html").write_text("<p>lfs</p>\n")
+    git("add", ".")
+    git("commit", "-q", "-m", "lfs via git")
+    git("push", "-q", remote, "main")
+    [entry] = api.get_paths_info("admin/lfs-git", ["weights.bin"], repo_type="space")
+    assert entry.lfs is not None and entry.lfs.sha256 == hashlib.sha256(payload).hexdigest()
+    assert download(api, tmp_path, "weights.bin", repo="admin/lfs-git") == payload
+    # and back: a clone smudges the pointer through the batch download action
+    git("clone", "-q", remote, str(tmp_path / "clone"), cwd=tmp_path)
+    assert (tmp_path / "clone" / "weights.bin").read_bytes() == payload
