@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "api-internal.h"
+#include "api-repo.h"
 #include "cleanup.h"
 #include "log.h"
 #include "banned.h"
@@ -68,6 +69,10 @@ static int route(struct rt_req *r)
         return rt__api_whoami(r);
     if (strcmp(top, "repos") == 0)
         return rt__api_repos(r);
+    if (rt__api_repo_owns(r)) /* preupload, commit, tree, paths-info, LFS: api-repo.c */
+        return rt__api_repo(r);
+    if (strcmp(top, "validate-yaml") == 0 && r->nseg == 1)
+        return rt__api_validate_yaml(r);
     if (strcmp(top, "spaces") == 0)
         return rt__api_spaces(r);
     if (strcmp(top, "admin") == 0 && r->nseg == 2 && strcmp(r->seg[1], "backup") == 0)
@@ -135,6 +140,17 @@ static int on_log_message(const struct mg_connection *conn, const char *message)
     return 1;
 }
 
+/* /spaces/OWNER/NAME/...: the Hub's resolve and LFS paths (api-lfs.c), else git smart
+ * HTTP (api-git.c). */
+static int on_spaces(struct mg_connection *conn, void *cbdata)
+{
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+
+    if (ri->local_uri && rt__repo_web_owns(ri->local_uri))
+        return rt__repo_web_handler(conn, cbdata);
+    return rt__git_handler(conn, cbdata);
+}
+
 int rt_api_start(struct rt_api *api, struct rt_err *err)
 {
     char threads[16], err_text[256] = "";
@@ -176,7 +192,7 @@ int rt_api_start(struct rt_api *api, struct rt_err *err)
                           err_text[0] ? err_text : "civetweb failed to start");
     }
     mg_set_request_handler(api->ctx, "/api", on_api, api);
-    mg_set_request_handler(api->ctx, "/spaces", rt__git_handler, api); /* api-git.c */
+    mg_set_request_handler(api->ctx, "/spaces", on_spaces, api);
     mg_set_request_handler(api->ctx, "**", on_other, api);
     return 0;
 }
