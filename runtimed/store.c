@@ -260,7 +260,8 @@ static int exec_script(struct rt_store *st, const char *sql, struct rt_err *err)
     return 0;
 }
 
-static int migrate(struct rt_store *st, struct rt_err *err)
+/* Runs the migrations up to schema @target (the newest, but for tests of migrations). */
+static int migrate_to(struct rt_store *st, int target, struct rt_err *err)
 {
     _cleanup_stmt_ sqlite3_stmt *s = NULL;
     int version, r;
@@ -275,7 +276,7 @@ static int migrate(struct rt_store *st, struct rt_err *err)
         return rt_err_set(err, EPROTO,
                           "database schema version %d is newer than this runtimed (%zu)", version,
                           ARRAY_SIZE(migrations));
-    for (; version < (int) ARRAY_SIZE(migrations); version++) {
+    for (; version < target; version++) {
         char bump[64];
 
         r = exec_script(st, "BEGIN IMMEDIATE", err);
@@ -294,6 +295,11 @@ static int migrate(struct rt_store *st, struct rt_err *err)
     }
     st->version = version;
     return 0;
+}
+
+static int migrate(struct rt_store *st, struct rt_err *err)
+{
+    return migrate_to(st, (int) ARRAY_SIZE(migrations), err);
 }
 
 int rt_store_open(const char *path, struct rt_store **ret, struct rt_err *err)
@@ -1159,4 +1165,30 @@ int rt_store_backup(struct rt_store *st, const char *dest_path, struct rt_err *e
         return rt_err_set(err, rc == SQLITE_BUSY || rc == SQLITE_LOCKED ? EBUSY : EIO,
                           "backup to '%s': %s", dest_path, sqlite3_errstr(rc));
     return 0;
+}
+
+int rt_store_schema_latest(void)
+{
+    return (int) ARRAY_SIZE(migrations);
+}
+
+int rt_store_create_at_version(const char *path, int version, struct rt_err *err)
+{
+    struct rt_store tmp = { 0 };
+    int rc, r;
+
+    if (version < 0 || version > (int) ARRAY_SIZE(migrations))
+        return rt_err_set(err, EINVAL, "no schema version %d", version);
+    rc = sqlite3_open_v2(path, &tmp.db,
+                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOFOLLOW, NULL);
+    if (rc != SQLITE_OK) {
+        r = rt_err_set(err, EIO, "open database '%s': %s", path, sqlite3_errstr(rc));
+        (void) sqlite3_close(tmp.db);
+        return r;
+    }
+    r = exec_script(&tmp, "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;", err);
+    if (r >= 0)
+        r = migrate_to(&tmp, version, err);
+    (void) sqlite3_close(tmp.db);
+    return r;
 }

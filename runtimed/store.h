@@ -229,5 +229,10 @@ int rt_store_build_stats(struct rt_store *st,
 /* Writes a consistent copy of the whole database to the new file @dest_path (mode 0600;
  * refused when it exists) with SQLite's online backup API.  Call with the store locked. */
 int rt_store_backup(struct rt_store *st, const char *dest_path, struct rt_err *err);
+/* The schema version this runtimed migrates to. */
+int rt_store_schema_latest(void);
+/* For tests of migrations: creates the database @path at schema @version (0 .. latest)
+ * and stops there, as an older runtimed left it. */
+int rt_store_create_at_version(const char *path, int version, struct rt_err *err);
 
 #endif
