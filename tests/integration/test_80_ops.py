@@ -202,7 +202,3 @@ def test_mkbase_builds_a_root_spaces_run_on(bin_dir, tmp_path):
     assert res.returncode == 0, res.stderr
     assert "(3, " in res.stdout and "git version" in res.stdout and "git-lfs" in res.stdout
     assert res.stdout.strip().endswith("user")
-    # runtimed accepts it as its rootfs
-    res = run([bin_dir / "runtimed", "--config", "/dev/stdin", "--print-config-example"],
-              input=f"rootfs: {base}\n")
-    assert res.returncode == 0
