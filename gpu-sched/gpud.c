@@ -2,10 +2,11 @@
  * for tests and for operators trying the protocol with the real `spaces` client.
  * runtimed embeds the same library (libgpuapi) for every ZeroGPU Space.
  *
- * With --cgroup DIR (a cgroup v1 `devices` directory) /allow is enforced for real:
- * the worker moves into DIR/gpu-<nvidiaIndex>, which denies every device but the
- * leased unit's nodes; a revoke denies those too.  Without it allows and revokes
- * are only logged. */
+ * With --cgroup DIR /allow is enforced for real: the worker moves into
+ * DIR/gpu-<nvidiaIndex>, which denies every device but the leased unit's nodes (v1:
+ * devices.deny "a" then devices.allow; v2: an eBPF allowlist), and a revoke denies
+ * those too.  Without it allows and revokes are only logged.  --backend nvml serves
+ * the node's real GPUs (their UUIDs and device numbers). */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -29,9 +31,15 @@
 static volatile sig_atomic_t stop;
 static const struct rt_log_ctx logctx = { .app = "gpud", .action = "serving the device api" };
 
+#ifndef CGROUP2_SUPER_MAGIC
+#define CGROUP2_SUPER_MAGIC 0x63677270
+#endif
+
 struct gpud {
     struct gpu_inventory *inv;
-    const char *cgroup;     /* v1 devices directory, or NULL */
+    const char *cgroup; /* devices cgroup directory (v1 or v2), or NULL */
+    bool v2;
+    int *progs;             /* v2: the device program attached to each gpu-N, or -1 */
     const char *app_cgroup; /* the only cgroupPath served, or NULL: any */
     const char *space;
 };
@@ -44,7 +52,8 @@ static void on_signal(int sig)
 static void usage(FILE *f)
 {
     fputs("usage: spaceport-gpud --space OWNER/NAME [--listen ADDR:PORT] [--gpus SPEC]\n"
-          "         [--dev-dir DIR] [--max-duration S] [--default-duration S]\n"
+          "         [--backend fake|nvml|none] [--dev-dir DIR] [--max-duration S] "
+          "[--default-duration S]\n"
           "         [--quota anonymous=S,user=S,pro=S] [--quota-period S] [--concurrency N]\n"
           "         [--queue-max N] [--queue-timeout S] [--policy priority|fifo] [--ping-ms MS]\n"
           "         [--max-conns N] [--visitor-secret-file FILE] [--strict-tokens]\n"
@@ -83,6 +92,28 @@ static int on_resolve(void *ud, const char *cgroup_path, char *ret_space, size_t
     return 0;
 }
 
+/* v2: replaces gpu-N's program with one that allows the unit's nodes (@allow) or
+ * nothing at all; the replacement is atomic, so there is no window of either. */
+static int set_v2(struct gpud *d, unsigned slot, const char *dir, const struct gpu_unit *u,
+                  bool allow, struct rt_err *err)
+{
+    struct gpu_dev_rule rules[GPU_NODES_MAX];
+    size_t n = 0;
+    _cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int prog;
+
+    if (fd < 0)
+        return rt_err_set(err, errno, "open cgroup '%s'", dir);
+    if (allow && gpu_dev_rules_from_nodes(u->nodes, u->n_nodes, rules, &n, GPU_NODES_MAX) < 0)
+        return rt_err_set(err, ENOSPC, "too many device rules");
+    prog = gpu_devcg_v2_attach(fd, rules, n, d->progs[slot], err);
+    if (prog < 0)
+        return prog;
+    d->progs[slot] = rt_close(d->progs[slot]);
+    d->progs[slot] = prog;
+    return 0;
+}
+
 static int on_allow(void *ud, const struct gpu_lease_info *l, pid_t pid, pid_t *ret_host_pid,
                     struct rt_err *err)
 {
@@ -99,10 +130,14 @@ static int on_allow(void *ud, const struct gpu_lease_info *l, pid_t pid, pid_t *
     snprintf(dir, sizeof(dir), "%s/gpu-%u", d->cgroup, l->nvidia_index);
     if (mkdir(dir, 0755) < 0 && errno != EEXIST)
         return rt_err_set(err, errno, "create cgroup '%s'", dir);
-    /* Default deny first ("a" clears every exception), then exactly the unit. */
-    r = write_file(dir, "devices.deny", "a", err);
-    if (r >= 0)
-        r = gpu_devcg_v1_allow(dir, u->nodes, u->n_nodes, err);
+    if (d->v2) {
+        r = set_v2(d, l->slot, dir, u, true, err);
+    } else {
+        /* Default deny first ("a" clears every exception), then exactly the unit. */
+        r = write_file(dir, "devices.deny", "a", err);
+        if (r >= 0)
+            r = gpu_devcg_v1_allow(dir, u->nodes, u->n_nodes, err);
+    }
     snprintf(num, sizeof(num), "%d", (int) pid);
     if (r >= 0)
         r = write_file(dir, "cgroup.procs", num, err);
@@ -135,7 +170,8 @@ static void on_revoke(void *ud, const struct gpu_lease_info *l, pid_t pid, enum 
     if (!d->cgroup || !u)
         return;
     snprintf(dir, sizeof(dir), "%s/gpu-%u", d->cgroup, l->nvidia_index);
-    if (gpu_devcg_v1_deny(dir, u->nodes, u->n_nodes, true, &err) < 0)
+    if ((d->v2 ? set_v2(d, l->slot, dir, u, false, &err)
+               : gpu_devcg_v1_deny(dir, u->nodes, u->n_nodes, true, &err)) < 0)
         rt_log(RT_LOG_WARN, &logctx, "revoke: %s, ignoring", rt_err_str(&err, buf, sizeof(buf)));
 }
 
@@ -237,6 +273,7 @@ enum {
     O_APPCG,
     O_CGROUP,
     O_PORTFILE,
+    O_BACKEND,
     O_LOGLEVEL,
     O_SIGN,
     O_IP,
@@ -266,6 +303,7 @@ static const struct option opts[] = {
     { "strict-tokens", 0, 0, O_STRICT },
     { "app-cgroup", 1, 0, O_APPCG },
     { "cgroup", 1, 0, O_CGROUP },
+    { "backend", 1, 0, O_BACKEND },
     { "port-file", 1, 0, O_PORTFILE },
     { "log-level", 1, 0, O_LOGLEVEL },
     { "sign-token", 0, 0, O_SIGN },
@@ -308,6 +346,9 @@ int main(int argc, char **argv)
             break;
         case O_GPUS:
             gcfg.fake_spec = optarg;
+            break;
+        case O_BACKEND:
+            gcfg.backend = optarg;
             break;
         case O_DEVDIR:
             gcfg.fake_dev_dir = optarg;
@@ -447,8 +488,22 @@ int main(int argc, char **argv)
         fprintf(stderr, "spaceport-gpud: %s\n", rt_err_str(&err, buf, sizeof(buf)));
         return 1;
     }
+    if (d.cgroup) {
+        struct statfs st;
+
+        if (statfs(d.cgroup, &st) < 0) {
+            fprintf(stderr, "spaceport-gpud: --cgroup '%s': %s\n", d.cgroup, strerror(errno));
+            gpu_inventory_free(d.inv);
+            return 1;
+        }
+        d.v2 = st.f_type == CGROUP2_SUPER_MAGIC;
+    }
     slots = calloc(d.inv->n_units ? d.inv->n_units : 1, sizeof(*slots));
-    if (!slots) {
+    d.progs = calloc(d.inv->n_units ? d.inv->n_units : 1, sizeof(*d.progs));
+    for (size_t i = 0; d.progs && i < d.inv->n_units; i++)
+        d.progs[i] = -1;
+    if (!slots || !d.progs) {
+        free(d.progs);
         gpu_inventory_free(d.inv);
         fprintf(stderr, "spaceport-gpud: out of memory\n");
         return 1;
@@ -466,6 +521,7 @@ int main(int argc, char **argv)
     if (r < 0) {
         fprintf(stderr, "spaceport-gpud: %s\n", rt_err_str(&err, buf, sizeof(buf)));
         gpu_api_free(api);
+        free(d.progs);
         gpu_inventory_free(d.inv);
         return 1;
     }
@@ -479,6 +535,9 @@ int main(int argc, char **argv)
     if (r < 0)
         fprintf(stderr, "spaceport-gpud: %s\n", rt_err_str(&err, buf, sizeof(buf)));
     gpu_api_free(api);
+    for (size_t i = 0; i < d.inv->n_units; i++)
+        d.progs[i] = rt_close(d.progs[i]);
+    free(d.progs);
     gpu_inventory_free(d.inv);
     return r < 0 ? 1 : 0;
 }

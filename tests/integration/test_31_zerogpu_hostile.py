@@ -9,7 +9,9 @@ import json
 import os
 import pathlib
 import socket
+import stat
 import subprocess
+import sys
 import time
 import uuid
 
@@ -136,42 +138,91 @@ def test_sigterm_with_open_streams_exits_cleanly(bin_dir, tmp_path):
     s.close()
 
 
-V1 = pathlib.Path("/sys/fs/cgroup/devices")
+PROBE = """
+import errno, os, sys
+for line in sys.stdin:
+    try:
+        os.close(os.open(line.strip(), os.O_RDWR))
+        print("OPENED", flush=True)
+    except OSError as e:
+        print(errno.errorcode[e.errno], flush=True)
+"""
 
 
-def _v1_ok():
-    return os.geteuid() == 0 and (V1 / "devices.allow").exists()
+class Probe:
+    """A worker stand-in that opens device nodes on request: ENXIO means the devices
+    cgroup let the open through (fake majors have no driver), EPERM that it refused."""
+
+    def __init__(self):
+        self.p = subprocess.Popen([sys.executable, "-c", PROBE], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True)
+        self.pid = self.p.pid
+
+    def open(self, path):
+        self.p.stdin.write(f"{path}\n")
+        self.p.stdin.flush()
+        return self.p.stdout.readline().strip()
+
+    def done(self):
+        cleanup_proc(self.p)
 
 
-@pytest.mark.skipif(not _v1_ok(), reason="needs root and the cgroup v1 devices controller")
-def test_allow_moves_the_worker_into_a_devices_cgroup_and_expiry_revokes(bin_dir, tmp_path):
-    base = V1 / f"spaceport-gpud-test-{uuid.uuid4().hex[:8]}"
+def _cgroup_roots():
+    roots = []
+    if os.geteuid() != 0:
+        return roots
+    if (pathlib.Path("/sys/fs/cgroup/devices") / "devices.allow").exists():
+        roots.append(pytest.param("/sys/fs/cgroup/devices", id="v1"))
+    for r in ("/sys/fs/cgroup/unified", "/sys/fs/cgroup"):
+        if os.path.exists(f"{r}/cgroup.procs") and os.statvfs(r) and \
+                subprocess.run(["stat", "-fc", "%T", r], capture_output=True,
+                               text=True).stdout.strip() == "cgroup2fs":
+            roots.append(pytest.param(r, id="v2"))
+            break
+    return roots or [pytest.param(None, id="none")]
+
+
+@pytest.mark.parametrize("root", _cgroup_roots())
+def test_allow_enforced_by_a_devices_cgroup_and_expiry_revokes(bin_dir, tmp_path, root):
+    if root is None:
+        pytest.skip("needs root and a devices cgroup (v1 controller or cgroup2)")
+    base = pathlib.Path(root) / f"spaceport-gpud-test-{uuid.uuid4().hex[:8]}"
     base.mkdir()
-    w = sleeper()
+    nodes = tmp_path / "dev"
+    nodes.mkdir()
+    for i in range(2):  # the fake backend's numbers: GPU i is 120:i
+        os.mknod(nodes / f"nvidia{i}", 0o600 | stat.S_IFCHR, os.makedev(120, i))
+    w = Probe()
+    probe2 = None
     g = Gpud(bin_dir, tmp_path, "--cgroup", str(base), gpus="2xa10g:24G")
     try:
         c = api_client(g.url)
+        assert w.open(nodes / "nvidia0") == "ENXIO"  # outside: no rule stops it
         res, _ = c.schedule(cgroup_path=CGROUP_PATH, task_id=1, duration_seconds=2)
         assert c.allow(res.allowToken, w.pid) == 200
         unit = base / f"gpu-{res.nvidiaIndex}"
-        procs = (unit / "cgroup.procs").read_text().split()
-        assert str(w.pid) in procs
-        rules = (unit / "devices.list").read_text().split("\n")
-        # Exactly the unit: its GPU node, nvidiactl and uvm (fake majors 120/121).
-        assert f"c 120:{res.nvidiaIndex} rw" in rules, rules
-        assert "c 120:255 rw" in rules and "c 121:0 rw" in rules, rules
-        assert "a *:* rwm" not in rules
-        other = 1 - res.nvidiaIndex
-        assert f"c 120:{other} rw" not in rules
-        assert wait_dead(w, 5) == -9
-        g.wait_log(f"pid={w.pid} nvidiaIndex={res.nvidiaIndex} why=expired")
-        rules = (unit / "devices.list").read_text()
-        assert f"c 120:{res.nvidiaIndex} rw" not in rules, rules
+        assert str(w.pid) in (unit / "cgroup.procs").read_text().split()
+        mine, other = res.nvidiaIndex, 1 - res.nvidiaIndex
+        assert w.open(nodes / f"nvidia{mine}") == "ENXIO", "the leased unit must open"
+        assert w.open(nodes / f"nvidia{other}") == "EPERM", "another unit must not"
+        assert w.open("/dev/null") == "EPERM", "nothing else either"
+        if (unit / "devices.list").exists():
+            rules = (unit / "devices.list").read_text().split("\n")
+            assert f"c 120:{mine} rw" in rules and "c 120:255 rw" in rules, rules
+            assert "a *:* rwm" not in rules
+        assert wait_dead(w.p, 5) == -9
+        g.wait_log(f"pid={w.pid} nvidiaIndex={mine} why=expired")
+        # Revoked: a process put back into that cgroup cannot open the unit any more.
+        probe2 = Probe()
+        (unit / "cgroup.procs").write_text(str(probe2.pid))
+        assert probe2.open(nodes / f"nvidia{mine}") == "EPERM"
     finally:
         assert g.stop() == 0, g.log()
-        cleanup_proc(w)
+        w.done()
+        if probe2:
+            probe2.done()
         for d in sorted(base.glob("gpu-*")):
-            for _ in range(50):
+            for _ in range(100):
                 try:
                     d.rmdir()
                     break
