@@ -14,9 +14,12 @@
 
 #include "api-repo.h"
 #include "builder-job.h"
+#include "builder.h"
 #include "cleanup.h"
+#include "log.h"
 #include "names.h"
 #include "sha256.h"
+#include "spawn.h"
 #include "util.h"
 #include "banned.h"
 
@@ -110,6 +113,45 @@ int rt__repo_rev(struct rt_req *r, const char *dir, const char *rev, char sha[RT
     }
     rt__reply_coded(r, 404, "RevisionNotFound", "Invalid rev id: %.200s", rev);
     return -1;
+}
+
+void rt__repo_duplicate(struct rt_req *r, const struct rt_space *from, const struct rt_space *to)
+{
+    struct rt_log_ctx ctx = { .app = to->host, .action = "duplicate" };
+    char src[RT_REPO_DIR_MAX], dst[RT_REPO_DIR_MAX + 16], sha[RT_GIT_SHA_LEN + 1];
+    char errbuf[512] = "";
+    struct rt_err err = { 0 };
+    struct rt_space s;
+    int rc;
+
+    rt__repo_dir(r->api, from, src, sizeof(src));
+    if (rt_git_resolve(src, "refs/heads/main", sha, &err) < 0)
+        return; /* nothing committed yet: the copy starts empty too */
+    if (rt__repo_ensure(r->api, to, &err) < 0) {
+        rt_log(RT_LOG_ERR, &ctx, "create the repository: %s", err.msg);
+        return;
+    }
+    (void) snprintf(dst, sizeof(dst), "--git-dir=");
+    rt__repo_dir(r->api, to, dst + strlen(dst), sizeof(dst) - strlen(dst));
+    /* LFS objects live in one store for every Space: the pointers are enough. */
+    rc = rt_run_capture((const char *const[]){ "git", dst, "fetch", "-q", "--no-tags", src,
+                                               "+refs/heads/main:refs/heads/main", NULL },
+                        NULL, NULL, 0, errbuf, sizeof(errbuf), &err);
+    if (rc != 0) {
+        rt_log(RT_LOG_ERR, &ctx, "copy the files of '%s/%s': %s", from->owner, from->name,
+               rc < 0 ? err.msg : errbuf);
+        return;
+    }
+    if (rt_store_space_get(r->st, to->owner, to->name, &s, &err) == 0) {
+        (void) rt_store_revision_add(r->st, s.id, sha, "refs/heads/main", &err);
+        if (r->api->builder) {
+            (void) snprintf(s.stage, sizeof(s.stage), "BUILDING");
+            s.error[0] = '\0';
+            (void) rt_store_space_update(r->st, &s, &err);
+        }
+    }
+    if (r->api->builder && rt_builder_enqueue(r->api->builder, to->id, sha, false, &err) < 0)
+        rt_log(RT_LOG_ERR, &ctx, "queue the build of %.12s: %s", sha, err.msg);
 }
 
 /* --- signed LFS transfer URLs ------------------------------------------------------------- */

@@ -59,6 +59,10 @@ int rt__api_validate_yaml(struct rt_req *r);
 bool rt__repo_web_owns(const char *uri);
 int rt__repo_web_handler(struct mg_connection *conn, void *cbdata);
 
+/* duplicate_space, called with the store locked once the copy exists: its main gets the
+ * original's commits, recorded and built as a push would be. */
+void rt__repo_duplicate(struct rt_req *r, const struct rt_space *from, const struct rt_space *to);
+
 /* Handlers. */
 int rt__api_commit(struct rt_req *r, const struct rt_space *s, const char *rev);
 int rt__api_preupload(struct rt_req *r, const struct rt_space *s, const char *rev);

@@ -3,9 +3,11 @@ LFS batch + basic transfer, resolve (hf_hub_download), tree / paths-info, deleti
 Hub's typed errors, and git-lfs pushing to the same store."""
 import hashlib
 import os
+import pathlib
 import re
 import shutil
 import subprocess
+import time
 
 import pytest
 import requests
@@ -19,6 +21,7 @@ from huggingface_hub.errors import (  # noqa: E402
 
 SHA = re.compile(r"^[0-9a-f]{40}$")
 REPO = "admin/files"
+EXAMPLES = pathlib.Path(__file__).resolve().parent.parent.parent / "examples"
 
 
 @pytest.fixture(scope="module")
@@ -238,3 +241,47 @@ def test_git_lfs_push_and_clone(api, shared_rt, tmp_path):
     # and back: a clone smudges the pointer through the batch download action
     git("clone", "-q", remote, str(tmp_path / "clone"), cwd=tmp_path)
     assert (tmp_path / "clone" / "weights.bin").read_bytes() == payload
+
+
+def test_upload_folder_gradio_app_runs(api, shared_rt):
+    """The Hub's quickstart, unmodified: create a Gradio Space, upload_folder the app, poll
+    get_space_runtime until it runs (a real build: pip installs Gradio)."""
+    repo = "admin/hello-gradio"
+    api.create_repo(repo, repo_type="space", space_sdk="gradio", space_hardware="cpu-basic",
+                    exist_ok=True)
+    info = api.upload_folder(folder_path=EXAMPLES / "hello-gradio", repo_id=repo,
+                             repo_type="space", commit_message="the app")
+    deadline = time.time() + 600
+    stages = []
+    while time.time() < deadline:
+        rt = api.get_space_runtime(repo)
+        if not stages or stages[-1] != rt.stage:
+            stages.append(rt.stage)
+        if rt.stage in ("RUNNING", "BUILD_ERROR", "CONFIG_ERROR", "RUNTIME_ERROR", "NO_APP_FILE"):
+            break
+        time.sleep(1)
+    assert rt.stage == "RUNNING", (stages, rt.raw)
+    assert rt.hardware == "cpu-basic" and rt.raw.get("sha") in (None, info.oid)
+    assert "BUILDING" in stages or "APP_STARTING" in stages
+    # the running app answers through its upstream
+    routes = requests.get(f"{shared_rt.url}/api/proxy/routes",
+                          headers={"Authorization": f"Bearer {shared_rt.proxy}"}).json()
+    print(routes)
+
+
+def test_duplicate_space_copies_the_files(api, shared_rt, tmp_path):
+    api.create_repo("admin/dup-src", repo_type="space", space_sdk="static", exist_ok=True)
+    api.upload_file(path_or_fileobj=b"<p>copy me</p>\n", path_in_repo="index.html",
+                    repo_id="admin/dup-src", repo_type="space")
+    big = os.urandom(64 * 1024)
+    api.upload_file(path_or_fileobj=big, path_in_repo="blob.bin", repo_id="admin/dup-src",
+                    repo_type="space")
+    url = api.duplicate_space("admin/dup-src", to_id="admin/dup-dst", exist_ok=True)
+    assert url.repo_id == "admin/dup-dst"
+    assert files(api, "admin/dup-dst") == files(api, "admin/dup-src")
+    assert api.space_info("admin/dup-dst").sha == api.space_info("admin/dup-src").sha
+    assert download(api, tmp_path, "blob.bin", repo="admin/dup-dst") == big
+    # deleting it takes its repository too: a new Space of that name starts empty
+    api.delete_repo("admin/dup-dst", repo_type="space")
+    api.create_repo("admin/dup-dst", repo_type="space", space_sdk="static")
+    assert files(api, "admin/dup-dst") == []
