@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "api-internal.h"
+#include "api-repo.h"
 #include "builder.h"
 #include "lifecycle.h"
 #include "log.h"
@@ -172,8 +173,10 @@ static int create(struct rt_req *r, struct new_space *n)
         rt_log(RT_LOG_INFO, &ctx, "created Space '%s/%s' (sdk %s, hardware %s%s)", s.owner, s.name,
                s.sdk, s.hardware, s.private_ ? ", private" : "");
     }
-    if (n->copy_from)
+    if (n->copy_from) {
+        rt__repo_duplicate(r, n->copy_from, &s); /* its files too, as on the Hub */
         return rt__reply_json(r, 200, json_pack("{s:s}", "url", url));
+    }
     {
         char id[RT_ID_SIZE], oid[32];
         (void) snprintf(id, sizeof(id), "%s/%s", s.owner, s.name);
