@@ -1142,7 +1142,9 @@ static void dest_closep(sqlite3 **db)
 }
 
 /* SQLite's online backup copies pages while it holds a read transaction on our
- * connection, so the copy is one consistent state even as other writers go on. */
+ * connection.  Every writer uses this same connection, and SQLite carries their changes
+ * into a running backup, so copying a few pages per turn of the store lock gives one
+ * consistent copy without stalling the API for the length of a large database. */
 int rt_store_backup(struct rt_store *st, const char *dest_path, struct rt_err *err)
 {
     _cleanup_(dest_closep) sqlite3 *dest = NULL;
@@ -1156,14 +1158,23 @@ int rt_store_backup(struct rt_store *st, const char *dest_path, struct rt_err *e
     rc = sqlite3_open_v2(dest_path, &dest, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW, NULL);
     if (rc != SQLITE_OK)
         return rt_err_set(err, EIO, "open '%s': %s", dest_path, sqlite3_errstr(rc));
+    rt_store_lock(st);
     b = sqlite3_backup_init(dest, "main", st->db, "main");
+    rt_store_unlock(st);
     if (!b)
         return rt_err_set(err, EIO, "backup to '%s': %s", dest_path, sqlite3_errmsg(dest));
-    rc = sqlite3_backup_step(b, -1);
+    do {
+        rt_store_lock(st);
+        rc = sqlite3_backup_step(b, 256);
+        rt_store_unlock(st);
+        if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+            (void) sqlite3_sleep(5);
+    } while (rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED);
+    rt_store_lock(st);
     (void) sqlite3_backup_finish(b);
+    rt_store_unlock(st);
     if (rc != SQLITE_DONE)
-        return rt_err_set(err, rc == SQLITE_BUSY || rc == SQLITE_LOCKED ? EBUSY : EIO,
-                          "backup to '%s': %s", dest_path, sqlite3_errstr(rc));
+        return rt_err_set(err, EIO, "backup to '%s': %s", dest_path, sqlite3_errstr(rc));
     return 0;
 }
 

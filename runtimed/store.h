@@ -227,7 +227,8 @@ int rt_store_build_stats(struct rt_store *st,
                          int (*on_status)(const char *status, int64_t n, void *userdata),
                          void *userdata, struct rt_err *err);
 /* Writes a consistent copy of the whole database to the new file @dest_path (mode 0600;
- * refused when it exists) with SQLite's online backup API.  Call with the store locked. */
+ * refused when it exists) with SQLite's online backup API.  Takes the store lock itself,
+ * a few pages at a time, so the API goes on meanwhile.  Call without the lock. */
 int rt_store_backup(struct rt_store *st, const char *dest_path, struct rt_err *err);
 /* The schema version this runtimed migrates to. */
 int rt_store_schema_latest(void);
