@@ -195,10 +195,8 @@ int rt_backup_create(struct rt_store *st, const char *data_dir, const char *out,
 
     /* The database first: every commit it names is then in the bundles taken after. */
     (void) snprintf(p, sizeof(p), "%s/spaceport.db", stage);
-    rt_store_lock(st);
     r = rt_store_backup(st, p, err);
     schema = rt_store_schema_version(st);
-    rt_store_unlock(st);
     if (r < 0)
         goto out;
     for (size_t i = 0; i < sizeof(tokens) / sizeof(tokens[0]); i++) {

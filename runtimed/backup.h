@@ -24,7 +24,7 @@ struct rt_store;
 
 /* Writes a backup of the node at @data_dir, whose open store is @st, to the new file
  * @out (refused when it exists).  Safe while runtimed serves requests and pushes land:
- * the store is locked only while the database is copied.  Returns 0 or -errno. */
+ * the store is locked only for a few pages of the database at a time.  Returns 0 or -errno. */
 int rt_backup_create(struct rt_store *st, const char *data_dir, const char *out,
                      struct rt_err *err);
 
