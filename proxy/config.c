@@ -31,6 +31,7 @@ static const struct conf_key keys[] = {
     { "runtimed", K_STR, OFF(runtimed), 0, 0 },
     { "token_file", K_STR, OFF(token_file), 0, 0 },
     { "access_log", K_STR, OFF(access_log), 0, 0 },
+    { "trusted_proxy", K_STR, OFF(trusted_proxy), 0, 0 },
     { "workers", K_UINT, OFF(workers), 0, 256 },
     { "max_header_size", K_SIZE, OFF(max_header_size), 1024, 65535 },
     { "max_body_size", K_SIZE, OFF(max_body_size), 0, UINT64_MAX },
@@ -81,6 +82,7 @@ void px_config_done(struct px_config *cfg)
     free(cfg->runtimed);
     free(cfg->token_file);
     free(cfg->access_log);
+    free(cfg->trusted_proxy);
     for (size_t i = 0; i < cfg->nroutes; i++) {
         free(cfg->routes[i].host);
         free(cfg->routes[i].upstream);

@@ -4,6 +4,7 @@
  * identity in, Host, cookies and Sec-WebSocket-* untouched. */
 #include "proxy.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -317,6 +318,30 @@ static void put_cookie_filtered(struct out *o, const char *v, size_t len)
         o->len = start;
 }
 
+/* The last address of an X-Forwarded-For list (the one our trusted proxy saw), checked to
+ * be an IP address.  False when it is not one. */
+static bool last_address(const char *v, size_t len, char *out, size_t cap)
+{
+    size_t e = len, st;
+
+    while (e > 0 && (v[e - 1] == ' ' || v[e - 1] == '\t'))
+        e--;
+    st = e;
+    while (st > 0 && v[st - 1] != ',' && v[st - 1] != ' ')
+        st--;
+    char tmp[INET6_ADDRSTRLEN];
+    unsigned char bin[16];
+
+    if (e == st || e - st >= sizeof(tmp) || e - st >= cap)
+        return false;
+    memcpy(tmp, v + st, e - st);
+    tmp[e - st] = '\0';
+    if (inet_pton(AF_INET, tmp, bin) != 1 && inet_pton(AF_INET6, tmp, bin) != 1)
+        return false;
+    memcpy(out, tmp, e - st + 1);
+    return true;
+}
+
 int px_build_request_head(struct px_conn *c)
 {
     const struct px_head *h = c->hd;
@@ -353,15 +378,36 @@ int px_build_request_head(struct px_conn *c)
         puts_(&o, "Connection: upgrade\r\n");
     else if (c->http10)
         puts_(&o, "Connection: close\r\n");
+    /* Behind a TLS terminator we trust (trusted_proxy), its X-Forwarded-For and -Proto
+     * name the visitor and the scheme; from anyone else they are claims, and dropped. */
+    char visitor[INET6_ADDRSTRLEN];
+    size_t xffl = 0, xfpl = 0;
+    const char *xff = NULL, *xfp = NULL;
+    const char *proto = "http";
+    snprintf(visitor, sizeof(visitor), "%s", c->ip);
+    if (px_g.cfg.trusted_proxy && strcmp(c->ip, px_g.cfg.trusted_proxy) == 0) {
+        xff = px_header(h, base, "x-forwarded-for", &xffl);
+        xfp = px_header(h, base, "x-forwarded-proto", &xfpl);
+        if (xfp && xfpl == 5 && strncasecmp(xfp, "https", 5) == 0)
+            proto = "https";
+        if (xff && !last_address(xff, xffl, visitor, sizeof(visitor)))
+            xff = NULL;
+    }
     puts_(&o, "X-Forwarded-For: ");
+    if (xff) {
+        put(&o, xff, xffl);
+        puts_(&o, ", ");
+    }
     puts_(&o, c->ip);
     puts_(&o, "\r\nX-Real-IP: ");
-    puts_(&o, c->ip);
-    puts_(&o, "\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: ");
+    puts_(&o, visitor);
+    puts_(&o, "\r\nX-Forwarded-Proto: ");
+    puts_(&o, proto);
+    puts_(&o, "\r\nX-Forwarded-Host: ");
     if (host)
         put(&o, host, vlen);
     puts_(&o, "\r\nX-IP-Token: ");
-    size_t tl = px_auth_visitor(c->ip, (uint64_t) time(NULL), tmp, sizeof(tmp));
+    size_t tl = px_auth_visitor(visitor, (uint64_t) time(NULL), tmp, sizeof(tmp));
     put(&o, tmp, tl);
     puts_(&o, "\r\n\r\n");
     if (o.len >= o.cap) { /* cannot happen with the bound above; refuse rather than overflow */

@@ -32,10 +32,11 @@ struct px_config {
     char *listen;       /* ADDR:PORT */
     char *admin_listen; /* ADDR:PORT or NULL (no admin port) */
     char *domain;
-    char *runtimed;   /* base URL or NULL: config routes only */
-    char *token_file; /* runtimed's proxy token */
-    char *access_log; /* "off", "stderr" or a path */
-    unsigned workers; /* loops; 0 = one per online CPU */
+    char *runtimed;      /* base URL or NULL: config routes only */
+    char *token_file;    /* runtimed's proxy token */
+    char *access_log;    /* "off", "stderr" or a path */
+    char *trusted_proxy; /* a TLS terminator's IP whose X-Forwarded-For/-Proto we believe */
+    unsigned workers;    /* loops; 0 = one per online CPU */
     uint64_t max_header_size;
     uint64_t max_body_size; /* 0 = unlimited */
     unsigned max_connections;

@@ -855,3 +855,22 @@ def test_idle_timeout_closes_silent_tunnels_but_not_busy_streams(bin_dir, tmp_pa
             assert 0.5 < time.monotonic() - t0 < 3
     finally:
         p.stop()
+
+
+def test_trusted_tls_proxy_forwarded_headers_are_kept(bin_dir, tmp_path, upstream):
+    p = Proxy(bin_dir, tmp_path, {"a.localhost": (upstream.port,)}, extra={"trusted_proxy": "127.0.0.1"})
+    try:
+        r = requests.get(p.url("/echo"), timeout=5, headers={
+            "Host": "a.localhost", "X-Forwarded-For": "198.51.100.1, 203.0.113.9",
+            "X-Forwarded-Proto": "https"})
+        h = {k.lower(): v for k, v in r.json()["headers"]}
+        assert h["x-forwarded-for"] == "198.51.100.1, 203.0.113.9, 127.0.0.1"
+        assert h["x-forwarded-proto"] == "https"
+        assert h["x-real-ip"] == "203.0.113.9"
+        assert h["x-ip-token"].startswith("v1;ip=203.0.113.9;")
+        # a garbage claim is not an address: the peer stays the visitor
+        r = requests.get(p.url("/echo"), timeout=5, headers={"Host": "a.localhost", "X-Forwarded-For": "evil"})
+        h = {k.lower(): v for k, v in r.json()["headers"]}
+        assert h["x-real-ip"] == "127.0.0.1" and h["x-forwarded-for"] == "127.0.0.1"
+    finally:
+        p.stop()
