@@ -402,7 +402,7 @@ static void h_allow(struct gpu_api *api, struct gpu__conn *c, struct gpu__param 
         /* No device for the worker: the call cannot run, so the unit goes back. */
         (void) gpu_sched_release(api->sched, id, true, gpu__now_ms(), NULL, NULL);
         gpu__flush_grants(api);
-        return bad(api, c, 500, err.msg);
+        return bad(api, c, err.code == EPERM ? 403 : 500, err.msg);
     }
     if (host != (pid_t) u && host > 1)
         (void) gpu_sched_allow(api->sched, id, host, &l);
@@ -498,4 +498,26 @@ void gpu__route(struct gpu_api *api, struct gpu__conn *c)
     default:
         return h_queue_size(api, c);
     }
+}
+
+unsigned gpu_api_release_space(struct gpu_api *api, const char *space)
+{
+    unsigned n = gpu_sched_release_space(api->sched, space, gpu__now_ms());
+
+    for (size_t i = 0; i < api->n_slots; i++) {
+        struct gpu__worker *w = &api->workers[i];
+
+        if (w->pidfd >= 0 && strcmp(w->lease.space, space) == 0)
+            worker_kill(api, w, GPU_END_RELEASED);
+    }
+    /* Streams hold only queued requests: one the scheduler no longer knows ended
+     * with its Space. */
+    for (unsigned i = 0; i < api->cfg.max_conns; i++) {
+        struct gpu__conn *c = api->conns[i];
+
+        if (c && c->state == GPU__C_STREAM && gpu_sched_position(api->sched, c->lease_id) == 0)
+            stream_end(api, c, "event: failed\n\n");
+    }
+    gpu__flush_grants(api);
+    return n;
 }

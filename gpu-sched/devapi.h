@@ -86,7 +86,9 @@ struct gpu_api_hooks {
     int (*on_resolve)(void *userdata, const char *cgroup_path, char *ret_space, size_t cap);
     /* /allow: give @pid (as the worker sees itself) access to @lease's unit.  Store the
      * pid as the host sees it in *ret_host_pid (a sandbox has its own pid namespace).
-     * A negative return is a 500 with @err's message. */
+     * It MUST refuse a pid that is not in @lease->space's sandbox: the server kills
+     * the allowed pid at the deadline, so a caller could otherwise have any process
+     * killed.  A negative return is a 500 with @err's message (-EPERM: 403). */
     int (*on_allow)(void *userdata, const struct gpu_lease_info *lease, pid_t pid,
                     pid_t *ret_host_pid, struct rt_err *err);
     /* The worker @pid on @lease's unit lost the device: EXPIRED (it was SIGKILLed
@@ -123,6 +125,11 @@ int gpu_api_dispatch(struct gpu_api *api, int timeout_ms, struct rt_err *err);
 
 /* Turns until *@stop is set (a signal handler may set it). */
 int gpu_api_run(struct gpu_api *api, volatile sig_atomic_t *stop, struct rt_err *err);
+
+/* A Space stopped: its leases and queued requests end (streams get "failed"), its
+ * workers are killed and revoked (on_revoke RELEASED).  Returns how many leases and
+ * requests ended. */
+unsigned gpu_api_release_space(struct gpu_api *api, const char *space);
 
 /* The scheduler, for listings and quota queries (do not free). */
 struct gpu_sched *gpu_api_sched(struct gpu_api *api);

@@ -149,7 +149,7 @@ static void test_basics(void)
     seen.fail_allow = true;
     snprintf(line, sizeof(line), "POST /allow?allowToken=%s&pid=%d", tok, (int) getpid());
     call(line, buf, sizeof(buf));
-    is_int(status(buf), 500, "a failing allow hook: 500");
+    is_int(status(buf), 403, "an allow hook refusing the pid: 403");
     ok(strstr(buf, "cannot move") != NULL, "with its message");
     seen.fail_allow = false;
     snprintf(line, sizeof(line), "POST /release?allowToken=%s", tok);
@@ -277,6 +277,41 @@ static void test_hostile(void)
     is_int(status(buf), 405, "wrong method");
 }
 
+static void test_release_space(void)
+{
+    char buf[4096], tok[33], line[256];
+    _cleanup_close_ int sse = -1;
+    pid_t child;
+    int ws = 0;
+
+    call("POST /schedule?cgroupPath=/spaces/z&durationSeconds=60", buf, sizeof(buf));
+    is_int(status(buf), 200, "Space z granted");
+    token_of(buf, tok);
+    child = fork();
+    if (child == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        pause();
+        _exit(0);
+    }
+    snprintf(line, sizeof(line), "POST /allow?allowToken=%s&pid=%d", tok, (int) child);
+    call(line, buf, sizeof(buf));
+    is_int(status(buf), 200, "z's worker allowed");
+    sse = dial();
+    snprintf(line, sizeof(line), "POST /schedule?cgroupPath=/spaces/z HTTP/1.1\r\n\r\n");
+    (void) !write(sse, line, strlen(line));
+    pump(sse, buf, sizeof(buf), 300);
+    ok(strstr(buf, "text/event-stream") != NULL, "z's second call queued");
+    is_int(gpu_api_release_space(api, "owner/z"), 2, "the Space stops: lease and request end");
+    pump(sse, buf, sizeof(buf), 1000);
+    ok(strstr(buf, "event: failed") != NULL, "its stream is told");
+    waitpid(child, &ws, 0);
+    ok(WIFSIGNALED(ws) && WTERMSIG(ws) == SIGKILL, "its worker is killed");
+    is_int(seen.last_why, GPU_END_RELEASED, "and revoked");
+    snprintf(line, sizeof(line), "POST /release?allowToken=%s", tok);
+    call(line, buf, sizeof(buf));
+    is_int(status(buf), 404, "the lease is gone");
+}
+
 int main(void)
 {
     struct gpu_api_config cfg = { .listen = "127.0.0.1:0", .ping_ms = 100 };
@@ -304,6 +339,7 @@ int main(void)
     test_queue_and_death();
     test_expiry();
     test_hostile();
+    test_release_space();
     /* Free with a stream open: the queued request is cancelled, nothing leaks. */
     call("POST /schedule?cgroupPath=/spaces/x&durationSeconds=60", buf, sizeof(buf));
     sse = dial();
