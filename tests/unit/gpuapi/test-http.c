@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "../tap.h"
+#include "cleanup.h"
 #include "gpu-sched/devapi-http.c"
 
 static void test_query(void)
@@ -105,10 +106,70 @@ static void test_parse(void)
     is_int(c.status, 414, "target over the limit: 414");
 }
 
+/* Mutations of valid requests, fed in random pieces: the parser and the query
+ * splitter must end each one parsed or refused, never crash (ASan runs this too). */
+static void test_mutations(void)
+{
+    static const char *seeds[] = {
+        "POST /schedule?cgroupPath=%2Fa&taskId=1&enableQueue=true&durationSeconds=60&token=x.y.z "
+        "HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+        "POST /allow?allowToken=0123456789abcdef0123456789abcdef&pid=1234 HTTP/1.1\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        "GET /queue-size HTTP/1.0\r\n\r\n",
+    };
+    static struct gpu__conn c;
+    unsigned seed = 12345, done = 0, refused = 0;
+    struct gpu_api fa = { .cfg = { .max_header = 8192, .max_body = 4096 } };
+
+    for (int i = 0; i < 20000; i++) {
+        char buf[512];
+        const char *s = seeds[i % ARRAY_SIZE(seeds)];
+        size_t len = strlen(s), off = 0;
+
+        memcpy(buf, s, len);
+        for (int k = rand_r(&seed) % 4; k >= 0; k--) {
+            size_t at = (size_t) rand_r(&seed) % len;
+
+            switch (rand_r(&seed) % 3) {
+            case 0:
+                buf[at] = (char) rand_r(&seed);
+                break;
+            case 1:
+                len = at ? at : 1;
+                break;
+            default:
+                buf[at] = "&=%?\r\n :"[rand_r(&seed) % 9];
+                break;
+            }
+        }
+        gpu__http_init(&c);
+        while (off < len && !c.done && !c.status) {
+            size_t piece = 1 + (size_t) rand_r(&seed) % 64;
+
+            if (piece > len - off)
+                piece = len - off;
+            off += gpu__http_feed(&fa, &c, buf + off, piece) ? piece : len;
+        }
+        if (c.done) {
+            struct gpu__param p[GPU__PARAMS_MAX];
+            char *q = strchr(c.url, '?');
+
+            done++;
+            if (q)
+                (void) gpu__query_parse(q + 1, p, GPU__PARAMS_MAX);
+        } else if (c.status) {
+            refused++;
+        }
+    }
+    ok(done > 1000 && refused > 1000, "20000 mutations: %u parsed, %u refused, no crash", done,
+       refused);
+}
+
 int main(void)
 {
     tap_start();
     test_query();
     test_parse();
+    test_mutations();
     return tap_done();
 }
