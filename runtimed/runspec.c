@@ -79,6 +79,16 @@ static void tier_extra(const struct rt_tier *t, char cores[32], char mem[32])
         (void) snprintf(mem, 32, "%lluMi", (unsigned long long) (t->memory >> 20));
 }
 
+/* Spaces may reach the internet (as on the Hub) where the host forwards; a host that
+ * does not gets Spaces without egress rather than Spaces that cannot start. */
+static bool host_forwards(void)
+{
+    _cleanup_close_ int fd = open("/proc/sys/net/ipv4/ip_forward", O_RDONLY | O_CLOEXEC);
+    char c = '0';
+
+    return fd >= 0 && read(fd, &c, 1) == 1 && c == '1';
+}
+
 static int build_json(const struct rt_runspec_in *in, const struct rt_run_spec *run, json_t **ret)
 {
     const struct rt_space *s = in->space;
@@ -95,7 +105,7 @@ static int build_json(const struct rt_runspec_in *in, const struct rt_run_spec *
                      (json_int_t) DEFAULT_PIDS, "cpuMilli",
                      (json_int_t) (in->tier->cpus * 1000.0 + 0.5), "upperSize",
                      (json_int_t) (in->tier->disk ? in->tier->disk : (8ULL << 30)), "net", "veth",
-                     "egress", 1, "port", (int) run->port);
+                     "egress", host_forwards(), "port", (int) run->port);
     if (!root)
         return -ENOMEM;
     for (size_t i = 0; i < run->argv.n; i++)
