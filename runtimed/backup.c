@@ -301,6 +301,79 @@ static int check_manifest(const char *stage, struct rt_err *err)
     return 0;
 }
 
+/* A restored node has the repos and the database, but none of the layers and no shims:
+ * each Space that had a commit gets a queued build of it (the builder takes builds a
+ * previous runtimed left unfinished at its start), so it comes back as it was, and
+ * nothing claims an upstream of the old node. */
+struct rebuild {
+    int64_t ids[4096];
+    size_t n;
+    struct rt_space *spaces;
+    size_t n_spaces, cap;
+};
+
+static int on_unfinished(const struct rt_store_build *b, void *userdata)
+{
+    struct rebuild *rb = userdata;
+
+    if (rb->n < sizeof(rb->ids) / sizeof(rb->ids[0]))
+        rb->ids[rb->n++] = b->space_id;
+    return 0;
+}
+
+static int on_space(const struct rt_space *sp, void *userdata)
+{
+    struct rebuild *rb = userdata;
+
+    if (rb->n_spaces == rb->cap) {
+        size_t cap = rb->cap ? rb->cap * 2 : 64;
+        struct rt_space *n = realloc(rb->spaces, cap * sizeof(*n));
+        if (!n)
+            return -ENOMEM;
+        rb->spaces = n;
+        rb->cap = cap;
+    }
+    rb->spaces[rb->n_spaces++] = *sp;
+    return 0;
+}
+
+static int queue_rebuilds(struct rt_store *st, struct rt_err *err)
+{
+    struct rebuild *rb = calloc(1, sizeof(*rb));
+    int r, queued = 0;
+
+    if (!rb)
+        return rt_err_set(err, ENOMEM, "allocate");
+    rt_store_lock(st);
+    r = rt_store_build_list_unfinished(st, on_unfinished, rb, err);
+    if (r >= 0)
+        r = rt_store_space_list(st, 0, on_space, rb, err);
+    if (r == -ENOMEM && !err->msg[0])
+        rt_err_set(err, ENOMEM, "list Spaces");
+    for (size_t i = 0; r >= 0 && i < rb->n_spaces; i++) {
+        struct rt_space *sp = &rb->spaces[i];
+        bool pending = false;
+        int64_t id;
+
+        for (size_t j = 0; j < rb->n; j++)
+            pending |= rb->ids[j] == sp->id;
+        sp->upstream[0] = '\0';
+        sp->hardware_current[0] = '\0';
+        r = rt_store_space_update(st, sp, err);
+        if (r >= 0 && sp->sha[0] && !pending) {
+            r = rt_store_build_add(st, sp->id, sp->sha, false, &id, err);
+            queued += r >= 0;
+        }
+    }
+    rt_store_unlock(st);
+    free(rb->spaces);
+    free(rb);
+    if (r >= 0 && queued)
+        rt_log(RT_LOG_INFO, &bctx, "queued a build of each of %d Space%s for their first start",
+               queued, queued == 1 ? "" : "s");
+    return r < 0 ? r : 0;
+}
+
 int rt_backup_restore(const char *data_dir, const char *file, struct rt_err *err)
 {
     char stage[PATH_MAX], p[PATH_MAX], q[PATH_MAX];
@@ -348,6 +421,19 @@ int rt_backup_restore(const char *data_dir, const char *file, struct rt_err *err
         r = rt_err_set(err, errno, "move '%s' into place", p);
         goto out;
     }
+    /* Opened once where it was unpacked: migrated from an older runtimed's schema, and
+     * its Spaces queued for a build (closing it folds the WAL back into the file). */
+    (void) snprintf(p, sizeof(p), "%s/spaceport.db", stage);
+    if (lstat(p, &sb) < 0) {
+        r = rt_err_set(err, EINVAL, "the backup holds no database");
+        goto out;
+    }
+    r = rt_store_open(p, &st, err);
+    if (r >= 0)
+        r = queue_rebuilds(st, err);
+    rt_store_close(st);
+    if (r < 0)
+        goto out;
     /* The database last, so a restore that failed half-way leaves no database and can
      * simply be run again. */
     for (size_t i = sizeof(names) / sizeof(names[0]); i-- > 0;) {
@@ -360,9 +446,6 @@ int rt_backup_restore(const char *data_dir, const char *file, struct rt_err *err
             goto out;
         }
     }
-    (void) snprintf(p, sizeof(p), "%s/spaceport.db", data_dir);
-    r = rt_store_open(p, &st, err); /* migrates a backup from an older runtimed */
-    rt_store_close(st);
 out:
     rm_tree(stage);
     return r < 0 ? r : 0;

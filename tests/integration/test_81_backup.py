@@ -218,7 +218,8 @@ def test_backup_under_load_restores_everything(bin_dir, tmp_path, loaded_node):
         secrets = rt2.get("/api/spaces/bob/quiet/secrets", bob).json()
         assert "API_KEY" in (secrets if isinstance(secrets, dict)
                              else [s.get("key") for s in secrets]), secrets
-        # build logs
+        # build logs (a Space with a serving commit would add a rebuild's lines after them;
+        # these two never built, so their logs are exactly what the backup held)
         assert build_log(rt2, "bob/quiet") == quiet_log
         busy_log = build_log(rt2, "bob/busy")
         assert busy_log and busy_log == old_busy_log[:len(busy_log)]
@@ -294,3 +295,57 @@ def test_restore_refuses_a_data_dir_in_use(bin_dir, tmp_path):
         rt.stop()
     with pytest.raises(requests.ConnectionError):
         requests.get(rt.url, timeout=1)
+
+
+def test_restore_rebuilds_what_was_serving(bin_dir, tmp_path):
+    """A restored node has no layers and no shims: each Space that served a commit gets
+    a build of that commit at the new node's first start, and no old upstream is kept."""
+    rt = start(bin_dir, tmp_path / "a", tmp_path)
+    rt.add_user("erin")
+    erin = rt.token("erin", "write")
+    assert rt.create_space("erin", "app", token=erin).status_code in (200, 201)
+    w = tmp_path / "w"
+    w.mkdir()
+    git(w, "init", "-q", "-b", "main")
+    (w / "README.md").write_text(BAD_README)
+    git(w, "add", ".")
+    git(w, "commit", "-qm", "first")
+    port = rt.url.rsplit(":", 1)[1]
+    git(w, "push", "-q", f"http://erin:{erin}@127.0.0.1:{port}/spaces/erin/app", "main")
+    sha = git(w, "rev-parse", "HEAD").stdout.strip()
+    wait_built(rt, "erin/app")
+    rt.stop()
+    # As if the Space had been running this commit when the backup was taken.
+    con = sqlite3.connect(tmp_path / "a" / "spaceport.db")
+    con.execute("UPDATE spaces SET stage = 'RUNNING', sha = ?, upstream = '10.9.9.9:7860', "
+                "hardware_current = 'cpu-basic' WHERE owner = 'erin'", (sha,))
+    con.commit()
+    con.close()
+    rt = start(bin_dir, tmp_path / "a", tmp_path)
+    backup = tmp_path / "b.tgz"
+    backup.write_bytes(rt.get("/api/admin/backup", rt.admin).content)
+    rt.stop()
+
+    res = run_restore(bin_dir, backup, tmp_path / "b")
+    assert res.returncode == 0, res.stderr
+    db = tmp_path / "b" / "spaceport.db"
+    assert rows(db, "SELECT upstream, hardware_current FROM spaces") == [("", "")]
+    assert rows(db, "SELECT sha FROM builds WHERE finished_at IS NULL") == [(sha,)]
+    rt2 = start(bin_dir, tmp_path / "b", tmp_path)
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            queued = [line for line in build_log(rt2, "erin/app") if "Build Queued" in line]
+            if len(queued) >= 2:
+                break
+            time.sleep(0.2)
+        assert len(queued) == 2 and sha[:7] in queued[-1], queued
+        assert wait_built(rt2, "erin/app") == "CONFIG_ERROR"
+    finally:
+        rt2.stop()
+
+
+def run_restore(bin_dir, backup, data_dir):
+    return subprocess.run([bin_dir / "spacectl", "admin", "restore", str(backup), "--data-dir",
+                           str(data_dir)], env=env_for(), capture_output=True, text=True,
+                          timeout=120)
