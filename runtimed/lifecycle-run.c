@@ -394,6 +394,19 @@ const char *lc__memory_of(struct rt_lifecycle *lc, struct lc_space *sp, char buf
     return buf;
 }
 
+/* The Space's stage after an instance ended: a new version that dies leaves the old
+ * one serving, with the reason shown. */
+static void ended(struct rt_lifecycle *lc, struct lc_space *sp, bool is_cur, const char *msg)
+{
+    struct lc_change c = { .stage = "RUNTIME_ERROR", .error = msg, .upstream = "" };
+
+    if (!is_cur) {
+        c.stage = "RUNNING";
+        c.upstream = NULL;
+    }
+    (void) lc__store_set(lc, sp, &c, true);
+}
+
 /* Watches one instance: exit, health while starting, the launch deadline.  Returns
  * true when it just became healthy. */
 static bool watch(struct rt_lifecycle *lc, struct lc_space *sp, struct lc_inst *in, bool is_cur)
@@ -409,11 +422,7 @@ static bool watch(struct rt_lifecycle *lc, struct lc_space *sp, struct lc_inst *
         lc__crash_message(sp, &ss, lc__memory_of(lc, sp, mem), msg, sizeof(msg));
         lc__log(sp, RT_LOG_WARN, "%s ended: %s", in->sha, msg);
         lc__stop_inst(lc, sp, in);
-        if (is_cur)
-            (void) lc__store_set(
-                lc, sp,
-                &(struct lc_change){ .stage = "RUNTIME_ERROR", .error = msg, .upstream = "" },
-                true);
+        ended(lc, sp, is_cur, msg);
         return false;
     }
     if (in->state != LC_STARTING || now < in->next_probe_ns)
@@ -426,12 +435,7 @@ static bool watch(struct rt_lifecycle *lc, struct lc_space *sp, struct lc_inst *
     if (now - in->started_ns >= in->rs.startup_timeout_ms * 1000000ULL) {
         lc__log(sp, RT_LOG_WARN, "%s: launch timed out", in->sha);
         lc__stop_inst(lc, sp, in);
-        if (is_cur)
-            (void) lc__store_set(lc, sp,
-                                 &(struct lc_change){ .stage = "RUNTIME_ERROR",
-                                                      .error = "Launch timed out",
-                                                      .upstream = "" },
-                                 true);
+        ended(lc, sp, is_cur, "Launch timed out");
         return false;
     }
     /* Often at first (a wake waits on it), then at the template's interval. */
