@@ -2,6 +2,7 @@
 LFS batch + basic transfer, resolve (hf_hub_download), tree / paths-info, deletions, the
 Hub's typed errors, and git-lfs pushing to the same store."""
 import hashlib
+import json
 import os
 import pathlib
 import re
@@ -15,7 +16,7 @@ import requests
 from test_5_support import shared_rt  # noqa: F401
 
 hf = pytest.importorskip("huggingface_hub")
-from huggingface_hub import CommitOperationAdd, CommitOperationDelete  # noqa: E402
+from huggingface_hub import CommitOperationAdd, CommitOperationDelete, constants  # noqa: E402
 from huggingface_hub.errors import (  # noqa: E402
     EntryNotFoundError, HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError)
 
@@ -29,8 +30,8 @@ def api(shared_rt):
     # What HF_ENDPOINT does when set before the import (as users of a private hub do): the
     # client parses commit URLs against it and builds resolve URLs from it.
     mp = pytest.MonkeyPatch()
-    mp.setattr(hf.constants, "ENDPOINT", shared_rt.url)
-    mp.setattr(hf.constants, "HUGGINGFACE_CO_URL_TEMPLATE",
+    mp.setattr(constants, "ENDPOINT", shared_rt.url)
+    mp.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE",
                shared_rt.url + "/{repo_id}/resolve/{revision}/{filename}")
     a = hf.HfApi(endpoint=shared_rt.url, token=shared_rt.admin)
     # static: the builds these commits queue need no package install
@@ -285,3 +286,82 @@ def test_duplicate_space_copies_the_files(api, shared_rt, tmp_path):
     api.delete_repo("admin/dup-dst", repo_type="space")
     api.create_repo("admin/dup-dst", repo_type="space", space_sdk="static")
     assert files(api, "admin/dup-dst") == []
+
+
+def sse_lines(shared_rt, repo, kind, want, limit=400, timeout=30):
+    """The data lines of a log stream, read until one contains @want."""
+    seen = []
+    with requests.get(f"{shared_rt.url}/api/spaces/{repo}/logs/{kind}", stream=True,
+                      timeout=timeout, headers={"Authorization": f"Bearer {shared_rt.admin}"}) as r:
+        assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/event-stream")
+        for line in r.iter_lines():
+            if line.startswith(b"data:") and line[5:].strip():
+                seen.append(json.loads(line[5:])["data"])
+                if want in seen[-1] or len(seen) > limit:
+                    break
+    return seen
+
+
+def test_client_tour(api, shared_rt, tmp_path):
+    """Every HfApi call a Space owner makes, in the order of the Hub's docs, on one Space."""
+    repo = "admin/tour"
+    assert api.whoami()["name"] == "admin"
+    url = api.create_repo(repo, repo_type="space", space_sdk="gradio", private=True,
+                          space_hardware="cpu-upgrade", space_sleep_time=3600,
+                          space_secrets=[{"key": "API_KEY", "value": "s3cret"}],
+                          space_variables=[{"key": "MODE", "value": "tour"}], exist_ok=True)
+    assert url.repo_id == repo
+    assert api.create_repo(repo, repo_type="space", space_sdk="gradio", exist_ok=True).repo_id == repo
+    # a README that says gradio, and no app.py yet: the build ends in NO_APP_FILE
+    readme = (EXAMPLES / "hello-gradio" / "README.md").read_bytes()
+    c1 = api.upload_file(path_or_fileobj=readme, path_in_repo="README.md", repo_id=repo,
+                         repo_type="space")
+    src = tmp_path / "extra"
+    (src / "docs").mkdir(parents=True)
+    (src / "docs" / "notes.md").write_text("# notes\n")
+    (src / "requirements.txt").write_text("")
+    c2 = api.upload_folder(folder_path=src, repo_id=repo, repo_type="space")
+    assert c2.oid != c1.oid
+    assert files(api, repo) == ["README.md", "docs/notes.md", "requirements.txt"]
+    api.delete_file("requirements.txt", repo_id=repo, repo_type="space")
+    assert files(api, repo) == ["README.md", "docs/notes.md"]
+    assert download(api, tmp_path, "README.md", repo=repo) == readme
+    info = api.space_info(repo)
+    assert info.private and info.sdk == "gradio" and info.sha == api.space_info(repo).sha
+    assert sorted(s.rfilename for s in info.siblings) == ["README.md", "docs/notes.md"]
+    assert repo in [s.id for s in api.list_spaces(author="admin")]
+    deadline = time.time() + 60
+    while api.get_space_runtime(repo).stage in ("BUILDING", "NO_APP_FILE") and \
+            time.time() < deadline and "app.py" not in (api.get_space_runtime(repo).raw.get(
+                "errorMessage") or ""):
+        time.sleep(0.5)
+    rt = api.get_space_runtime(repo)
+    assert rt.stage == "NO_APP_FILE" and "app.py" in rt.raw["errorMessage"], rt.raw
+    assert rt.requested_hardware == "cpu-upgrade" and rt.sleep_time == 3600
+    log = sse_lines(shared_rt, repo, "build", "app.py")
+    assert any("app.py" in line for line in log), log[-5:]
+    assert api.request_space_hardware(repo, "cpu-basic").requested_hardware == "cpu-basic"
+    assert api.set_space_sleep_time(repo, 7200).sleep_time == 7200
+    # A factory reboot builds again, from scratch, and ends as before.  (Resuming a paused
+    # Space by restart is test_55's, with the lifecycle's.)
+    assert api.restart_space(repo, factory_reboot=True).stage in ("BUILDING", "NO_APP_FILE")
+    deadline = time.time() + 60
+    while api.get_space_runtime(repo).stage == "BUILDING" and time.time() < deadline:
+        time.sleep(0.5)
+    assert api.get_space_runtime(repo).stage == "NO_APP_FILE"
+    assert api.pause_space(repo).stage == "PAUSED"
+    api.add_space_secret(repo, "TOKEN", "v", description="d")
+    api.delete_space_secret(repo, "TOKEN")
+    api.add_space_variable(repo, "MODEL", "gpt2", description="which")
+    variables = api.get_space_variables(repo)
+    assert variables["MODEL"].value == "gpt2" and variables["MODE"].value == "tour"
+    api.delete_space_variable(repo, "MODEL")
+    assert set(api.get_space_variables(repo)) == {"MODE"}
+    copy = api.duplicate_space(repo, to_id="admin/tour-copy", private=True, exist_ok=True)
+    assert files(api, copy.repo_id) == ["README.md", "docs/notes.md"]
+    api.delete_repo(copy.repo_id, repo_type="space")
+    api.delete_repo(repo, repo_type="space")
+    with pytest.raises(RepositoryNotFoundError):
+        api.get_space_runtime(repo)
+    with pytest.raises(RepositoryNotFoundError):
+        api.list_repo_files(repo, repo_type="space")
