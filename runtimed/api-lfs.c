@@ -14,6 +14,7 @@
 #include "lfs.h"
 #include "log.h"
 #include "spawn.h"
+#include "util.h"
 #include "banned.h"
 
 #define BATCH_OBJECTS_MAX 1000
@@ -145,37 +146,94 @@ out:
 
 /* --- object transfer ------------------------------------------------------------------- */
 
-static int send_head(struct rt_req *r, int status, const char *type, uint64_t len,
-                     const char *const *hdrs)
+/* One range of the Range header ("bytes=A-B", "bytes=A-", "bytes=-N") over @size bytes:
+ * 1 with the offset and length set, 0 when there is none (or several: the whole body is fine then),
+ * -1 when it cannot be satisfied.  hf_hub_download resumes an interrupted download so,
+ * and appends whatever comes: a 200 with the whole file would corrupt it. */
+static int parse_range(const char *h, uint64_t size, uint64_t *off, uint64_t *len)
 {
-    char n[32];
+    uint64_t a = 0, b = 0;
+    const char *p, *dash;
+    char num[24];
 
+    if (!h || strncmp(h, "bytes=", 6) != 0 || strchr(h, ','))
+        return 0;
+    p = h + 6;
+    dash = strchr(p, '-');
+    if (!dash || (size_t) (dash - p) >= sizeof(num))
+        return 0;
+    if (dash == p) { /* the last N bytes */
+        if (rt_parse_u64(dash + 1, &b) < 0 || b == 0)
+            return -1;
+        *len = b < size ? b : size;
+        *off = size - *len;
+        return size ? 1 : -1;
+    }
+    (void) snprintf(num, sizeof(num), "%.*s", (int) (dash - p), p);
+    if (rt_parse_u64(num, &a) < 0)
+        return 0;
+    if (a >= size)
+        return -1;
+    b = size - 1;
+    if (dash[1] && (rt_parse_u64(dash + 1, &b) < 0 || b < a))
+        return 0;
+    if (b >= size)
+        b = size - 1;
+    *off = a;
+    *len = b - a + 1;
+    return 1;
+}
+
+/* Answers with @size bytes from @fd (or from @buf when @fd is -1), honouring a Range
+ * header; @hdrs are extra name/value pairs ending with NULL. */
+static int send_content(struct rt_req *r, const char *const *hdrs, int fd, const char *buf,
+                        uint64_t size)
+{
+    uint64_t off = 0, len = size;
+    int status = 200, range = parse_range(mg_get_header(r->conn, "Range"), size, &off, &len);
+    char n[32], cr[96];
+
+    if (range < 0) {
+        (void) snprintf(cr, sizeof(cr), "bytes */%llu", (unsigned long long) size);
+        return rt__reply_json_h(r, 416, json_pack("{s:s}", "error", "range not satisfiable"),
+                                "Content-Range", cr);
+    }
+    if (range > 0)
+        status = 206;
+    if (fd >= 0 && off && lseek(fd, (off_t) off, SEEK_SET) < 0)
+        return rt__reply_error(r, 500, "seek the object");
     r->status = status;
     r->sent = true;
     (void) mg_response_header_start(r->conn, status);
     for (size_t i = 0; hdrs && hdrs[i]; i += 2)
         (void) mg_response_header_add(r->conn, hdrs[i], hdrs[i + 1], -1);
-    (void) mg_response_header_add(r->conn, "Content-Type", type, -1);
+    (void) mg_response_header_add(r->conn, "Content-Type", "application/octet-stream", -1);
     (void) snprintf(n, sizeof(n), "%llu", (unsigned long long) len);
     (void) mg_response_header_add(r->conn, "Content-Length", n, -1);
+    (void) mg_response_header_add(r->conn, "Accept-Ranges", "bytes", -1);
+    if (range > 0) {
+        (void) snprintf(cr, sizeof(cr), "bytes %llu-%llu/%llu", (unsigned long long) off,
+                        (unsigned long long) (off + len - 1), (unsigned long long) size);
+        (void) mg_response_header_add(r->conn, "Content-Range", cr, -1);
+    }
     (void) mg_response_header_add(r->conn, "Cache-Control", "no-store", -1);
     (void) mg_response_header_send(r->conn);
-    return status;
-}
-
-/* Streams @len bytes of @fd to the client (not for HEAD). */
-static void send_fd(struct rt_req *r, int fd, uint64_t len)
-{
-    _cleanup_free_ char *buf = malloc(IO_CHUNK);
-
-    if (!buf || rt__is(r, "HEAD"))
-        return;
-    while (len > 0) {
-        ssize_t n = read(fd, buf, len < IO_CHUNK ? (size_t) len : IO_CHUNK);
-        if (n <= 0 || mg_write(r->conn, buf, (size_t) n) != (int) n)
-            return;
-        len -= (uint64_t) n;
+    if (rt__is(r, "HEAD"))
+        return status;
+    if (fd < 0) {
+        (void) mg_write(r->conn, buf + off, (size_t) len);
+        return status;
     }
+    {
+        _cleanup_free_ char *chunk = malloc(IO_CHUNK);
+        while (chunk && len > 0) {
+            ssize_t got = read(fd, chunk, len < IO_CHUNK ? (size_t) len : IO_CHUNK);
+            if (got <= 0 || mg_write(r->conn, chunk, (size_t) got) != (int) got)
+                break;
+            len -= (uint64_t) got;
+        }
+    }
+    return status;
 }
 
 static int put_object(struct rt_req *r, struct rt_lfs *store, const char *oid, uint64_t size)
@@ -233,8 +291,7 @@ int rt__api_lfs_object(struct rt_req *r, const struct rt_space *s, const char *o
         _cleanup_close_ int fd = rt_lfs_open_object(store, oid, &have, &err);
         if (fd < 0)
             return rt__reply_err(r, fd, &err);
-        send_head(r, 200, "application/octet-stream", have, NULL);
-        send_fd(r, fd, have);
+        send_content(r, NULL, fd, NULL, have);
     }
     return r->status;
 }
@@ -312,8 +369,7 @@ static int resolve(struct rt_req *r, const char *owner, const char *name, const 
                 rt_git_file_list_done(&files);
                 return rt__reply_err(r, rc, &err);
             }
-            send_head(r, 200, "application/octet-stream", have, hdrs);
-            send_fd(r, fd, have);
+            send_content(r, hdrs, fd, NULL, have);
         } else {
             char gitdir[RT_REPO_DIR_MAX + 16];
             _cleanup_free_ char *out = NULL;
@@ -327,10 +383,7 @@ static int resolve(struct rt_req *r, const char *owner, const char *name, const 
                 rt_git_file_list_done(&files);
                 return rt__reply_err(r, rc < 0 ? rc : -EIO, &err);
             }
-            hdrs[4] = NULL; /* a regular file: no linked headers */
-            send_head(r, 200, "application/octet-stream", len, hdrs);
-            if (!rt__is(r, "HEAD"))
-                (void) mg_write(r->conn, out, len);
+            send_content(r, hdrs, -1, out, len);
         }
     }
     rt_git_file_list_done(&files);

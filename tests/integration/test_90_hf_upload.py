@@ -365,3 +365,29 @@ def test_client_tour(api, shared_rt, tmp_path):
         api.get_space_runtime(repo)
     with pytest.raises(RepositoryNotFoundError):
         api.list_repo_files(repo, repo_type="space")
+
+
+def test_resolve_ranges_resume_downloads(api, shared_rt, tmp_path):
+    """hf_hub_download resumes with a Range header and appends what comes back."""
+    data = os.urandom(300 * 1024)
+    api.upload_file(path_or_fileobj=data, path_in_repo="ranged.bin", repo_id=REPO,
+                    repo_type="space")
+    url = f"{shared_rt.url}/spaces/{REPO}/resolve/main/ranged.bin"
+    auth = {"Authorization": f"Bearer {shared_rt.admin}"}
+    r = requests.get(url, headers={**auth, "Range": "bytes=1000-"})
+    assert r.status_code == 206 and r.content == data[1000:]
+    assert r.headers["Content-Range"] == f"bytes 1000-{len(data) - 1}/{len(data)}"
+    r = requests.get(url, headers={**auth, "Range": "bytes=10-19"})
+    assert r.status_code == 206 and r.content == data[10:20]
+    r = requests.get(url, headers={**auth, "Range": "bytes=-5"})
+    assert r.status_code == 206 and r.content == data[-5:]
+    r = requests.get(url, headers={**auth, "Range": f"bytes={len(data)}-"})
+    assert r.status_code == 416
+    r = requests.head(url, headers=auth)
+    assert r.status_code == 200 and int(r.headers["Content-Length"]) == len(data)
+    assert r.headers["X-Linked-Etag"].strip('"') == hashlib.sha256(data).hexdigest()
+    small = b"regular file, served from git\n" * 10
+    api.upload_file(path_or_fileobj=small, path_in_repo="r.txt", repo_id=REPO, repo_type="space")
+    r = requests.get(f"{shared_rt.url}/spaces/{REPO}/resolve/main/r.txt",
+                     headers={**auth, "Range": "bytes=5-9"})
+    assert r.status_code == 206 and r.content == small[5:10]
