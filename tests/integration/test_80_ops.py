@@ -202,3 +202,52 @@ def test_mkbase_builds_a_root_spaces_run_on(bin_dir, tmp_path):
     assert res.returncode == 0, res.stderr
     assert "(3, " in res.stdout and "git version" in res.stdout and "git-lfs" in res.stdout
     assert res.stdout.strip().endswith("user")
+
+
+def test_spaceproxy_serves_port_80_as_nobody_with_one_capability(bin_dir, tmp_path):
+    """What spaceport-proxy.service gives it (User=, AmbientCapabilities=
+    CAP_NET_BIND_SERVICE, CapabilityBoundingSet=, NoNewPrivileges=) is enough to serve
+    :80, reproduced with setpriv in a private network namespace."""
+    for tool in ("unshare", "setpriv", "curl"):
+        if not shutil.which(tool):
+            pytest.skip(f"{tool} missing")
+    token = tmp_path / "proxy-token"
+    token.write_text("sp_" + "x" * 40 + "\n")
+    token.chmod(0o644)
+    tmp_path.chmod(0o755)
+    script = f"""
+ip link set lo up
+setpriv --reuid=65534 --regid=65534 --clear-groups --no-new-privs \\
+    --inh-caps=-all,+net_bind_service --ambient-caps=-all,+net_bind_service \\
+    --bounding-set=-all,+net_bind_service \\
+    {bin_dir}/spaceproxy --listen 127.0.0.1:80 --token-file {token} --workers 1 2>/dev/null &
+pid=$!
+for i in $(seq 50); do curl -s -o /dev/null http://127.0.0.1:80/ && break; sleep 0.1; done
+curl -s -o /dev/null -w 'status=%{{http_code}}\\n' -H 'Host: a-b.localhost' http://127.0.0.1:80/
+grep -E '^(Uid|CapEff|CapBnd|NoNewPrivs):' /proc/$pid/status
+kill $pid; wait $pid
+"""
+    res = run(["unshare", "-n", "sh", "-c", script], timeout=60)
+    out = res.stdout
+    assert "status=404" in out, out + res.stderr  # served: no Space of that name
+    assert re.search(r"^Uid:\s+65534\s+65534\s+65534\s+65534", out, re.M), out
+    cap = 1 << 10  # CAP_NET_BIND_SERVICE
+    assert int(re.search(r"^CapEff:\s+([0-9a-f]+)", out, re.M).group(1), 16) == cap, out
+    assert int(re.search(r"^CapBnd:\s+([0-9a-f]+)", out, re.M).group(1), 16) == cap, out
+    assert re.search(r"^NoNewPrivs:\s+1", out, re.M), out
+
+
+def test_sandboxes_start_under_runtimeds_unit_limits(bin_dir, installed):
+    """The capabilities spaceport-runtimed.service takes away (CapabilityBoundingSet=~...)
+    and NoNewPrivileges= still let a sandbox start, with its own network."""
+    unit = (installed / "usr/lib/systemd/system/spaceport-runtimed.service").read_text()
+    dropped = re.search(r"^CapabilityBoundingSet=~(.*)$", unit, re.M).group(1).split()
+    assert "CAP_SYS_ADMIN" not in dropped and "CAP_NET_ADMIN" not in dropped
+    bounding = ",".join("-" + c.lower().removeprefix("cap_") for c in dropped)
+    res = run(["setpriv", "--no-new-privs", f"--bounding-set={bounding}", bin_dir / "spacebox",
+               "run", "--net", "veth", "--", "/bin/sh", "-c",
+               "grep -E '^(NoNewPrivs|CapBnd)' /proc/self/status; ip -o -4 addr show eth0"],
+              timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert re.search(r"^NoNewPrivs:\s+1", res.stdout, re.M), res.stdout
+    assert "eth0" in res.stdout and "inet " in res.stdout, res.stdout
