@@ -31,7 +31,7 @@ static struct histo build_hist = { .le = build_le, .n = sizeof(build_le) / sizeo
 static struct histo wake_hist = { .le = wake_le, .n = sizeof(wake_le) / sizeof(wake_le[0]) };
 static atomic_uint_fast64_t builds_ok, builds_failed, wakes_ok, wakes_failed, sleeps_light,
     sleeps_deep, starts_ok, starts_failed, pushes;
-static atomic_int_fast64_t build_queue, gpu_dedicated, zero_leases, zero_queued;
+static atomic_int_fast64_t build_queue, gpu_dedicated, zero_leases, zero_queued, node_gpus;
 static atomic_int_fast64_t started_at; /* unix seconds the process started */
 
 __attribute__((constructor)) static void note_start(void)
@@ -88,6 +88,11 @@ void rt_metrics_gpu(int64_t dedicated_leased, int64_t zero_leases_now, int64_t z
     atomic_store(&zero_queued, zero_queued_now);
 }
 
+void rt_metrics_node_gpus(int64_t n)
+{
+    atomic_store(&node_gpus, n);
+}
+
 void rt_metrics_push(void)
 {
     atomic_fetch_add(&pushes, 1);
@@ -135,7 +140,26 @@ static void tally_add(struct tally *t, const char *name, int64_t by)
 
 struct scan {
     struct tally stage, hardware, owner, builds;
+    struct tally tier_gpus, tier_zero; /* per tier: GPUs it dedicates; 1 when ZeroGPU */
+    int64_t gpus_requested, zero_spaces;
 };
+
+static int on_tier(const struct rt_tier *t, void *userdata)
+{
+    struct scan *sc = userdata;
+
+    tally_add(&sc->tier_gpus, t->name, t->gpus);
+    tally_add(&sc->tier_zero, t->name, t->zero);
+    return 0;
+}
+
+static int64_t tally_get(const struct tally *t, const char *name)
+{
+    for (size_t i = 0; i < t->n; i++)
+        if (strcmp(t->names[i], name) == 0)
+            return t->counts[i];
+    return 0;
+}
 
 static int on_space(const struct rt_space *s, void *userdata)
 {
@@ -144,6 +168,10 @@ static int on_space(const struct rt_space *s, void *userdata)
     tally_add(&sc->stage, s->paused ? "PAUSED" : s->stage, 1);
     tally_add(&sc->hardware, s->hardware, 1);
     tally_add(&sc->owner, s->owner, 1);
+    if (!s->paused) {
+        sc->gpus_requested += tally_get(&sc->tier_gpus, s->hardware);
+        sc->zero_spaces += tally_get(&sc->tier_zero, s->hardware);
+    }
     return 0;
 }
 
@@ -210,7 +238,9 @@ int rt_metrics_render(struct rt_store *st, char **ret, size_t *ret_len, struct r
     for (size_t i = 0; i < N_STAGES; i++)
         tally_add(&sc->stage, stages[i], 0);
     rt_store_lock(st);
-    r = rt_store_space_list(st, 0, on_space, sc, err);
+    r = rt_store_tier_list(st, on_tier, sc, err);
+    if (r >= 0)
+        r = rt_store_space_list(st, 0, on_space, sc, err);
     if (r >= 0)
         r = rt_store_build_stats(st, on_build_status, sc, err);
     users = r >= 0 ? rt_store_user_count(st, false, err) : 0;
@@ -256,6 +286,12 @@ int rt_metrics_render(struct rt_store *st, char **ret, size_t *ret_len, struct r
             "# HELP spaceport_pushes_total Pushes accepted.\n"
             "# TYPE spaceport_pushes_total counter\nspaceport_pushes_total %llu\n",
             (unsigned long long) atomic_load(&pushes));
+    gauge(f, "spaceport_node_gpus", "GPUs this node offers.", (long long) atomic_load(&node_gpus));
+    gauge(f, "spaceport_gpus_requested",
+          "Dedicated GPUs the tiers of all Spaces not paused ask for (GPU quota use).",
+          (long long) sc->gpus_requested);
+    gauge(f, "spaceport_zerogpu_spaces", "Spaces not paused on a ZeroGPU tier.",
+          (long long) sc->zero_spaces);
     gauge(f, "spaceport_gpu_dedicated_leased", "Dedicated GPUs leased to Spaces now.",
           (long long) atomic_load(&gpu_dedicated));
     gauge(f, "spaceport_zerogpu_leases", "ZeroGPU leases held now.",

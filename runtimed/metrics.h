@@ -31,6 +31,8 @@ void rt_metrics_start(bool ok);
 /* The GPU scheduler: dedicated GPUs leased and ZeroGPU leases held now (gauges), and
  * ZeroGPU requests waiting for a slice. */
 void rt_metrics_gpu(int64_t dedicated_leased, int64_t zero_leases, int64_t zero_queued);
+/* main: the GPUs this node offers (the gpus: setting or /dev/nvidiaN). */
+void rt_metrics_node_gpus(int64_t n);
 /* The git ingest: one push accepted. */
 void rt_metrics_push(void);
 

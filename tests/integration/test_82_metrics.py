@@ -39,7 +39,7 @@ def value(families, family, name=None, **labels):
 def node(bin_dir, tmp_path):
     port = free_port()
     cfg = tmp_path / "rt.yaml"
-    cfg.write_text(f"metrics_listen: 127.0.0.1:{port}\n")
+    cfg.write_text(f"metrics_listen: 127.0.0.1:{port}\ngpus: 2\n")
     rt = Runtimed(bin_dir, tmp_path / "data", cfg).start()
     rt.metrics_url = f"http://127.0.0.1:{port}/metrics"
     yield rt
@@ -78,6 +78,9 @@ def test_metrics_parse_and_show_the_store(node, tmp_path):
     for name in ("one", "two", "three"):
         r = node.create_space("dora", name, token=dora)
         assert r.status_code in (200, 201), r.text
+    for name, tier in (("gpu", "t4-small"), ("zero", "zero-a10g")):
+        r = node.create_space("dora", name, token=dora, hardware=tier)
+        assert r.status_code in (200, 201), r.text
     r = node.post("/api/spaces/dora/two/pause", dora)
     assert r.status_code == 200, r.text
     w = tmp_path / "w"
@@ -98,10 +101,15 @@ def test_metrics_parse_and_show_the_store(node, tmp_path):
         time.sleep(0.1)
     assert value(fams, "spaceport_spaces", stage="CONFIG_ERROR") == 1
     assert value(fams, "spaceport_spaces", stage="PAUSED") == 1
-    assert value(fams, "spaceport_spaces", stage="NO_APP_FILE") == 1
+    assert value(fams, "spaceport_spaces", stage="NO_APP_FILE") == 3
     assert value(fams, "spaceport_users") == 2
-    assert value(fams, "spaceport_user_spaces", user="dora") == 3
+    assert value(fams, "spaceport_user_spaces", user="dora") == 5
     assert value(fams, "spaceport_spaces_by_hardware", hardware="cpu-basic") == 3
+    assert value(fams, "spaceport_spaces_by_hardware", hardware="t4-small") == 1
+    # GPUs: what the node offers, what the tiers of its Spaces ask for
+    assert value(fams, "spaceport_node_gpus") == 2
+    assert value(fams, "spaceport_gpus_requested") == 1
+    assert value(fams, "spaceport_zerogpu_spaces") == 1
     assert sum(samples(fams, "spaceport_builds").values()) == 1
 
 
