@@ -203,6 +203,7 @@ static int run(struct rt_config *c, struct rt_err *err)
                "first start: created user 'admin'; its token is in %s/admin.token (mode 0600)",
                c->data_dir);
     api.node_gpus = rt_tiers_node_gpus((int) c->gpus);
+    rt_metrics_node_gpus(api.node_gpus);
     sig_fd = r = signals_fd(err);
     if (r < 0)
         goto out;
