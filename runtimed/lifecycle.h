@@ -22,8 +22,8 @@ struct rt_store;
 struct rt_builder;
 struct rt_lifecycle;
 
-int rt_lifecycle_start(const struct rt_config *cfg, struct rt_store *st,
-                       struct rt_lifecycle **ret, struct rt_err *err);
+int rt_lifecycle_start(const struct rt_config *cfg, struct rt_store *st, struct rt_lifecycle **ret,
+                       struct rt_err *err);
 /* Lets a factory restart queue a build. */
 void rt_lifecycle_set_builder(struct rt_lifecycle *lc, struct rt_builder *b);
 /* Stops the supervisor; running Spaces (their shims) keep running. */
