@@ -1,0 +1,252 @@
+"""Lifecycle through a real runtimed: pushed Spaces built by the build queue run in their
+shims, RUNNING only once they answer; run logs stream as SSE; runtimed killed with
+SIGKILL while one Space runs and another builds: the running one answers the whole
+time, nothing runs twice, the interrupted build is not lost; light sleep (frozen, no
+route) and a proxy wake; deep sleep; a hardware change this node cannot give is refused.
+Static Spaces keep it fast (no pip); the unit test tests/unit/rtlife covers crashes,
+OOM kills, launch timeouts, pause and cgroup limits with Python apps."""
+import json
+import os
+import pathlib
+import socket
+import threading
+import time
+
+import pytest
+import requests
+
+from test_5_support import Runtimed
+from test_70_support import db_build, head, make_repo, push
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="Spaces run in sandboxes: root")
+
+
+def runtime(rt, name, token):
+    return rt.get(f"/api/spaces/alice/{name}/runtime", token).json()
+
+
+def wait_stage(rt, name, token, stages, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        j = runtime(rt, name, token)
+        if j["stage"] in stages:
+            return j
+        time.sleep(0.05)
+    raise AssertionError(f"{name}: waited for {stages}, got {j}: {rt.log()[-2000:]}")
+
+
+def route(rt, name):
+    r = rt.get("/api/proxy/routes", rt.proxy)
+    for s in r.json()["spaces"]:
+        if s["id"] == f"alice/{name}":
+            return s
+    return None
+
+
+def fetch(upstream, timeout=3):
+    return requests.get(f"http://{upstream}/", timeout=timeout)
+
+
+def live_shims(rt):
+    """(space dir, instance dir) of every shim that answers on its socket."""
+    out = []
+    run = pathlib.Path(rt.data_dir) / "run"
+    for sock in run.glob("*/*/shim.sock"):
+        try:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.settimeout(2)
+                s.connect(str(sock))
+                s.sendall(b"status\n")
+                st = json.loads(s.recv(65536))
+            if st.get("state") != "exited":
+                out.append((sock.parent.parent.name, sock.parent.name))
+        except OSError:
+            pass
+    return out
+
+
+@pytest.fixture(scope="module")
+def env(bin_dir, tmp_path_factory):
+    base = tmp_path_factory.mktemp("rt75")
+    conf = base / "runtimed.yaml"
+    conf.write_text("light_sleep_ms: 1500\n")
+    rt = Runtimed(bin_dir, base / "data", config=conf).start()
+    rt.add_user("alice")
+    token = rt.token("alice", "write")
+    yield rt, token, base
+    rt.stop()
+    for sdir, idir in live_shims(rt):  # nothing of ours outlives the module
+        try:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.connect(str(pathlib.Path(rt.data_dir) / "run" / sdir / idir / "shim.sock"))
+                s.sendall(b"stop 0\n")
+        except OSError:
+            pass
+
+
+def create_and_push(rt, token, base, name, files=None):
+    r = rt.create_space("alice", name, token, sdk="static")
+    assert r.status_code == 200, r.text
+    work = make_repo(base / "w" / name, "hello-static", files)
+    push(rt, work, "alice", name, token)
+    return head(work)
+
+
+@pytest.fixture(scope="module")
+def web(env):
+    rt, token, base = env
+    sha = create_and_push(rt, token, base, "web")
+    j = wait_stage(rt, "web", token, ("RUNNING", "RUNTIME_ERROR", "BUILD_ERROR"))
+    assert j["stage"] == "RUNNING", j
+    return sha
+
+
+def test_running_only_once_it_answers(env, web):
+    rt, token, _ = env
+    j = runtime(rt, "web", token)
+    assert j["sha"] == web and j["hardware"]["current"] == "cpu-basic"
+    up = route(rt, "web")["upstream"]
+    r = fetch(up)
+    assert r.status_code == 200 and "Hello" in r.text
+    # RUNNING came from a health check that got an answer.
+    assert any("alice-web" in e and "answers after" in e for e in rt.log().splitlines())
+
+
+def test_run_log_streams_as_sse(env, web):
+    rt, token, _ = env
+    fetch(route(rt, "web")["upstream"])  # http.server logs each request to stderr
+    deadline, lines = time.time() + 10, []
+    while time.time() < deadline and not any("GET / " in l for l in lines):
+        r = rt.get("/api/spaces/alice/web/logs/run?follow=0", token, timeout=10)
+        lines = [json.loads(l[6:])["data"] for l in r.text.splitlines() if l.startswith("data: {")]
+        time.sleep(0.3)
+    assert any("GET / " in l for l in lines), lines
+
+
+def test_light_sleep_then_a_wake(env, web):
+    rt, token, _ = env
+    deadline = time.time() + 20
+    while time.time() < deadline and route(rt, "web")["upstream"]:
+        time.sleep(0.1)
+    r = route(rt, "web")
+    assert r["upstream"] is None and r["stage"] == "RUNNING", r  # frozen: the proxy must wake
+    t0 = time.monotonic()
+    w = rt.post("/api/proxy/wake", rt.proxy, json={"id": "alice/web"})
+    up = route(rt, "web")["upstream"]
+    assert w.status_code == 202 and up
+    assert fetch(up).status_code == 200
+    print(f"light sleep: wake call, route and first answer in {(time.monotonic() - t0) * 1000:.1f} ms")
+
+
+def test_kill9_runtimed_while_running_and_building(env, web, bin_dir):
+    rt, token, base = env
+    up = route(rt, "web")["upstream"] or (
+        rt.post("/api/proxy/wake", rt.proxy, json={"id": "alice/web"}) and route(rt, "web")["upstream"])
+    before = live_shims(rt)
+    # A second Space whose build takes a while (its own build command).
+    slow_sha = create_and_push(rt, token, base, "slow", {"README.md": (
+        "---\ntitle: slow\nsdk: static\napp_build_command: sleep 4\n---\n")})
+    deadline = time.time() + 30
+    while time.time() < deadline and not (db_build(rt, "slow", slow_sha) or [None, 1])[1] is None:
+        time.sleep(0.05)
+    fails, stop = [], threading.Event()
+
+    def probe():
+        while not stop.is_set():
+            try:  # the proxy's activity reports, while runtimed is there to take them
+                rt.post("/api/proxy/activity", rt.proxy, json={"ids": ["alice/web"]}, timeout=1)
+            except requests.RequestException:
+                pass
+            try:
+                if fetch(up, timeout=2).status_code != 200:
+                    fails.append("status")
+            except requests.RequestException as e:
+                fails.append(str(e))
+            time.sleep(0.05)
+
+    # Awake (a light sleep may have frozen it meanwhile) before the probes start.
+    assert rt.post("/api/proxy/wake", rt.proxy, json={"id": "alice/web"}).status_code == 202
+    assert route(rt, "web")["upstream"] == up
+    t = threading.Thread(target=probe)
+    t.start()
+    try:
+        time.sleep(0.5)
+        rt.proc.kill()
+        rt.proc.wait()
+        rt.log_file.close()
+        time.sleep(1.5)
+        rt.start()
+        j = wait_stage(rt, "web", token, ("RUNNING",), timeout=20)
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        t.join()
+    assert not fails, fails[:5]
+    assert j["sha"] == web
+    assert route(rt, "web")["upstream"] == up
+    after = live_shims(rt)
+    assert [s for s in after if s[0] == before[0][0]] == [before[0]], (before, after)
+    # The interrupted build is queued again and finishes: never lost.
+    j = wait_stage(rt, "slow", token, ("RUNNING", "BUILD_ERROR", "RUNTIME_ERROR"), timeout=120)
+    assert j["stage"] == "RUNNING", j
+    spaces = {}
+    for sdir, _ in live_shims(rt):
+        spaces[sdir] = spaces.get(sdir, 0) + 1
+    assert all(n == 1 for n in spaces.values()), spaces
+
+
+def test_hardware_this_node_cannot_give_is_refused(env, web):
+    rt, token, _ = env
+    r = rt.post("/api/spaces/alice/web/hardware", token, json={"flavor": "a10g-small"})
+    assert r.status_code == 422, r.text
+    assert runtime(rt, "web", token)["hardware"]["requested"] == "cpu-basic"
+
+
+def test_deep_sleep_then_a_visit(env, web):
+    rt, token, _ = env
+    r = rt.post("/api/spaces/alice/web/sleeptime", token, json={"seconds": 2})
+    assert r.status_code == 200, r.text
+    j = wait_stage(rt, "web", token, ("SLEEPING",), timeout=20)
+    assert route(rt, "web")["upstream"] is None
+    t0 = time.monotonic()
+    assert rt.post("/api/proxy/wake", rt.proxy, json={"id": "alice/web"}).status_code == 202
+    wait_stage(rt, "web", token, ("RUNNING",), timeout=30)
+    up = route(rt, "web")["upstream"]
+    assert fetch(up).status_code == 200
+    print(f"deep sleep: wake to first answer {(time.monotonic() - t0) * 1000:.0f} ms")
+    rt.post("/api/spaces/alice/web/sleeptime", token, json={"seconds": -1})
+
+
+def web_instances(rt, sha):
+    """Live instance dirs of the Space whose build is @sha."""
+    run, out = pathlib.Path(rt.data_dir) / "run", []
+    for sdir, i in live_shims(rt):
+        try:
+            if json.loads((run / sdir / "space.json").read_text())["sha"] == sha:
+                out.append(i)
+        except (OSError, ValueError):
+            out.append(i)  # going away: still counts until its shim is gone
+    return out
+
+
+def test_restart_and_delete(env, web):
+    rt, token, _ = env
+    before = web_instances(rt, web)
+    assert len(before) == 1, before
+    r = rt.post("/api/spaces/alice/web/restart", token)
+    assert r.status_code == 200
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        now = web_instances(rt, web)
+        if runtime(rt, "web", token)["stage"] == "RUNNING" and len(now) == 1 and now != before:
+            break
+        time.sleep(0.1)
+    assert runtime(rt, "web", token)["stage"] == "RUNNING" and web_instances(rt, web) != before
+    assert fetch(route(rt, "web")["upstream"]).status_code == 200
+    r = rt.delete("/api/repos/delete", token, json={"type": "space", "name": "web",
+                                                    "organization": "alice"})
+    assert r.status_code == 200, r.text
+    deadline = time.time() + 20
+    while time.time() < deadline and web_instances(rt, web):
+        time.sleep(0.1)
+    assert not web_instances(rt, web)
