@@ -1,7 +1,7 @@
 """Operations (docs/operator-guide.md): the example config comes from the parser's
 table, the install layout, the systemd units (systemd-analyze verify and security), the
 sysusers/tmpfiles entries, and the debootstrap base image (only with
-SPACEPORT_TEST_MKBASE=1: it downloads about 250 MB from Debian's mirror)."""
+SPACEPORT_TEST_MKBASE=1: it downloads from Debian's mirror and fills ~850 MB)."""
 import os
 import pathlib
 import re
@@ -183,7 +183,7 @@ def test_mkbase_builds_a_root_spaces_run_on(bin_dir, tmp_path):
     want = os.environ.get("SPACEPORT_TEST_MKBASE")
     if not want:
         pytest.skip("set SPACEPORT_TEST_MKBASE=1 to build the debootstrap base (minutes, "
-                    "~250 MB download), or =DIR to test an existing one")
+                    "~850 MB from Debian's mirror), or =DIR to test an existing one")
     if want != "1" and pathlib.Path(want).is_dir():
         base = pathlib.Path(want)
     else:
