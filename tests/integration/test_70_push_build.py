@@ -4,13 +4,15 @@ real sandbox.  The Gradio layer is built once and shared by the tests of this mo
 import json
 import os
 import pathlib
+import shutil
 import subprocess
+import time
 
 import pytest
 
 from test_5_support import Runtimed
-from test_70_support import (build_log, commit, deps_layers, git, head, make_repo, push,
-                             push_url, wait_build)
+from test_70_support import (BUILDING, build_log, commit, db_build, delete_all_spaces,
+                             deps_layers, git, head, make_repo, push, push_url, wait_build)
 
 
 @pytest.fixture(scope="module")
@@ -18,6 +20,7 @@ def rt(bin_dir, tmp_path_factory):
     d = Runtimed(bin_dir, tmp_path_factory.mktemp("rt70") / "data").start()
     yield d
     assert d.alive(), "runtimed died during the module: " + d.log()[-2000:]
+    delete_all_spaces(d)
     d.stop()
 
 
@@ -109,7 +112,7 @@ def test_clone_fetch_and_force_push(rt, alice, gradio_space, tmp_path):
     assert head(clone) == head(work)
     git(clone, "fetch", "-q", "origin")
     # A force-push of an unrelated history is accepted and builds.
-    other = make_repo(tmp_path / "other", "hello-gradio", {"app.py": "print('rewritten')\n"})
+    other = make_repo(tmp_path / "other", "hello-gradio", {"NOTES.md": "a new history\n"})
     push(rt, other, "alice", "hello-gradio", alice, "--force")
     status, _ = wait_build(rt, "alice", "hello-gradio", head(other), alice)
     assert status == "done"
@@ -195,3 +198,54 @@ def test_delete_removes_the_repository(rt, alice, tmp_path):
     assert rt.create_space("alice", "gone", alice, sdk="static").status_code == 200
     p = git(tmp_path, "ls-remote", push_url(rt, "alice", "gone", alice))
     assert p.stdout.strip() == ""
+
+
+SLOW_BACKEND = '''
+import time
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
+    time.sleep(3600)
+build_wheel = prepare_metadata_for_build_wheel
+'''
+
+
+def wait_log(rt, owner, name, token, pred, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        lines = build_log(rt, owner, name, token)
+        if pred(lines):
+            return lines
+        time.sleep(0.1)
+    raise AssertionError(f"build log never matched: {build_log(rt, owner, name, token)[-10:]}")
+
+
+def test_restart_requeues_and_a_newer_push_supersedes(rt, alice, gradio_space, tmp_path):
+    """A build interrupted by a runtimed restart is queued again; a newer push cancels the
+    running build of the same Space and builds the new commit."""
+    assert rt.create_space("alice", "slow", alice, sdk="gradio").status_code == 200
+    work = make_repo(tmp_path / "slow", "hello-gradio", {
+        "requirements.txt": "./slow\n",
+        "slow/pyproject.toml": '[build-system]\nrequires = []\nbuild-backend = "backend"\n'
+                               'backend-path = ["."]\n[project]\nname = "slow"\nversion = "1"\n',
+        "slow/backend.py": SLOW_BACKEND})
+    slow = head(work)
+    push(rt, work, "alice", "slow", alice)
+    in_pip = lambda lines: any("slow" in line and ("Processing" in line or "Preparing" in line)
+                               for line in lines)
+    wait_log(rt, "alice", "slow", alice, in_pip)
+    rt.stop()
+    rt.start()
+    # Queued again after the restart: a second header for the same commit, pip again.
+    wait_log(rt, "alice", "slow", alice,
+             lambda lines: sum(f"Commit SHA: {slow[:7]}" in line for line in lines) == 2)
+    assert rt.get("/api/spaces/alice/slow/runtime", alice).json()["stage"] == "BUILDING"
+    (work / "requirements.txt").unlink()
+    shutil.rmtree(work / "slow")
+    fast = commit(work, {"app.py": (work / "app.py").read_text() + "\n# fast\n"})
+    push(rt, work, "alice", "slow", alice)
+    status, _ = wait_build(rt, "alice", "slow", fast, alice)
+    assert status == "done"
+    assert db_build(rt, "slow", slow)[0] == "cancelled"
+    lines = build_log(rt, "alice", "slow", alice)
+    assert any("cancelled by a newer push" in line for line in lines), lines[-10:]

@@ -87,17 +87,30 @@ def db_build(rt, space_name, sha):
 
 
 def wait_build(rt, owner, name, sha, token, timeout=600):
-    """Waits until the build of @sha has finished and its stage is no longer a building
-    one.  Returns (status, runtime JSON)."""
+    """Waits until the build of @sha has finished: the builder has set the stage of a
+    failure, or handed a success to the lifecycle (which then owns the stage).  Returns
+    (status, runtime JSON)."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         row = db_build(rt, name, sha)
         if row and row[1] is not None:
-            rt_json = rt.get(f"/api/spaces/{owner}/{name}/runtime", token).json()
-            if rt_json["stage"] not in BUILDING:
-                return row[0], rt_json
-        time.sleep(0.05)
+            return row[0], rt.get(f"/api/spaces/{owner}/{name}/runtime", token).json()
+        time.sleep(0.02)
     raise AssertionError(f"build of {sha[:12]} did not finish: {rt.log()[-3000:]}")
+
+
+def delete_all_spaces(rt, timeout=20):
+    """Deletes every Space (as the admin) and waits for their shims to go: a Space the
+    lifecycle started outlives runtimed by design, a test's Spaces must not."""
+    spaces = rt.get("/api/spaces", rt.admin, params={"limit": 1000}).json()
+    for s in spaces:
+        owner, name = s["id"].split("/", 1)
+        rt.request("DELETE", "/api/repos/delete", rt.admin,
+                   json={"type": "space", "name": name, "organization": owner})
+    run = pathlib.Path(rt.data_dir) / "run"
+    deadline = time.time() + timeout
+    while time.time() < deadline and run.is_dir() and list(run.glob("*/*/shim.sock")):
+        time.sleep(0.1)
 
 
 def build_log(rt, owner, name, token):

@@ -14,7 +14,8 @@ import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "integration"))
 from test_5_support import Runtimed  # noqa: E402
-from test_70_support import build_log, git, head, make_repo, push, wait_build  # noqa: E402
+from test_70_support import (build_log, delete_all_spaces, git, head, make_repo,  # noqa: E402
+                             push, wait_build)
 
 TIMEOUT_S = 25
 GRADIO_README = "---\nsdk: gradio\napp_file: app.py\n---\n"
@@ -40,6 +41,7 @@ def rt(bin_dir, tmp_path_factory):
     d.mallory = d.token("mallory", "write")
     yield d
     assert d.alive(), "runtimed died: " + d.log()[-2000:]
+    delete_all_spaces(d)
     d.stop()
     assert {p: digest(p) for p in watched} == before, "a host file changed"
     # Failed builds leave no half-made layers behind.
