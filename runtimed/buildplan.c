@@ -292,8 +292,13 @@ static int write_step(FILE *f, const struct rt_build_cmd *c, const char *python)
     for (size_t i = 0; i < c->argv.n; i++) {
         /* The templates say python3; the base's nearest python3.X is what runs. */
         const char *a = i == 0 && strcmp(c->argv.v[i], "python3") == 0 ? python : c->argv.v[i];
-        _cleanup_free_ char *q = rt_sh_quote(a);
-        if (!q)
+        _cleanup_free_ char *q = NULL;
+        /* The Hub's recipe keeps pip's cache out of its image layers; here the cache is
+         * the owner's own folder outside the layer, and it is what makes a second Space
+         * of the same owner build fast. */
+        if (i > 0 && strcmp(a, "--no-cache-dir") == 0)
+            continue;
+        if (!(q = rt_sh_quote(a)))
             return -ENOMEM;
         fprintf(f, "%s%s", i ? " " : "", q);
     }
