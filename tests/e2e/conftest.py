@@ -37,3 +37,68 @@ def page(browser, request):
     ARTIFACTS.mkdir(exist_ok=True)
     pg.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"))
     ctx.close()
+
+
+# --- the product as a new user starts it (shared by every e2e test) ----------------------
+import json  # noqa: E402
+import socket  # noqa: E402
+
+import e2e_support as sup  # noqa: E402
+
+
+def _stop_shims(data_dir):
+    """Shims outlive runtimed by design: stop every one this session started."""
+    for sock in pathlib.Path(data_dir, "run").glob("*/*/shim.sock"):
+        try:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.settimeout(5)
+                s.connect(str(sock))
+                s.sendall(b"stop 0\n")
+                s.recv(65536)
+        except OSError:
+            pass
+
+
+@pytest.fixture(scope="session")
+def stack(bin_dir, tmp_path_factory):
+    """runtimed on a temp data dir and spaceproxy in front of it, started the way the
+    issue and README start them; a user alice with a write token."""
+    base = tmp_path_factory.mktemp("e2e")
+    with sup.Step("start runtimed and spaceproxy"):
+        rt = sup.Runtimed(bin_dir, base / "data").start()
+        px = sup.Proxy(bin_dir, rt, base).start()
+    rt.add_user(sup.OWNER)
+    token = rt.token(sup.OWNER, "write")
+
+    class Stack:
+        pass
+
+    s = Stack()
+    s.rt, s.proxy, s.token, s.work = rt, px, token, base / "work"
+    yield s
+    px.stop()
+    rt.stop()
+    _stop_shims(rt.data_dir)
+
+
+@pytest.fixture(scope="session")
+def gradio_space(stack):
+    """examples/hello-gradio pushed with git as alice/gradio and RUNNING."""
+    sup.create_push_run(stack.rt, stack.token, stack.work, "gradio", "hello-gradio", "gradio")
+    return "gradio"
+
+
+@pytest.fixture(scope="session")
+def static_space(stack):
+    sup.create_push_run(stack.rt, stack.token, stack.work, "static", "hello-static", "static")
+    return "static"
+
+
+def pytest_terminal_summary(terminalreporter):
+    if sup.TIMINGS:
+        text = sup.report_timings()
+        terminalreporter.write_line(text)
+        ARTIFACTS.mkdir(exist_ok=True)
+        (ARTIFACTS / "e2e-timings.txt").write_text(text.strip() + "\n")
+        (ARTIFACTS / "e2e-timings.json").write_text(json.dumps(
+            [{"step": w, "seconds": round(t, 3), "ok": ok} for w, t, ok in sup.TIMINGS], indent=1))
