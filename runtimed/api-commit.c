@@ -19,11 +19,12 @@
 #define COMMIT_BODY_MAX (256ULL << 20)
 #define GITFILE_MAX (1 << 20) /* .gitattributes / .gitignore read for preupload */
 
-/* Reads the whole body, at most @max bytes.  Returns 0, or -1 after replying. */
+/* Reads the whole body, at most @max bytes, growing the buffer as it comes (a chunked
+ * body has no length to size it by).  Returns 0, or -1 after replying. */
 static int read_body(struct rt_req *r, uint64_t max, char **ret, size_t *ret_len)
 {
     long long declared = r->ri->content_length;
-    size_t cap = declared >= 0 ? (size_t) declared : (size_t) max + 1, got = 0;
+    size_t cap = declared >= 0 ? (size_t) declared : (64u << 10), got = 0;
     _cleanup_free_ char *buf = NULL;
 
     if (declared > (long long) max) {
@@ -35,8 +36,18 @@ static int read_body(struct rt_req *r, uint64_t max, char **ret, size_t *ret_len
     buf = malloc(cap + 1);
     if (!buf)
         return rt__reply_error(r, 413, "request body too large"), -1;
-    while (got < cap) {
-        int n = mg_read(r->conn, buf + got, cap - got);
+    for (;;) {
+        int n;
+        if (got == cap) {
+            char *bigger;
+            if (declared >= 0 || cap > max)
+                break;
+            cap = cap * 2 > max + 1 ? (size_t) max + 1 : cap * 2;
+            if (!(bigger = realloc(buf, cap + 1)))
+                return rt__reply_error(r, 413, "request body too large"), -1;
+            buf = bigger;
+        }
+        n = mg_read(r->conn, buf + got, cap - got);
         if (n <= 0)
             break;
         got += (size_t) n;

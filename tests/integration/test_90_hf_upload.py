@@ -1,6 +1,7 @@
 """The real huggingface_hub client's file paths against runtimed: preupload, NDJSON commits,
 LFS batch + basic transfer, resolve (hf_hub_download), tree / paths-info, deletions, the
 Hub's typed errors, and git-lfs pushing to the same store."""
+import base64
 import hashlib
 import json
 import os
@@ -118,7 +119,9 @@ def test_large_lfs_file_round_trip(api, tmp_path):
 
 
 def test_create_commit_ops_and_delete(api, tmp_path):
-    head = api.space_info(REPO).sha
+    head = api.create_commit(REPO, repo_type="space", commit_message="to delete", operations=[
+        CommitOperationAdd("about.html", b"<p>about</p>\n"),
+        CommitOperationAdd("assets/style.css", b"body { color: red }\n")]).oid
     info = api.create_commit(REPO, repo_type="space", commit_message="ops",
                              commit_description="several at once", parent_commit=head,
                              operations=[CommitOperationAdd("notes/a.txt", b"a\n"),
@@ -188,23 +191,30 @@ def test_private_space_files_need_a_token(api, shared_rt, tmp_path):
     assert download(api, tmp_path, "s.txt", repo="admin/secret-files") == b"secret\n"
 
 
-def test_commit_queues_a_build(api, shared_rt):
-    """A commit is built exactly like a push: its build log names the commit."""
-    info = api.upload_file(path_or_fileobj=b"<p>v2</p>\n", path_in_repo="index.html",
-                           repo_id=REPO, repo_type="space")
-    r = requests.get(f"{shared_rt.url}/api/spaces/{REPO}/logs/build", stream=True, timeout=60,
-                     headers={"Authorization": f"Bearer {shared_rt.admin}"})
-    assert r.status_code == 200
-    seen = []
-    for line in r.iter_lines():
-        if line.startswith(b"data:"):
-            seen.append(line.decode())
-            if info.oid[:7] in line.decode():
-                break
-        if len(seen) > 500:
-            break
-    r.close()
-    assert any(info.oid[:7] in s for s in seen), seen[-10:]
+def test_commit_queues_a_build(api, shared_rt, tmp_path):
+    """A commit is built exactly like a push: the build log names the commit, and the
+    Space ends where that build leaves it."""
+    repo = "admin/built"
+    api.create_repo(repo, repo_type="space", space_sdk="static", exist_ok=True)
+    src = tmp_path / "static"
+    src.mkdir()
+    (src / "README.md").write_text("---\ntitle: built\nsdk: static\n---\n")
+    (src / "index.html").write_text("<p>built by a commit</p>\n")
+    info = api.upload_folder(folder_path=src, repo_id=repo, repo_type="space")
+    log = sse_lines(shared_rt, repo, "build", info.oid[:7])
+    assert any("Commit SHA: " + info.oid[:7] in line for line in log), log[-10:]
+    deadline = time.time() + 60
+    while api.get_space_runtime(repo).stage == "BUILDING" and time.time() < deadline:
+        time.sleep(0.5)
+    deadline = time.time() + 60
+    while api.get_space_runtime(repo).stage in ("BUILDING", "APP_STARTING") and \
+            time.time() < deadline:
+        time.sleep(0.5)
+    rt = api.get_space_runtime(repo)
+    assert rt.stage == "RUNNING" and rt.raw["sha"] == info.oid, rt.raw
+    with requests.get(f"{shared_rt.url}/api/spaces/{repo}/logs/run?follow=0",
+                      headers={"Authorization": f"Bearer {shared_rt.admin}"}, timeout=30) as r:
+        assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/event-stream")
 
 
 @pytest.mark.skipif(not shutil.which("git-lfs"), reason="git-lfs is not installed")
@@ -294,7 +304,9 @@ def sse_lines(shared_rt, repo, kind, want, limit=400, timeout=30):
     with requests.get(f"{shared_rt.url}/api/spaces/{repo}/logs/{kind}", stream=True,
                       timeout=timeout, headers={"Authorization": f"Bearer {shared_rt.admin}"}) as r:
         assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/event-stream")
-        for line in r.iter_lines():
+        deadline = time.time() + timeout
+        for line in r.iter_lines(chunk_size=1):  # the default waits for 512 bytes
+            assert time.time() < deadline, f"no '{want}' in the {kind} log: {seen[-10:]}"
             if line.startswith(b"data:") and line[5:].strip():
                 seen.append(json.loads(line[5:])["data"])
                 if want in seen[-1] or len(seen) > limit:
@@ -391,3 +403,53 @@ def test_resolve_ranges_resume_downloads(api, shared_rt, tmp_path):
     r = requests.get(f"{shared_rt.url}/spaces/{REPO}/resolve/main/r.txt",
                      headers={**auth, "Range": "bytes=5-9"})
     assert r.status_code == 206 and r.content == small[5:10]
+
+
+def test_commit_ndjson_by_hand(api, shared_rt):
+    """The wire format itself: a chunked body (no Content-Length), utf-8 and base64 contents,
+    a rename through oldPath, deletedFolder, a short parentCommit, and refusals."""
+    url = f"{shared_rt.url}/api/spaces/{REPO}/commit/main"
+    auth = {"Authorization": f"Bearer {shared_rt.admin}", "Content-Type": "application/x-ndjson"}
+    head = api.upload_file(path_or_fileobj=b"seed\n", path_in_repo="seed.txt", repo_id=REPO,
+                           repo_type="space").oid
+
+    def body(lines):
+        for line in lines:
+            yield json.dumps(line).encode() + b"\n"
+
+    lines = [{"key": "header", "value": {"summary": "by hand", "description": "chunked",
+                                         "parentCommit": head[:7]}}]
+    lines += [{"key": "file", "value": {"path": f"hand/{i}.txt", "encoding": "base64",
+                                        "content": base64.b64encode(b"%d" % i * 5000).decode()}}
+              for i in range(40)]
+    lines.append({"key": "file", "value": {"path": "hand/u.txt", "content": "héllo\n",
+                                           "encoding": "utf-8"}})
+    r = requests.post(url, data=body(lines), headers=auth)
+    assert r.status_code == 200, r.text
+    first = r.json()["commitOid"]
+    assert r.json()["success"] is True and SHA.match(first)
+    r = requests.post(url, headers=auth, data=body([
+        {"key": "header", "value": {"summary": "move and drop"}},
+        {"key": "file", "value": {"path": "moved.txt", "oldPath": "hand/u.txt"}},
+        {"key": "deletedFolder", "value": {"path": "hand/"}}]))
+    assert r.status_code == 200, r.text
+    listed = files(api)
+    assert "moved.txt" in listed and not any(p.startswith("hand/") for p in listed)
+    assert requests.get(f"{shared_rt.url}/spaces/{REPO}/resolve/main/moved.txt",
+                        headers=auth).content == "héllo\n".encode()
+    for bad, status in (
+            ([{"key": "file", "value": {"path": "x", "content": "eA=="}}], 400),  # no header
+            ([{"key": "header", "value": {"summary": "s"}},
+              {"key": "file", "value": {"path": "x", "content": "not base64!"}}], 400),
+            ([{"key": "header", "value": {"summary": "s"}},
+              {"key": "lfsFile", "value": {"path": "x", "algo": "sha256", "oid": "a" * 64,
+                                           "size": 3}}], 404),  # never uploaded
+            ([{"key": "header", "value": {"summary": "s", "parentCommit": first}},
+              {"key": "file", "value": {"path": "x", "content": "eA=="}}], 412),
+            ([{"key": "header", "value": {"summary": "s"}},
+              {"key": "whatever", "value": {"path": "x"}}], 400)):
+        r = requests.post(url, headers=auth, data=b"".join(body(bad)))
+        assert r.status_code == status, (bad, r.status_code, r.text)
+        assert r.json()["error"]
+    r = requests.post(url, headers=auth, data=b"{not json\n")
+    assert r.status_code == 400 and r.json()["error"]
