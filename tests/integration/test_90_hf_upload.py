@@ -274,10 +274,12 @@ def test_upload_folder_gradio_app_runs(api, shared_rt):
     assert rt.stage == "RUNNING", (stages, rt.raw)
     assert rt.hardware == "cpu-basic" and rt.raw.get("sha") in (None, info.oid)
     assert "BUILDING" in stages or "APP_STARTING" in stages
-    # the running app answers through its upstream
+    # the app it runs is the one uploaded: its page, from the upstream spaceproxy would use
     routes = requests.get(f"{shared_rt.url}/api/proxy/routes",
                           headers={"Authorization": f"Bearer {shared_rt.proxy}"}).json()
-    print(routes)
+    [route] = [s for s in routes["spaces"] if s["id"] == repo]
+    page = requests.get(f"http://{route['upstream']}/", timeout=30)
+    assert page.status_code == 200 and "gradio" in page.text.lower()
 
 
 def test_duplicate_space_copies_the_files(api, shared_rt, tmp_path):
