@@ -9,6 +9,7 @@ import subprocess
 import time
 
 import pytest
+import requests
 
 from test_5_support import Runtimed
 from test_70_support import (BUILDING, build_log, commit, db_build, delete_all_spaces,
@@ -249,3 +250,33 @@ def test_restart_requeues_and_a_newer_push_supersedes(rt, alice, gradio_space, t
     assert db_build(rt, "slow", slow)[0] == "cancelled"
     lines = build_log(rt, "alice", "slow", alice)
     assert any("cancelled by a newer push" in line for line in lines), lines[-10:]
+
+
+def test_a_running_space_keeps_serving_while_its_new_commit_builds(rt, alice, gradio_space):
+    work, _, _, _ = gradio_space
+    deadline = time.time() + 120
+    while rt.get("/api/spaces/alice/hello-gradio/runtime", alice).json()["stage"] != "RUNNING":
+        assert time.time() < deadline, rt.log()[-2000:]
+        time.sleep(0.2)
+    (work / "requirements.txt").write_text("./slow\n")
+    (work / "slow").mkdir()
+    (work / "slow" / "pyproject.toml").write_text(
+        '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n'
+        '[project]\nname = "slow"\nversion = "1"\n')
+    slow = commit(work, {"slow/backend.py": SLOW_BACKEND})
+    push(rt, work, "alice", "hello-gradio", alice, "--force")
+    wait_log(rt, "alice", "hello-gradio", alice,
+             lambda lines: f"Commit SHA: {slow[:7]}" in "\n".join(lines[-50:]))
+    runtime = rt.get("/api/spaces/alice/hello-gradio/runtime", alice).json()
+    assert runtime["stage"] == "RUNNING_BUILDING", runtime
+    routes = rt.get("/api/proxy/routes", rt.proxy).json()
+    upstream = next(s["upstream"] for s in routes["spaces"] if "alice-hello-gradio" in json.dumps(s))
+    assert upstream, routes
+    assert requests.get(f"http://{upstream}/", timeout=10).status_code == 200
+    # A fix supersedes the endless build; the Space ends up running the fix.
+    (work / "requirements.txt").unlink()
+    shutil.rmtree(work / "slow")
+    fix = commit(work, {"app.py": (work / "app.py").read_text() + "\n# fixed\n"})
+    push(rt, work, "alice", "hello-gradio", alice, "--force")
+    assert wait_build(rt, "alice", "hello-gradio", fix, alice)[0] == "done"
+    assert db_build(rt, "hello-gradio", slow)[0] == "cancelled"
