@@ -512,10 +512,12 @@ static int build_deps_layer(struct rt_build *b, const struct rt_build_job *job,
         goto fail;
     }
     if (job->no_cache && is_dir(res->deps_layer)) {
-        char old[PATH_MAX + 80];
-        (void) snprintf(old, sizeof(old), "%s/.old-%s-%d", dir, res->deps_key, (int) getpid());
-        if (rename(res->deps_layer, old) == 0)
-            (void) rm_rf(old);
+        char old[PATH_MAX + 96];
+        /* Moved aside, not removed: a running Space may still have it mounted, and its
+         * files must not vanish under it before the switch to the new build. */
+        (void) snprintf(old, sizeof(old), "%s/.old-%s-%llu", dir, res->deps_key,
+                        (unsigned long long) (rt_now_ns() / 1000000ULL));
+        (void) rename(res->deps_layer, old);
     }
     if (rename(tmp, res->deps_layer) < 0) {
         if (errno != ENOTEMPTY && errno != EEXIST) {

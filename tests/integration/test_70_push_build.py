@@ -5,6 +5,7 @@ import json
 import os
 import pathlib
 import shutil
+import sqlite3
 import subprocess
 import time
 
@@ -280,3 +281,20 @@ def test_a_running_space_keeps_serving_while_its_new_commit_builds(rt, alice, gr
     push(rt, work, "alice", "hello-gradio", alice, "--force")
     assert wait_build(rt, "alice", "hello-gradio", fix, alice)[0] == "done"
     assert db_build(rt, "hello-gradio", slow)[0] == "cancelled"
+
+
+def test_factory_restart_rebuilds_without_the_layer_cache(rt, alice, gradio_space):
+    """Last in this module: the rebuild it starts is cancelled by the teardown's delete."""
+    work, _, _, _ = gradio_space
+    sha = head(work)
+    r = rt.post("/api/spaces/alice/hello-gradio/restart", alice, params={"factory": "true"})
+    assert r.status_code == 200, r.text
+    wait_log(rt, "alice", "hello-gradio", alice,
+             lambda lines: any("factory rebuild: cache ignored" in line for line in lines[-30:]))
+    con = sqlite3.connect(f"file:{rt.data_dir}/spaceport.db?mode=ro", uri=True)
+    try:
+        factory = con.execute("SELECT factory FROM builds WHERE sha = ? ORDER BY id DESC LIMIT 1",
+                              (sha,)).fetchone()[0]
+    finally:
+        con.close()
+    assert factory == 1
