@@ -146,6 +146,26 @@ def test_static_space_has_no_dependency_layer(rt, alice, tmp_path):
     assert (pathlib.Path(rt.data_dir) / "layers" / "app" / head(work) / "index.html").is_file()
 
 
+def test_large_history_push(rt, alice, tmp_path):
+    """A push whose pack is far over git's 1 MiB post buffer (so sent chunked), with a
+    history of many commits, arrives whole and builds."""
+    assert rt.create_space("alice", "large", alice, sdk="static").status_code == 200
+    work = make_repo(tmp_path / "large", "hello-static",
+                     {"data/blob.bin": os.urandom(24 << 20)})
+    for i in range(150):
+        (work / "history.txt").write_text(f"commit {i}\n")
+        git(work, "add", "-A")
+        git(work, "commit", "-qm", f"c{i}")
+    push(rt, work, "alice", "large", alice)
+    status, _ = wait_build(rt, "alice", "large", head(work), alice)
+    assert status == "done"
+    layer = pathlib.Path(rt.data_dir) / "layers" / "app" / head(work)
+    assert (layer / "data" / "blob.bin").read_bytes() == (work / "data" / "blob.bin").read_bytes()
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", push_url(rt, "alice", "large", alice), str(clone))
+    assert git(clone, "rev-list", "--count", "HEAD").stdout.strip() == "151"
+
+
 def test_push_auth(rt, alice, tmp_path):
     rt.add_user("bob")
     bob = rt.token("bob", "write")
