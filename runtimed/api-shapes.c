@@ -3,7 +3,6 @@
 #include <string.h>
 
 #include "api-internal.h"
-#include "api-repo.h"
 #include "tiers.h"
 #include "banned.h"
 
@@ -64,7 +63,6 @@ json_t *rt__json_space(struct rt_req *r, const struct rt_space *s, bool full)
     (void) json_object_set_new(j, "host", json_string(host));
     (void) json_object_set_new(j, "subdomain", json_string(s->host));
     (void) json_object_set_new(j, "siblings", json_array());
-    rt__repo_add_siblings(r, s, j); /* files and head of main: api-tree.c */
     (void) json_object_set_new(j, "cardData", json_pack("{s:s}", "sdk", s->sdk));
     (void) json_object_set_new(j, "runtime", rt__json_runtime(r, s));
     return j;
