@@ -809,9 +809,17 @@ static int one_space(struct rt_req *r)
 
     if (load_space(r, r->seg[1], r->seg[2], &s) < 0)
         return r->status;
-    if (!sub || (r->nseg == 5 && strcmp(sub, "revision") == 0))
-        return method_is(r, "GET") ? rt__reply_json(r, 200, rt__json_space(r, &s, true))
-                                   : rt__reply_error(r, 405, "use GET");
+    if (!sub || (r->nseg == 5 && strcmp(sub, "revision") == 0)) {
+        json_t *j;
+        if (!method_is(r, "GET"))
+            return rt__reply_error(r, 405, "use GET");
+        j = rt__json_space(r, &s, true);
+        rt_store_unlock(r->st); /* siblings run git: not under the store lock */
+        if (j)
+            rt__repo_add_siblings(r, &s, j);
+        rt_store_lock(r->st);
+        return rt__reply_json(r, 200, j);
+    }
     if (logs && r->nseg == 5 &&
         (strcmp(r->seg[4], "build") == 0 || strcmp(r->seg[4], "run") == 0)) {
         if (!method_is(r, "GET"))
