@@ -13,6 +13,8 @@
 #include "cleanup.h"
 #include "runtimed/build.h"
 #include "runtimed/gitrepo.h"
+#include "runtimed/lfs.h"
+#include "sha256.h"
 #include "spawn.h"
 
 static char tmp[PATH_MAX], bare[PATH_MAX + 16], work[PATH_MAX + 16];
@@ -202,6 +204,65 @@ static void test_cancel(void)
     rt_build_free(b);
 }
 
+/* LFS pointers in a commit become their objects in the app layer; a pointer whose object
+ * never arrived stays a pointer and says so; the caller's file size limit holds. */
+static void test_lfs_and_limits(void)
+{
+    static const char content[] = "weights of a model\n";
+    struct rt_err err = { 0 };
+    struct rt_build_result r;
+    struct rt_lfs *store = NULL;
+    struct rt_lfs_writer *w = NULL;
+    struct rt_sha256 h;
+    uint8_t sum[RT_SHA256_LEN];
+    char oid[RT_LFS_OID_LEN + 1], ptr[RT_LFS_POINTER_MAX], script[1024], sha[41];
+    char missing_ptr[RT_LFS_POINTER_MAX];
+    struct rt_git_limits small = { .max_file_bytes = 1000 };
+    struct rt_build_plan none = { 0 };
+    struct rt_build *b;
+    struct rt_build_job job = { .data_dir = tmp,
+                                .space_id = "alice/demo",
+                                .repo_dir = bare,
+                                .plan = &none,
+                                .limits = &limits };
+
+    rt_sha256_init(&h);
+    rt_sha256_update(&h, content, sizeof(content) - 1);
+    rt_sha256_final(&h, sum);
+    for (int i = 0; i < RT_SHA256_LEN; i++)
+        (void) snprintf(oid + 2 * i, 3, "%02x", sum[i]);
+    is_int(rt_lfs_open(tmp, 0, &store, &err), 0, "open the LFS store");
+    is_int(rt_lfs_writer_start(store, oid, sizeof(content) - 1, &w, &err), 0, "upload an object");
+    is_int(rt_lfs_writer_write(w, content, sizeof(content) - 1, &err), 0, "its bytes");
+    is_int(rt_lfs_writer_finish(w, &err), 0, "stored");
+    rt_lfs_writer_free(w);
+    rt_lfs_free(store);
+    ok(rt_lfs_pointer_format(oid, sizeof(content) - 1, ptr) > 0, "a pointer");
+    ok(rt_lfs_pointer_format("aa00000000000000000000000000000000000000000000000000000000000000", 5,
+                             missing_ptr) > 0,
+       "a pointer to nothing");
+    (void) snprintf(script, sizeof(script),
+                    "git rm -rqf . ; mkdir -p models; printf '%%s' '%s' > models/model.bin; "
+                    "printf '%%s' '%s' > gone.bin",
+                    ptr, missing_ptr);
+    is_int(commit(script, sha), 0, "a commit with LFS pointers");
+    job.commit = sha;
+    b = rt_build_new();
+    is_int(rt_build_run(b, &job, &r, &err), 0, "it builds");
+    rt_build_free(b);
+    ok(file_has(r.app_layer, "models/model.bin", content), "the pointer became the object");
+    ok(file_has(r.app_layer, "gone.bin", "version https://git-lfs.github.com/spec/v1\n"),
+       "a missing object leaves the pointer");
+
+    is_int(commit("head -c 2000 /dev/zero > big.bin", sha), 0, "a commit with a 2000-byte file");
+    job.commit = sha;
+    job.git_limits = &small;
+    b = rt_build_new();
+    is_int(rt_build_run(b, &job, &r, &err), -EFBIG, "over the caller's 1000-byte limit");
+    rt_build_free(b);
+    ok(strstr(err.msg, "big.bin") != NULL, "naming the file: %s", err.msg);
+}
+
 int main(void)
 {
     struct rt_err err;
@@ -225,6 +286,7 @@ int main(void)
     test_layers_and_reuse();
     test_failures();
     test_cancel();
+    test_lfs_and_limits();
     (void) rt_run_capture((const char *const[]){ "rm", "-rf", tmp, NULL }, NULL, NULL, 0, NULL, 0,
                           &err);
     return tap_done();
