@@ -129,6 +129,12 @@ def test_broken_yaml_is_a_config_error(rt, tmp_path):
     assert "README.md" in runtime["errorMessage"], runtime
 
 
+def test_missing_readme_is_a_config_error(rt, tmp_path):
+    _, status, runtime = push_and_wait(rt, tmp_path, "noreadme", files={"app.py": "print(1)\n"})
+    assert status == "failed" and runtime["stage"] == "CONFIG_ERROR", runtime
+    assert "README.md" in runtime["errorMessage"], runtime
+
+
 def test_unknown_sdk_is_a_config_error(rt, tmp_path):
     _, status, runtime = push_and_wait(rt, tmp_path, "sdk", files={
         "README.md": "---\nsdk: gradoo\n---\n", "app.py": "print(1)\n"})
