@@ -258,10 +258,20 @@ void rt__repo_add_siblings(struct rt_req *r, const struct rt_space *s, json_t *i
     struct rt_err err = { 0 };
     json_t *sib;
 
+    /* GET /api/spaces/ID/revision/REV shows that revision's files. */
+    const char *rev = r->nseg == 5 && strcmp(r->seg[3], "revision") == 0 ? r->seg[4] : "main";
+    char ref[300];
+
     rt__repo_dir(r->api, s, dir, sizeof(dir));
-    if (rt_git_resolve(dir, "refs/heads/main", sha, &err) < 0 ||
-        rt_git_list_files(dir, sha, 0, &files, &err) < 0)
-        return; /* no commit yet: the siblings stay [] */
+    if (strlen(rev) == RT_GIT_SHA_LEN && strspn(rev, "0123456789abcdef") == RT_GIT_SHA_LEN) {
+        memcpy(sha, rev, sizeof(sha));
+    } else {
+        (void) snprintf(ref, sizeof(ref), "refs/heads/%.200s", rev);
+        if (rt_git_resolve(dir, ref, sha, &err) < 0)
+            return; /* no commit yet: the siblings stay [] */
+    }
+    if (rt_git_list_files(dir, sha, 0, &files, &err) < 0)
+        return;
     sib = json_array();
     for (size_t i = 0; sib && i < files.n; i++) {
         const struct rt_git_file *f = &files.files[i];

@@ -65,6 +65,7 @@ def test_upload_file_list_download(api, tmp_path):
     space = api.space_info(REPO)
     assert space.sha == info.oid
     assert "index.html" in [s.rfilename for s in space.siblings]
+    assert api.space_info(REPO, revision=info.oid).sha == info.oid
     # The same bytes again change nothing: the client compares preupload's oid with its own
     # git blob hash and skips the commit.
     again = api.upload_file(path_or_fileobj=page, path_in_repo="index.html", repo_id=REPO,
