@@ -9,6 +9,7 @@ import pathlib
 import re
 import shutil
 import subprocess
+import sys
 import time
 
 import pytest
@@ -456,3 +457,25 @@ def test_commit_ndjson_by_hand(api, shared_rt):
         assert r.json()["error"]
     r = requests.post(url, headers=auth, data=b"{not json\n")
     assert r.status_code == 400 and r.json()["error"]
+
+
+def test_unpatched_client_with_hf_endpoint(shared_rt, tmp_path):
+    """The documented setup, nothing patched: HF_ENDPOINT and HF_TOKEN in the environment
+    of a fresh interpreter, then the module-level helpers."""
+    script = """
+import os, sys
+from huggingface_hub import create_repo, upload_file, hf_hub_download, list_repo_files
+create_repo("admin/env-only", repo_type="space", space_sdk="static", exist_ok=True)
+info = upload_file(path_or_fileobj=b"<p>env</p>", path_in_repo="index.html",
+                   repo_id="admin/env-only", repo_type="space")
+assert info.repo_url.repo_id == "admin/env-only", info.repo_url
+assert list_repo_files("admin/env-only", repo_type="space") == ["index.html"]
+path = hf_hub_download("admin/env-only", "index.html", repo_type="space")
+assert open(path, "rb").read() == b"<p>env</p>"
+print("ok", info.oid)
+"""
+    env = dict(os.environ, HF_ENDPOINT=shared_rt.url, HF_TOKEN=shared_rt.admin,
+               HF_HOME=str(tmp_path / "hf"), HF_HUB_DISABLE_TELEMETRY="1")
+    p = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 0 and p.stdout.startswith("ok "), p.stdout + p.stderr
