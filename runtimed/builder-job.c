@@ -185,6 +185,10 @@ static int start(struct job_ctx *c, bool factory, struct rt_err *err)
                         running ? "RUNNING_BUILDING" : "BUILDING");
         c->space.error[0] = '\0';
         r = rt_store_space_update(st, &c->space, err);
+        if (r < 0) {
+            struct rt_err ignored = { 0 };
+            (void) rt_store_build_finish(st, c->build_id, "failed", &ignored);
+        }
     }
     rt_store_unlock(st);
     if (r < 0)
