@@ -19,3 +19,22 @@ def bin_dir():
 @pytest.fixture(scope="session")
 def helpers_dir():
     return BUILD / "helpers"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def stop_leftover_spaces(tmp_path_factory):
+    """Running Spaces outlive runtimed by design (their shims): at the end of the session
+    every shim whose state dir lies under this session's temp dirs is told to stop."""
+    yield
+    import socket
+
+    base = str(tmp_path_factory.getbasetemp())
+    for sock in pathlib.Path(base).glob("**/run/*/*/shim.sock"):
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(2)
+                s.connect(str(sock))
+                s.sendall(b"stop 0\n")
+                s.recv(4096)
+        except OSError:
+            pass
