@@ -43,6 +43,12 @@ def route(rt, name):
     return None
 
 
+def awake_upstream(rt, name):
+    """The upstream after a proxy wake (light sleep may have frozen it meanwhile)."""
+    assert rt.post("/api/proxy/wake", rt.proxy, json={"id": f"alice/{name}"}).status_code == 202
+    return route(rt, name)["upstream"]
+
+
 def fetch(upstream, timeout=3):
     return requests.get(f"http://{upstream}/", timeout=timeout)
 
@@ -105,8 +111,7 @@ def test_running_only_once_it_answers(env, web):
     rt, token, _ = env
     j = runtime(rt, "web", token)
     assert j["sha"] == web and j["hardware"]["current"] == "cpu-basic"
-    up = route(rt, "web")["upstream"]
-    r = fetch(up)
+    r = fetch(awake_upstream(rt, "web"))
     assert r.status_code == 200 and "Hello" in r.text
     # RUNNING came from a health check that got an answer.
     assert any("alice-web" in e and "answers after" in e for e in rt.log().splitlines())
@@ -114,7 +119,7 @@ def test_running_only_once_it_answers(env, web):
 
 def test_run_log_streams_as_sse(env, web):
     rt, token, _ = env
-    fetch(route(rt, "web")["upstream"])  # http.server logs each request to stderr
+    fetch(awake_upstream(rt, "web"))  # http.server logs each request to stderr
     deadline, lines = time.time() + 10, []
     while time.time() < deadline and not any("GET / " in l for l in lines):
         r = rt.get("/api/spaces/alice/web/logs/run?follow=0", token, timeout=10)
@@ -140,8 +145,7 @@ def test_light_sleep_then_a_wake(env, web):
 
 def test_kill9_runtimed_while_running_and_building(env, web, bin_dir):
     rt, token, base = env
-    up = route(rt, "web")["upstream"] or (
-        rt.post("/api/proxy/wake", rt.proxy, json={"id": "alice/web"}) and route(rt, "web")["upstream"])
+    up = awake_upstream(rt, "web")
     before = live_shims(rt)
     # A second Space whose build takes a while (its own build command).
     slow_sha = create_and_push(rt, token, base, "slow", {"README.md": (
@@ -242,7 +246,7 @@ def test_restart_and_delete(env, web):
             break
         time.sleep(0.1)
     assert runtime(rt, "web", token)["stage"] == "RUNNING" and web_instances(rt, web) != before
-    assert fetch(route(rt, "web")["upstream"]).status_code == 200
+    assert fetch(awake_upstream(rt, "web")).status_code == 200
     r = rt.delete("/api/repos/delete", token, json={"type": "space", "name": "web",
                                                     "organization": "alice"})
     assert r.status_code == 200, r.text
