@@ -47,8 +47,10 @@ void rt__lfs_signed_path(const char *method, const struct rt_space *s, const cha
 bool rt__lfs_signature_ok(struct rt_req *r, const char *method, const struct rt_space *s,
                           const char *oid, uint64_t *ret_size);
 
-/* Adds "sha" (the head of main) and "siblings" (its files) to a Space's info. */
-void rt__repo_add_siblings(struct rt_req *r, const struct rt_space *s, json_t *info);
+/* Adds "sha" (the head of main, or of the revision a …/revision/REV request names) and
+ * "siblings" (its files) to a Space's info.  Returns 0, or -ENOENT when the request names
+ * a revision the repository lacks (the caller answers 404 RevisionNotFound). */
+int rt__repo_add_siblings(struct rt_req *r, const struct rt_space *s, json_t *info);
 
 /* Routing, from api.c: whether /api/spaces/OWNER/NAME/SUB/... is a file endpoint, and
  * its handler; POST /api/validate-yaml; and the civetweb handler of the paths outside

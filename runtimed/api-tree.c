@@ -251,15 +251,15 @@ int rt__api_tree(struct rt_req *r, const struct rt_space *s, const char *rev, bo
     return rt__reply_json(r, 200, out);
 }
 
-void rt__repo_add_siblings(struct rt_req *r, const struct rt_space *s, json_t *info)
+int rt__repo_add_siblings(struct rt_req *r, const struct rt_space *s, json_t *info)
 {
     char dir[RT_REPO_DIR_MAX], sha[RT_GIT_SHA_LEN + 1];
     struct rt_git_file_list files = { 0 };
     struct rt_err err = { 0 };
     json_t *sib;
-
     /* GET /api/spaces/ID/revision/REV shows that revision's files. */
-    const char *rev = r->nseg == 5 && strcmp(r->seg[3], "revision") == 0 ? r->seg[4] : "main";
+    bool at_rev = r->nseg == 5 && strcmp(r->seg[3], "revision") == 0;
+    const char *rev = at_rev ? r->seg[4] : "main";
     char ref[300];
 
     rt__repo_dir(r->api, s, dir, sizeof(dir));
@@ -268,10 +268,11 @@ void rt__repo_add_siblings(struct rt_req *r, const struct rt_space *s, json_t *i
     } else {
         (void) snprintf(ref, sizeof(ref), "refs/heads/%.200s", rev);
         if (rt_git_resolve(dir, ref, sha, &err) < 0)
-            return; /* no commit yet: the siblings stay [] */
+            /* main without a commit yet: the siblings stay [] */
+            return at_rev && strcmp(rev, "main") != 0 ? -ENOENT : 0;
     }
     if (rt_git_list_files(dir, sha, 0, &files, &err) < 0)
-        return;
+        return at_rev ? -ENOENT : 0;
     sib = json_array();
     for (size_t i = 0; sib && i < files.n; i++) {
         const struct rt_git_file *f = &files.files[i];
@@ -288,4 +289,5 @@ void rt__repo_add_siblings(struct rt_req *r, const struct rt_space *s, json_t *i
     if (sib)
         (void) json_object_set_new(info, "siblings", sib);
     (void) json_object_set_new(info, "sha", json_string(sha));
+    return 0;
 }

@@ -67,6 +67,10 @@ def test_upload_file_list_download(api, tmp_path):
     assert space.sha == info.oid
     assert "index.html" in [s.rfilename for s in space.siblings]
     assert api.space_info(REPO, revision=info.oid).sha == info.oid
+    assert api.revision_exists(REPO, "main", repo_type="space")
+    assert not api.revision_exists(REPO, "no-such-branch", repo_type="space")
+    with pytest.raises(RevisionNotFoundError):
+        api.space_info(REPO, revision="f" * 40)
     # The same bytes again change nothing: the client compares preupload's oid with its own
     # git blob hash and skips the commit.
     again = api.upload_file(path_or_fileobj=page, path_in_repo="index.html", repo_id=REPO,
