@@ -811,13 +811,17 @@ static int one_space(struct rt_req *r)
         return r->status;
     if (!sub || (r->nseg == 5 && strcmp(sub, "revision") == 0)) {
         json_t *j;
+        int rc;
         if (!method_is(r, "GET"))
             return rt__reply_error(r, 405, "use GET");
         j = rt__json_space(r, &s, true);
         rt_store_unlock(r->st); /* siblings run git: not under the store lock */
-        if (j)
-            rt__repo_add_siblings(r, &s, j);
+        rc = j ? rt__repo_add_siblings(r, &s, j) : 0;
         rt_store_lock(r->st);
+        if (rc < 0) {
+            json_decref(j);
+            return rt__reply_coded(r, 404, "RevisionNotFound", "Invalid rev id: %.200s", r->seg[4]);
+        }
         return rt__reply_json(r, 200, j);
     }
     if (logs && r->nseg == 5 &&
