@@ -191,8 +191,10 @@ static int parse_ndjson(struct rt_req *r, char *body, size_t len, struct commit_
         }
         line = json_loadb(body + off, n, JSON_REJECT_DUPLICATES, &jerr);
         off = end + 1;
-        if (!line || json_array_append_new(p->lines, line) < 0)
+        if (!line)
             return rt__reply_error(r, 400, "commit: malformed NDJSON line: %s", jerr.text), -1;
+        if (json_array_append_new(p->lines, line) < 0)
+            return rt__reply_error(r, 503, "out of memory"), -1;
         key = json_string_value(json_object_get(line, "key"));
         v = json_object_get(line, "value");
         if (!key || !json_is_object(v))
