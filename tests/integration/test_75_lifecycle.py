@@ -57,7 +57,13 @@ def live_shims(rt):
     """(space dir, instance dir) of every shim that answers on its socket."""
     out = []
     run = pathlib.Path(rt.data_dir) / "run"
-    for sock in run.glob("*/*/shim.sock"):
+    socks = []
+    for sdir in list(run.iterdir()) if run.is_dir() else []:
+        try:  # a Space being deleted loses its dir meanwhile
+            socks += list(sdir.glob("*/shim.sock"))
+        except OSError:
+            pass
+    for sock in socks:
         try:
             with socket.socket(socket.AF_UNIX) as s:
                 s.settimeout(2)
