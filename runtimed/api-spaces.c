@@ -742,6 +742,9 @@ static int kv(struct rt_req *r, struct rt_space *s, enum rt_kv_kind kind)
         rt__reply_err(r, rc, &err);
         goto out;
     }
+    /* As on the Hub: a running Space restarts to see its new environment. */
+    if (r->api->lc)
+        (void) rt_lifecycle_settings_changed(r->api->lc, s->id, &err);
     if (kind == RT_KV_SECRET)
         rt__reply_json(r, 200, json_object());
     else
