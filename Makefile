@@ -130,10 +130,15 @@ deps:
 # --- tests -------------------------------------------------------------------------------
 # make test installs what is missing first, then re-reads this Makefile (pkg-config
 # answers only after the -dev packages exist).
+# Building uses every core; the tests themselves run one suite at a time.
+NPROC := $(shell nproc 2>/dev/null || echo 2)
 test: deps
+	$(Q)$(MAKE) --no-print-directory -j$(NPROC) test-build
 	$(Q)$(MAKE) --no-print-directory test-run
 
-test-run: all $(UNIT_BINS) $(HELPER_BINS)
+test-build: all $(UNIT_BINS) $(HELPER_BINS)
+
+test-run: test-build
 	$(Q)$(MAKE) --no-print-directory test-unit
 	$(Q)$(MAKE) --no-print-directory test-integration
 
@@ -188,7 +193,7 @@ clean:
 	rm -rf $(BUILD) bin
 
 FORCE:
-.PHONY: all deps test test-run test-unit test-integration check check-run style cppcheck \
+.PHONY: all deps test test-build test-run test-unit test-integration check check-run style cppcheck \
 	lint format bench run install clean FORCE
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
