@@ -582,11 +582,14 @@ static void tick_space(struct rt_lifecycle *lc, struct lc_space *sp)
         }
     }
     if (want & LC_WANT_PAUSE) {
+        /* The API reports PAUSED from the paused flag; the stage says what is under it
+         * (a Space that never ran keeps its own, e.g. NO_APP_FILE). */
+        bool ran = live(&sp->cur) || live(&sp->nxt);
         save_build(lc, sp);
         lc__stop_inst(lc, sp, &sp->nxt);
         lc__stop_inst(lc, sp, &sp->cur);
-        (void) lc__store_set(lc, sp, &(struct lc_change){ .stage = "PAUSED", .upstream = "" },
-                             true);
+        (void) lc__store_set(
+            lc, sp, &(struct lc_change){ .stage = ran ? "STOPPED" : NULL, .upstream = "" }, true);
     }
     if (want & LC_WANT_RESTART) {
         struct rt_builder *b;

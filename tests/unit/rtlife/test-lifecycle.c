@@ -478,7 +478,7 @@ int main(void)
     (void) rt_store_space_update(st, &s, &err);
     is_int(rt_lifecycle_pause(lc, web, &err), 0, "pause");
     rt_store_unlock(st);
-    ok(wait_stage(st, "web", "PAUSED", 20) >= 0, "PAUSED");
+    ok(wait_stage(st, "web", "STOPPED", 20) >= 0, "stopped (reported PAUSED: the flag)");
     is_int(live_shims(web, NULL, NULL), 0, "nothing runs");
     rt_store_lock(st);
     is_int(rt_lifecycle_wake(lc, web, &err), -EBUSY, "a wake is refused while paused");
