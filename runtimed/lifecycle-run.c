@@ -572,9 +572,7 @@ static void tick_space(struct rt_lifecycle *lc, struct lc_space *sp)
             lc__stop_inst(lc, sp, &sp->nxt);
             if (start_inst(lc, sp, &sp->nxt, &err) < 0) {
                 lc__log(sp, RT_LOG_WARN, "start %s: %s", sp->build.sha, err.msg);
-                (void) lc__store_set(
-                    lc, sp, &(struct lc_change){ .stage = "RUNTIME_ERROR", .error = err.msg },
-                    true);
+                ended(lc, sp, false, err.msg); /* the old version serves on */
             }
         } else {
             lc__stop_inst(lc, sp, &sp->cur);
