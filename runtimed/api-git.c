@@ -116,35 +116,77 @@ static int mkdir_parent(const char *repo)
     return 0;
 }
 
-/* After a push: when main moved, record the revision, show BUILDING at once and queue
- * the build (the worker sets the stage again when it starts, and decides between
- * BUILDING and RUNNING_BUILDING then too). */
-static void after_push(struct rt_req *r, const struct rt_space *sp, const char *repo,
-                       const char *before)
+/* What a push changed in the Space's row before it ran, to undo when main did not move. */
+struct pre_push {
+    bool set;
+    char stage[RT_STAGE_SIZE];
+    char error[512];
+    char mine[RT_STAGE_SIZE];
+};
+
+/* Before a push runs, the stage already says BUILDING (or RUNNING_BUILDING), so whoever
+ * polls the moment `git push` returns never sees the stage from before the push.  The
+ * worker sets it again when the build starts. */
+static void before_push(struct rt_req *r, const struct rt_space *sp, struct pre_push *p)
 {
-    struct rt_log_ctx ctx = { .app = sp->host, .action = "push" };
-    char sha[RT_GIT_SHA_LEN + 1];
     struct rt_err err = { 0 };
     struct rt_space s;
     bool running;
 
-    if (rt_git_resolve(repo, "refs/heads/main", sha, &err) < 0 || strcmp(sha, before) == 0)
+    if (!r->api->builder)
         return;
-    rt_log(RT_LOG_INFO, &ctx, "main of '%s/%s' is now %.12s", sp->owner, sp->name, sha);
     running = r->api->lc && rt_lifecycle_is_running(r->api->lc, sp->id);
+    (void) snprintf(p->mine, sizeof(p->mine), "%s", running ? "RUNNING_BUILDING" : "BUILDING");
     rt_store_lock(r->st);
     if (rt_store_space_get(r->st, sp->owner, sp->name, &s, &err) == 0 && s.id == sp->id) {
-        (void) rt_store_revision_add(r->st, s.id, sha, "refs/heads/main", &err);
-        if (r->api->builder) {
-            (void) snprintf(s.stage, sizeof(s.stage), "%s",
-                            running ? "RUNNING_BUILDING" : "BUILDING");
-            s.error[0] = '\0';
-            (void) rt_store_space_update(r->st, &s, &err);
-        }
+        (void) snprintf(p->stage, sizeof(p->stage), "%s", s.stage);
+        (void) snprintf(p->error, sizeof(p->error), "%s", s.error);
+        (void) snprintf(s.stage, sizeof(s.stage), "%s", p->mine);
+        s.error[0] = '\0';
+        p->set = rt_store_space_update(r->st, &s, &err) >= 0;
     }
     rt_store_unlock(r->st);
-    if (r->api->builder && rt_builder_enqueue(r->api->builder, sp->id, sha, false, &err) < 0)
+}
+
+/* The push failed or left main alone: back to the stage it had, unless something else
+ * changed it meanwhile. */
+static void undo_push(struct rt_req *r, const struct rt_space *sp, const struct pre_push *p)
+{
+    struct rt_err err = { 0 };
+    struct rt_space s;
+
+    if (!p->set)
+        return;
+    rt_store_lock(r->st);
+    if (rt_store_space_get(r->st, sp->owner, sp->name, &s, &err) == 0 && s.id == sp->id &&
+        strcmp(s.stage, p->mine) == 0) {
+        (void) snprintf(s.stage, sizeof(s.stage), "%s", p->stage);
+        (void) snprintf(s.error, sizeof(s.error), "%s", p->error);
+        (void) rt_store_space_update(r->st, &s, &err);
+    }
+    rt_store_unlock(r->st);
+}
+
+/* After a push: when main moved, record the revision and queue the build. */
+static void after_push(struct rt_req *r, const struct rt_space *sp, const char *repo,
+                       const char *before, const struct pre_push *pre)
+{
+    struct rt_log_ctx ctx = { .app = sp->host, .action = "push" };
+    char sha[RT_GIT_SHA_LEN + 1];
+    struct rt_err err = { 0 };
+
+    if (rt_git_resolve(repo, "refs/heads/main", sha, &err) < 0 || strcmp(sha, before) == 0) {
+        undo_push(r, sp, pre);
+        return;
+    }
+    rt_log(RT_LOG_INFO, &ctx, "main of '%s/%s' is now %.12s", sp->owner, sp->name, sha);
+    rt_store_lock(r->st);
+    (void) rt_store_revision_add(r->st, sp->id, sha, "refs/heads/main", &err);
+    rt_store_unlock(r->st);
+    if (r->api->builder && rt_builder_enqueue(r->api->builder, sp->id, sha, false, &err) < 0) {
         rt_log(RT_LOG_ERR, &ctx, "queue the build of %.12s: %s", sha, err.msg);
+        undo_push(r, sp, pre);
+    }
 }
 
 struct serve_call {
@@ -191,6 +233,7 @@ static int serve(struct rt_req *r)
     struct rt_space s;
     struct rt_err err = { 0 };
     struct rt_log_ctx ctx = { .action = "git" };
+    struct pre_push pre = { 0 };
     enum rt_git_service svc;
     bool write = false;
     int rc;
@@ -232,6 +275,7 @@ static int serve(struct rt_req *r)
         struct rt_err ignored = { 0 };
         if (rt_git_resolve(repo, "refs/heads/main", before, &ignored) < 0)
             before[0] = '\0'; /* the first push */
+        before_push(r, &s, &pre);
     }
 
     {
@@ -250,6 +294,9 @@ static int serve(struct rt_req *r)
         r->sent = true;
         rc = serve_big_stack(repo, &req, &g, &err);
         if (rc < 0) {
+            /* Nothing was sent, but git may have moved main before it failed. */
+            if (svc == RT_GIT_RECEIVE_PACK)
+                after_push(r, &s, repo, before, &pre);
             r->sent = false;
             return reply_text(r, 500, false, "git failed");
         }
@@ -258,8 +305,8 @@ static int serve(struct rt_req *r)
         if (err.msg[0])
             rt_log(RT_LOG_WARN, &ctx, "%s", err.msg);
     }
-    if (svc == RT_GIT_RECEIVE_PACK && r->status == 200)
-        after_push(r, &s, repo, before);
+    if (svc == RT_GIT_RECEIVE_PACK)
+        after_push(r, &s, repo, before, &pre);
     return r->status;
 }
 

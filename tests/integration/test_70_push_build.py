@@ -139,7 +139,12 @@ def test_static_space_has_no_dependency_layer(rt, alice, tmp_path):
     assert rt.create_space("alice", "hello-static", alice, sdk="static").status_code == 200
     work = make_repo(tmp_path / "static", "hello-static")
     before = deps_layers(rt)
+    # A push to another branch builds nothing and leaves the stage alone.
+    git(work, "push", "-q", push_url(rt, "alice", "hello-static", alice), "main:refs/heads/dev")
+    assert rt.get("/api/spaces/alice/hello-static/runtime", alice).json()["stage"] == "NO_APP_FILE"
     push(rt, work, "alice", "hello-static", alice)
+    # The moment the push returns, the stage is no longer the one from before it.
+    assert rt.get("/api/spaces/alice/hello-static/runtime", alice).json()["stage"] != "NO_APP_FILE"
     status, _ = wait_build(rt, "alice", "hello-static", head(work), alice)
     assert status == "done"
     assert deps_layers(rt) == before
@@ -273,10 +278,16 @@ def test_restart_requeues_and_a_newer_push_supersedes(rt, alice, gradio_space, t
     assert any("cancelled by a newer push" in line for line in lines), lines[-10:]
 
 
+def upstream_of(rt, host):
+    routes = rt.get("/api/proxy/routes", rt.proxy).json()
+    return next((s["upstream"] for s in routes["spaces"] if s["host"] == host), None)
+
+
 def test_a_running_space_keeps_serving_while_its_new_commit_builds(rt, alice, gradio_space):
     work, _, _, _ = gradio_space
     deadline = time.time() + 120
-    while rt.get("/api/spaces/alice/hello-gradio/runtime", alice).json()["stage"] != "RUNNING":
+    while (rt.get("/api/spaces/alice/hello-gradio/runtime", alice).json()["stage"] != "RUNNING"
+           or not upstream_of(rt, "alice-hello-gradio")):
         assert time.time() < deadline, rt.log()[-2000:]
         time.sleep(0.2)
     (work / "requirements.txt").write_text("./slow\n")
@@ -290,9 +301,8 @@ def test_a_running_space_keeps_serving_while_its_new_commit_builds(rt, alice, gr
              lambda lines: f"Commit SHA: {slow[:7]}" in "\n".join(lines[-50:]))
     runtime = rt.get("/api/spaces/alice/hello-gradio/runtime", alice).json()
     assert runtime["stage"] == "RUNNING_BUILDING", runtime
-    routes = rt.get("/api/proxy/routes", rt.proxy).json()
-    upstream = next(s["upstream"] for s in routes["spaces"] if "alice-hello-gradio" in json.dumps(s))
-    assert upstream, routes
+    upstream = upstream_of(rt, "alice-hello-gradio")
+    assert upstream, rt.get("/api/proxy/routes", rt.proxy).json()
     assert requests.get(f"http://{upstream}/", timeout=10).status_code == 200
     # A fix supersedes the endless build; the Space ends up running the fix.
     (work / "requirements.txt").unlink()
