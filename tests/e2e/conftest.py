@@ -82,6 +82,11 @@ def stack(bin_dir, tmp_path_factory):
     px.stop()
     rt.stop()
     _stop_shims(rt.data_dir)
+    # The daemons' logs beside the screenshots, for whoever reads a failure.
+    ARTIFACTS.mkdir(exist_ok=True)
+    for log in (rt.log_path, px.log_path):
+        if log.exists():
+            (ARTIFACTS / f"e2e-{log.name.split('-')[0]}.log").write_bytes(log.read_bytes())
 
 
 @pytest.fixture(scope="session")

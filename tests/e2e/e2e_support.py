@@ -134,7 +134,8 @@ def create_push_run(rt, token, work_root, name, example, sdk, files=None, privat
         deadline = time.time() + timeout
         while True:
             j = runtime(rt, name, token)
-            if j["stage"] in ("BUILD_ERROR", "RUNTIME_ERROR", "CONFIG_ERROR", "NO_APP_FILE"):
+            # (NO_APP_FILE until the push is recorded: not an error here)
+            if j["stage"] in ("BUILD_ERROR", "RUNTIME_ERROR", "CONFIG_ERROR"):
                 raise AssertionError(f"{name}: {j}\n{build_log_tail(rt, OWNER, name, token)}")
             if j["stage"] == "RUNNING" and j.get("sha") == head(work):
                 break
@@ -184,3 +185,28 @@ def report_timings():
 
 def in_env(**kw):
     return dict(os.environ, **kw)
+
+
+class Watch:
+    """What a page asked for and never got (or got an error for): the evidence to print
+    when a browser step times out."""
+
+    def __init__(self, page):
+        self.pending, self.failed, self.bad = {}, [], []
+        t0 = time.monotonic()
+        page.on("request", lambda r: self.pending.__setitem__(id(r), (
+            r.method, r.url, round(time.monotonic() - t0, 2))))
+        page.on("requestfinished", lambda r: self.pending.pop(id(r), None))
+        page.on("requestfailed", lambda r: (self.pending.pop(id(r), None), self.failed.append(
+            (r.method, r.url, r.failure))))
+        page.on("response", lambda r: r.status >= 400 and self.bad.append((r.status, r.url)))
+
+    def report(self):
+        return (f"requests never answered (method, url, started at s): "
+                f"{list(self.pending.values())}\nfailed: {self.failed}\n4xx/5xx: {self.bad}")
+
+    def check(self, fn, *args, **kw):
+        try:
+            return fn(*args, **kw)
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n{self.report()}") from None

@@ -65,11 +65,12 @@ def test_client_uploads_a_file(stack, gradio_space, tmp_path):
 def test_browser_type_submit_see_the_answer(stack, gradio_space, page):
     from playwright.sync_api import expect
 
+    w = sup.Watch(page)
     with sup.Step("chromium: gradio page loads"):
         resp = page.goto(stack.proxy.url(sup.OWNER, gradio_space), wait_until="load")
         assert resp.status == 200
         name = page.get_by_label("Name")
-        expect(name).to_be_visible(timeout=60_000)
+        w.check(expect(name).to_be_visible, timeout=60_000)
     with sup.Step("chromium: type, submit, see the greeting"):
         name.fill("Grace Hopper")
         page.get_by_role("button", name="Greet", exact=True).click()

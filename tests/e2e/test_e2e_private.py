@@ -82,7 +82,7 @@ def use_private_space(c, tmp_path):
     assert c.predict(handle_file(str(f)), api_name="/describe") == "8 bytes, 2 lines"
 
 
-@pytest.mark.xfail(strict=True, reason=(
+@pytest.mark.xfail(strict=True, raises=ValueError, reason=(
     "spaceproxy gap: gradio_client 2.7.2 sends its token (Client(url, token=...), the old "
     "hf_token) as 'X-HF-Authorization: Bearer TOKEN', as the Hub's Space hosts accept; "
     "spaceproxy only checks 'Authorization' and the sign-in cookie, so the private Space "

@@ -51,6 +51,8 @@ def make_run(tmp_path_factory):
     base = tmp_path_factory.mktemp("readme")
     data = base / "data"
     env = dict(os.environ, SPACEPORT_DATA_DIR=str(data))
+    for k in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL"):  # a user's terminal, not make test's
+        env.pop(k, None)
     log = open(base / "make-run.log", "wb")
     with sup.Step("README: make run until both daemons answer"):
         proc = subprocess.Popen(["make", "run"], cwd=sup.ROOT, env=env, stdout=log,

@@ -2,6 +2,8 @@
 in the browser shows the "waking up" page at once, then the app, with no manual reload."""
 import time
 
+import pytest
+
 import e2e_support as sup
 from conftest import ARTIFACTS
 
@@ -25,6 +27,7 @@ def test_deep_sleep_then_a_visit_wakes_it(stack, gradio_space, page):
             time.sleep(0.05)
     assert sup.runtime(rt, name, stack.token)["stage"] == "SLEEPING"  # the status did not wake it
 
+    w = sup.Watch(page)
     navigations = []
     page.on("framenavigated", lambda f: f == page.main_frame and navigations.append(f.url))
     with sup.Step("chromium: visit a sleeping Space until the app shows (no reload by us)"):
@@ -33,9 +36,54 @@ def test_deep_sleep_then_a_visit_wakes_it(stack, gradio_space, page):
         assert "is waking up" in page.content()
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "wake-waking-up.png"))
-        expect(page.get_by_label("Name")).to_be_visible(timeout=180_000)
+        w.check(expect(page.get_by_label("Name")).to_be_visible, timeout=180_000)
     assert len(navigations) >= 2, navigations  # the waking page reloaded itself
     assert sup.runtime(rt, name, stack.token)["stage"] == "RUNNING"
     page.get_by_label("Name").fill("sleepy")
     page.get_by_role("button", name="Greet", exact=True).click()
     expect(page.get_by_label("Greeting")).to_have_value("Hello, sleepy!", timeout=30_000)
+
+
+@pytest.fixture
+def nap(stack):
+    sup.create_push_run(stack.rt, stack.token, stack.work, "nap", "hello-static", "static")
+    return "nap"
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "spaceproxy gap: for up to one route poll (1 s) after a Space goes to deep sleep, "
+    "spaceproxy still dials its old upstream IP:PORT, which no longer belongs to it: here "
+    "whatever the host's default route reaches answers (a bare 404 with an empty body from "
+    "a server calling itself 'keryx'; Chromium: net::ERR_HTTP_RESPONSE_CODE_FAILURE), no "
+    "wake is asked for, and the Space stays SLEEPING; were the address handed to another "
+    "Space, the visitor would get that Space.  Expected: the waking page (or the app)"))
+def test_a_visit_just_as_it_falls_asleep(stack, nap):
+    """The visit lands between runtimed stopping the Space and spaceproxy's next route poll
+    (proved by the proxy's own status, read after the visit, still saying ready).  A Space
+    of its own (static: it restarts in a blink), so a failure here leaves the others be."""
+    rt, name = stack.rt, nap
+    url = f"/api/spaces/{sup.OWNER}/{name}/sleeptime"
+    for _ in range(8):
+        sup.wait_stage(rt, name, stack.token, ("RUNNING",), timeout=60)
+        sup.wait_proxied(rt, name, stack.token)
+        time.sleep(1.2)  # idle past the sleep time below
+        assert rt.post(url, stack.token, json={"seconds": 1}).status_code == 200
+        deadline = time.time() + 20
+        while sup.runtime(rt, name, stack.token)["stage"] != "SLEEPING":
+            assert time.time() < deadline
+        r = stack.proxy.get(sup.OWNER, name, "/", headers={"Accept": "text/html"})
+        stale = sup.proxy_view(stack.proxy, sup.OWNER, name)["ready"]
+        assert rt.post(url, stack.token, json={"seconds": -1}).status_code == 200
+        if stale:
+            break
+        # The proxy polled in between: no race this time; wake it and try again.
+        stack.proxy.get(sup.OWNER, name, "/")
+    else:
+        pytest.fail("never caught spaceproxy between a sleep and its next route poll")
+    time.sleep(2 * sup.PROXY_POLL_S)
+    later = stack.proxy.get(sup.OWNER, name, "/", headers={"Accept": "text/html"})
+    assert (r.status_code == 503 and "waking up" in r.text) or \
+        (r.status_code == 200 and "Hello from a static Space" in r.text), \
+        (r.status_code, r.headers, r.text[:300], "two polls later:", later.status_code,
+         later.headers, sup.proxy_view(stack.proxy, sup.OWNER, name))
+    sup.wait_stage(rt, name, stack.token, ("RUNNING",), timeout=30)

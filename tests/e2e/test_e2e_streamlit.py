@@ -17,14 +17,17 @@ def streamlit_space(stack):
 def test_streamlit_in_the_browser(stack, streamlit_space, page):
     from playwright.sync_api import expect
 
+    w = sup.Watch(page)
     sockets = []
     page.on("websocket", lambda ws: sockets.append(ws))
     with sup.Step("chromium: streamlit page loads, websocket up"):
         resp = page.goto(stack.proxy.url(sup.OWNER, streamlit_space), wait_until="load")
         assert resp.status == 200
         # Streamlit draws the script's output only once its WebSocket is connected.
-        expect(page.get_by_role("heading", name="Hello Streamlit")).to_be_visible(timeout=60_000)
-        expect(page.get_by_text("Clicked 0 times")).to_be_visible(timeout=30_000)
+        w.check(expect(page.get_by_role("heading", name="Hello Streamlit")).to_be_visible, timeout=60_000)
+        w.check(expect(page.get_by_text("Clicked 0 times")).to_be_visible, timeout=30_000)
+        w.check(expect(page.get_by_label("Your name")).to_be_visible, timeout=30_000)
+        w.check(expect(page.get_by_text("A text file")).to_be_visible, timeout=30_000)
     streams = [ws for ws in sockets if "/_stcore/stream" in ws.url]
     assert streams, [ws.url for ws in sockets]
     assert streams[0].url.startswith(f"ws://{stack.proxy.host(sup.OWNER, streamlit_space)}/")
