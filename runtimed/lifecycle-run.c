@@ -262,6 +262,7 @@ static int start_inst(struct rt_lifecycle *lc, struct lc_space *sp, struct lc_in
     struct env_ctx ec = { &env };
     struct rt_shim_status ss;
     char dir[LC_PATH], spec[LC_PATH + 16];
+    uint64_t t0;
     int r;
 
     rt_store_lock(lc->st);
@@ -309,6 +310,7 @@ static int start_inst(struct rt_lifecycle *lc, struct lc_space *sp, struct lc_in
     }
     if (r < 0)
         goto fail;
+    t0 = rt_now_ns();
     r = rt_shim_start(lc->shim, in->dir, err);
     if (r < 0)
         goto fail;
@@ -322,7 +324,8 @@ static int start_inst(struct rt_lifecycle *lc, struct lc_space *sp, struct lc_in
     in->next_probe_ns = in->started_ns;
     in->state = LC_STARTING;
     (void) lc__store_set(lc, sp, &(struct lc_change){ .hardware_current = tier.name }, true);
-    lc__log(sp, RT_LOG_INFO, "started %s at %s (%s)", in->sha, in->upstream, tier.name);
+    lc__log(sp, RT_LOG_INFO, "started %s at %s (%s); the sandbox took %llu ms", in->sha,
+            in->upstream, tier.name, (unsigned long long) ((in->started_ns - t0) / 1000000));
     goto out;
 fail:
     lc__copy_logs(lc, sp, in);
@@ -428,8 +431,9 @@ static bool watch(struct rt_lifecycle *lc, struct lc_space *sp, struct lc_inst *
     if (in->state != LC_STARTING || now < in->next_probe_ns)
         return false;
     if (rt_health_probe(in->upstream, in->rs.health_path, in->rs.health_timeout_ms) > 0) {
+        /* Until the answer came: an app's first page can be slow to render. */
         lc__log(sp, RT_LOG_INFO, "%s answers after %llu ms", in->sha,
-                (unsigned long long) ((now - in->started_ns) / 1000000));
+                (unsigned long long) ((rt_now_ns() - in->started_ns) / 1000000));
         return true;
     }
     if (now - in->started_ns >= in->rs.startup_timeout_ms * 1000000ULL) {
