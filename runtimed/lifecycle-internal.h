@@ -18,6 +18,7 @@
 #define LC_TICK_MS 250     /* watching running Spaces */
 #define LC_TICK_FAST_MS 20 /* while one starts: the first healthy probe is the wake time */
 #define LC_STOP_GRACE_S 5  /* SIGTERM, then SIGKILL */
+#define LC_RETIRE_MS 5000  /* an old version outlives the switch: the proxy polls routes */
 #define LC_TAIL_LINES 5    /* log lines in a crash's errorMessage */
 #define LC_TAIL_LEN 200
 
@@ -66,6 +67,8 @@ struct lc_space {
     /* The supervisor's (cur.state also moves FROZEN -> RUNNING in a wake, under mu): */
     struct lc_build build; /* what the Space runs, or ran last */
     struct lc_inst cur, nxt;
+    struct lc_inst old; /* replaced by a new version, stopped at retire_ns */
+    uint64_t retire_ns;
     char tail[LC_TAIL_LINES][LC_TAIL_LEN];
     unsigned tail_n;
     char host[300]; /* for log lines */

@@ -537,6 +537,13 @@ static void idle_check(struct rt_lifecycle *lc, struct lc_space *sp)
     rt_store_unlock(lc->st);
 }
 
+/* Everything but the current instance: a starting new version, a retiring old one. */
+static void stop_others(struct rt_lifecycle *lc, struct lc_space *sp)
+{
+    lc__stop_inst(lc, sp, &sp->nxt);
+    lc__stop_inst(lc, sp, &sp->old);
+}
+
 static void tick_space(struct rt_lifecycle *lc, struct lc_space *sp)
 {
     struct lc_build pending = { 0 };
@@ -558,7 +565,7 @@ static void tick_space(struct rt_lifecycle *lc, struct lc_space *sp)
 
     if (want & LC_WANT_DELETE) {
         char dir[LC_PATH];
-        lc__stop_inst(lc, sp, &sp->nxt);
+        stop_others(lc, sp);
         lc__stop_inst(lc, sp, &sp->cur);
         lc__space_dir(lc, sp->id, dir, sizeof(dir));
         lc__remove_dir(dir);
@@ -588,7 +595,7 @@ static void tick_space(struct rt_lifecycle *lc, struct lc_space *sp)
          * (a Space that never ran keeps its own, e.g. NO_APP_FILE). */
         bool ran = live(&sp->cur) || live(&sp->nxt);
         save_build(lc, sp);
-        lc__stop_inst(lc, sp, &sp->nxt);
+        stop_others(lc, sp);
         lc__stop_inst(lc, sp, &sp->cur);
         (void) lc__store_set(
             lc, sp, &(struct lc_change){ .stage = ran ? "STOPPED" : NULL, .upstream = "" }, true);
@@ -603,13 +610,13 @@ static void tick_space(struct rt_lifecycle *lc, struct lc_space *sp)
             if (rt_builder_enqueue(b, sp->id, sp->build.sha, true, &err) < 0)
                 lc__log(sp, RT_LOG_WARN, "factory rebuild: %s", err.msg);
         } else {
-            lc__stop_inst(lc, sp, &sp->nxt);
+            stop_others(lc, sp);
             lc__stop_inst(lc, sp, &sp->cur);
             start_cur(lc, sp);
         }
     } else if ((want & LC_WANT_SETTINGS) && live(&sp->cur)) {
         /* New hardware or secrets: a restart on them. */
-        lc__stop_inst(lc, sp, &sp->nxt);
+        stop_others(lc, sp);
         lc__stop_inst(lc, sp, &sp->cur);
         start_cur(lc, sp);
     }
@@ -628,8 +635,14 @@ static void tick_space(struct rt_lifecycle *lc, struct lc_space *sp)
         became_healthy(lc, sp, &sp->cur);
         if (old.state == LC_FROZEN)
             (void) rt_shim_command(old.dir, "thaw", &(struct rt_shim_status){ 0 }, &err);
-        lc__stop_inst(lc, sp, &old);
+        /* The proxy learns the new upstream at its next poll: the old version answers
+         * until then, and a little more for the requests it already has. */
+        lc__stop_inst(lc, sp, &sp->old);
+        sp->old = old;
+        sp->retire_ns = rt_now_ns() + LC_RETIRE_MS * 1000000ULL;
     }
+    if (sp->old.dir[0] && rt_now_ns() >= sp->retire_ns)
+        lc__stop_inst(lc, sp, &sp->old);
     idle_check(lc, sp);
 }
 
