@@ -9,6 +9,8 @@ import json
 import os
 import pathlib
 import socket
+import sqlite3
+import subprocess
 import threading
 import time
 
@@ -134,6 +136,27 @@ def test_run_log_streams_as_sse(env, web):
     assert any("GET / " in l for l in lines), lines
 
 
+def test_spacectl_logs_follow_shows_new_lines_live(env, web, bin_dir):
+    rt, token, _ = env
+    envv = {k: v for k, v in os.environ.items() if not k.startswith("SPACEPORT_")}
+    envv.update(SPACEPORT_URL=rt.url, SPACEPORT_TOKEN=token)
+    p = subprocess.Popen([str(bin_dir / "spacectl"), "logs", "alice/web", "--follow", "--tail", "0"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=envv)
+    try:
+        time.sleep(0.5)
+        marker = f"/live-{time.time_ns()}"
+        requests.get(f"http://{awake_upstream(rt, 'web')}{marker}", timeout=3)
+        got = []
+        t = threading.Thread(target=lambda: got.extend(
+            line for line in iter(p.stdout.readline, "") if marker in line and not got), daemon=True)
+        t.start()
+        t.join(10)
+        assert got, "the request's log line did not stream"
+    finally:
+        p.terminate()
+        p.wait(timeout=5)
+
+
 def test_light_sleep_then_a_wake(env, web):
     rt, token, _ = env
     deadline = time.time() + 20
@@ -227,6 +250,14 @@ def test_deep_sleep_then_a_visit(env, web):
     rt.post("/api/spaces/alice/web/sleeptime", token, json={"seconds": -1})
 
 
+def builds_of(rt, sha):
+    con = sqlite3.connect(f"file:{rt.data_dir}/spaceport.db?mode=ro", uri=True, timeout=5)
+    try:
+        return con.execute("SELECT id, status FROM builds WHERE sha = ?", (sha,)).fetchall()
+    finally:
+        con.close()
+
+
 def web_instances(rt, sha):
     """Live instance dirs of the Space whose build is @sha."""
     run, out = pathlib.Path(rt.data_dir) / "run", []
@@ -253,6 +284,14 @@ def test_restart_and_delete(env, web):
         time.sleep(0.1)
     assert runtime(rt, "web", token)["stage"] == "RUNNING" and web_instances(rt, web) != before
     assert fetch(awake_upstream(rt, "web")).status_code == 200
+    # A factory restart rebuilds the same commit (a build row of its own), then runs it.
+    n = len(builds_of(rt, web))
+    assert rt.post("/api/spaces/alice/web/restart?factory=true", token).status_code == 200
+    deadline = time.time() + 60
+    while time.time() < deadline and not (len(builds_of(rt, web)) > n and
+                                          runtime(rt, "web", token)["stage"] == "RUNNING"):
+        time.sleep(0.1)
+    assert len(builds_of(rt, web)) > n and runtime(rt, "web", token)["stage"] == "RUNNING"
     r = rt.delete("/api/repos/delete", token, json={"type": "space", "name": "web",
                                                     "organization": "alice"})
     assert r.status_code == 200, r.text
