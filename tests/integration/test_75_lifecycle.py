@@ -150,7 +150,9 @@ def test_spacectl_logs_follow_shows_new_lines_live(env, web, bin_dir):
         t = threading.Thread(target=lambda: got.extend(
             line for line in iter(p.stdout.readline, "") if marker in line and not got), daemon=True)
         t.start()
-        t.join(10)
+        deadline = time.time() + 10
+        while not got and time.time() < deadline:
+            time.sleep(0.05)
         assert got, "the request's log line did not stream"
     finally:
         p.terminate()
