@@ -37,6 +37,7 @@ def test_browser_signs_in_and_gets_the_app(stack, secret, page):
     from playwright.sync_api import expect
 
     name, reader, bob = secret
+    w = sup.Watch(page)
     with sup.Step("chromium: private Space without a token"):
         resp = page.goto(stack.proxy.url(sup.OWNER, name))
         assert resp.status == 404
@@ -53,7 +54,7 @@ def test_browser_signs_in_and_gets_the_app(stack, secret, page):
     with sup.Step("chromium: sign in with a read token, the app opens"):
         page.get_by_label("Access token").fill(reader)
         page.get_by_role("button", name="Sign in").click()
-        expect(page.get_by_label("Name")).to_be_visible(timeout=60_000)
+        w.check(expect(page.get_by_label("Name")).to_be_visible, timeout=60_000)
     assert page.url == stack.proxy.url(sup.OWNER, name)
     page.get_by_label("Name").fill("Ada")
     page.get_by_role("button", name="Greet", exact=True).click()
@@ -68,8 +69,9 @@ def test_browser_with_an_authorization_header(stack, secret, browser):
     ctx = browser.new_context(extra_http_headers={"Authorization": f"Bearer {reader}"})
     try:
         pg = ctx.new_page()
+        w = sup.Watch(pg)
         assert pg.goto(stack.proxy.url(sup.OWNER, name)).status == 200
-        expect(pg.get_by_label("Name")).to_be_visible(timeout=60_000)
+        w.check(expect(pg.get_by_label("Name")).to_be_visible, timeout=60_000)
     finally:
         ctx.close()
 

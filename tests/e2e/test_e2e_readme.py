@@ -102,13 +102,14 @@ def test_readme_first_space(make_run, browser):
     ctx = browser.new_context(viewport={"width": 1280, "height": 900})
     try:
         page = ctx.new_page()
+        w = sup.Watch(page)
         with sup.Step("README: open the URL in Chromium, greet"):
             # Up to one spaceproxy route poll behind the API's RUNNING.
             deadline = time.time() + 5
             while page.goto(urls[0]).status != 200:
                 assert time.time() < deadline, page.content()[:500]
                 time.sleep(0.2)
-            expect(page.get_by_label("Name")).to_be_visible(timeout=60_000)
+            w.check(expect(page.get_by_label("Name")).to_be_visible, timeout=60_000)
             page.get_by_label("Name").fill("new user")
             page.get_by_role("button", name="Greet", exact=True).click()
             expect(page.get_by_label("Greeting")).to_have_value("Hello, new user!", timeout=30_000)

@@ -32,9 +32,10 @@ def test_two_spaces_in_two_tabs(stack, gradio_space, static_space, browser):
     ctx = browser.new_context(viewport={"width": 1280, "height": 900})
     try:
         a, b = ctx.new_page(), ctx.new_page()
+        w = sup.Watch(a)
         a.goto(stack.proxy.url(sup.OWNER, gradio_space))
         b.goto(stack.proxy.url(sup.OWNER, static_space))
-        expect(a.get_by_label("Name")).to_be_visible(timeout=60_000)
+        w.check(expect(a.get_by_label("Name")).to_be_visible, timeout=60_000)
         expect(b.locator("#note")).to_have_text("The script ran.")
         assert a.title() == "Hello Gradio" and b.title() == "Hello Static"
     finally:
