@@ -3,7 +3,8 @@ shims, RUNNING only once they answer; run logs stream as SSE; runtimed killed wi
 SIGKILL while one Space runs and another builds: the running one answers the whole
 time, nothing runs twice, the interrupted build is not lost; light sleep (frozen, no
 route) and a proxy wake; deep sleep; a hardware change this node cannot give is refused.
-Static Spaces keep it fast (no pip); the unit test tests/unit/rtlife covers crashes,
+Static Spaces keep most of it fast; one Gradio Space (a real pip install) is the build
+that runtimed's death interrupts, and then runs; the unit test tests/unit/rtlife covers crashes,
 OOM kills, launch timeouts, pause and cgroup limits with Python apps."""
 import json
 import os
@@ -178,12 +179,16 @@ def test_kill9_runtimed_while_running_and_building(env, web, bin_dir):
     rt, token, base = env
     up = awake_upstream(rt, "web")
     before = live_shims(rt)
-    # A second Space whose build takes a while (its own build command).
-    slow_sha = create_and_push(rt, token, base, "slow", {"README.md": (
-        "---\ntitle: slow\nsdk: static\napp_build_command: sleep 4\n---\n")})
+    # A second Space whose build takes a while: a Gradio Space (pip install of gradio).
+    r = rt.create_space("alice", "slow", token, sdk="gradio")
+    assert r.status_code == 200, r.text
+    work = make_repo(base / "w" / "slow", "hello-gradio")
+    slow_sha = head(work)
+    push(rt, work, "alice", "slow", token)
     deadline = time.time() + 30
     while time.time() < deadline and not (db_build(rt, "slow", slow_sha) or [None, 1])[1] is None:
         time.sleep(0.05)
+    time.sleep(1.5)  # into the install
     fails, stop = [], threading.Event()
 
     def probe():
@@ -206,6 +211,8 @@ def test_kill9_runtimed_while_running_and_building(env, web, bin_dir):
     t.start()
     try:
         time.sleep(0.5)
+        row = db_build(rt, "slow", slow_sha)
+        assert row and row[1] is None, f"the build of slow is not running: {row}"
         rt.proc.kill()
         rt.proc.wait()
         rt.log_file.close()
@@ -221,9 +228,12 @@ def test_kill9_runtimed_while_running_and_building(env, web, bin_dir):
     assert route(rt, "web")["upstream"] == up
     after = live_shims(rt)
     assert [s for s in after if s[0] == before[0][0]] == [before[0]], (before, after)
-    # The interrupted build is queued again and finishes: never lost.
-    j = wait_stage(rt, "slow", token, ("RUNNING", "BUILD_ERROR", "RUNTIME_ERROR"), timeout=120)
-    assert j["stage"] == "RUNNING", j
+    # The interrupted build is queued again and finishes: never lost.  The Gradio app
+    # then runs from its layers (the deps layer is the venv the template names).
+    j = wait_stage(rt, "slow", token, ("RUNNING", "BUILD_ERROR", "RUNTIME_ERROR"), timeout=300)
+    assert j["stage"] == "RUNNING", (j, rt.log()[-3000:])
+    r = fetch(awake_upstream(rt, "slow"), timeout=30)
+    assert r.status_code == 200 and "gradio" in r.text.lower()
     spaces = {}
     for sdir, _ in live_shims(rt):
         spaces[sdir] = spaces.get(sdir, 0) + 1
