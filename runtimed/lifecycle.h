@@ -39,7 +39,9 @@ void rt_lifecycle_build_ready(struct rt_lifecycle *lc, int64_t space_id, int64_t
 bool rt_lifecycle_is_running(struct rt_lifecycle *lc, int64_t space_id);
 
 /* Requests from the API and the proxy.  Each returns 0 once recorded, or -errno
- * (-ENOENT unknown Space, -EBUSY paused for wake, -ENODEV tier not available here). */
+ * (-ENOENT unknown Space, -EBUSY paused for wake, -ENODEV tier not available here).
+ * Call them with the store locked (as the API handlers run): wake and activity thaw a
+ * frozen Space inline and give its upstream back in the store under that lock. */
 int rt_lifecycle_wake(struct rt_lifecycle *lc, int64_t space_id, struct rt_err *err);
 int rt_lifecycle_pause(struct rt_lifecycle *lc, int64_t space_id, struct rt_err *err);
 int rt_lifecycle_restart(struct rt_lifecycle *lc, int64_t space_id, bool factory,
