@@ -23,6 +23,7 @@
 #include "log.h"
 #include "names.h"
 #include "spawn.h"
+#include "metrics.h"
 #include "banned.h"
 
 struct git_conn {
@@ -180,6 +181,7 @@ static void after_push(struct rt_req *r, const struct rt_space *sp, const char *
         return;
     }
     rt_log(RT_LOG_INFO, &ctx, "main of '%s/%s' is now %.12s", sp->owner, sp->name, sha);
+    rt_metrics_push();
     rt_store_lock(r->st);
     (void) rt_store_revision_add(r->st, sp->id, sha, "refs/heads/main", &err);
     rt_store_unlock(r->st);

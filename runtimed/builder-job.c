@@ -18,6 +18,8 @@
 #include "log.h"
 #include "spaceconfig.h"
 #include "store.h"
+#include "metrics.h"
+#include "util.h"
 #include "banned.h"
 
 /* Weak: runtimed links the lifecycle supervisor, a build-only test program need not;
@@ -44,6 +46,7 @@ struct job_ctx {
     struct rt_log_ctx log;
     char tail[TAIL_LINES][160];
     unsigned n_tail;
+    uint64_t t0_ns; /* when the build started, for its duration metric */
 };
 
 /* --- the log: every line to the store as it comes, so the SSE stream shows it live ------ */
@@ -128,6 +131,7 @@ static void finish(struct job_ctx *c, const char *status)
 
     if (!c->build_id)
         return;
+    rt_metrics_build_done((double) (rt_now_ns() - c->t0_ns) / 1e9, strcmp(status, "done") == 0);
     rt_store_lock(c->env->st);
     if (rt_store_build_finish(c->env->st, c->build_id, status, &err) < 0)
         rt_log(RT_LOG_WARN, &c->log, "finish build %lld: %s, ignoring", (long long) c->build_id,
@@ -176,6 +180,7 @@ static int start(struct job_ctx *c, bool factory, struct rt_err *err)
     struct tm tm;
     int r;
 
+    c->t0_ns = rt_now_ns();
     rt_store_lock(st);
     r = load_space(st, c->space_id, &c->space, err);
     if (r >= 0)

@@ -16,6 +16,7 @@
 #include "lifecycle.h"
 #include "log.h"
 #include "store.h"
+#include "metrics.h"
 #include "banned.h"
 
 struct job {
@@ -46,6 +47,16 @@ struct rt_builder {
 static const struct rt_log_ctx builder_ctx = { .app = NULL, .action = "builder" };
 
 /* --- the queue ------------------------------------------------------------------------- */
+
+/* Builds waiting now; the caller holds b->lock. */
+static int64_t queue_length(const struct rt_builder *b)
+{
+    int64_t n = 0;
+
+    for (const struct job *j = b->queue; j; j = j->next)
+        n++;
+    return n;
+}
 
 /* Removes and frees the queued build of @space_id; returns whether there was one and
  * whether it was a factory build.  Called with b->lock held. */
@@ -88,6 +99,7 @@ int rt_builder_enqueue(struct rt_builder *b, int64_t space_id, const char *sha, 
     for (tail = &b->queue; *tail; tail = &(*tail)->next)
         ;
     *tail = j;
+    rt_metrics_build_queue(queue_length(b));
     if (b->running && b->running_space == space_id)
         rt_build_cancel(b->running);
     pthread_cond_signal(&b->cond);
@@ -127,6 +139,7 @@ static void *worker(void *p)
         }
         j = b->queue;
         b->queue = j->next;
+        rt_metrics_build_queue(queue_length(b));
         b->running_space = j->space_id;
         b->running = rb;
         pthread_mutex_unlock(&b->lock);

@@ -63,6 +63,7 @@ struct lc_space {
     bool paused;
     bool deleted;
     int64_t last_activity_ms;
+    uint64_t wake_ns;        /* when a visit asked a stopped Space to start, 0: none (metrics) */
     struct lc_build pending; /* a finished build to switch to */
     /* The supervisor's (cur.state also moves FROZEN -> RUNNING in a wake, under mu): */
     struct lc_build build; /* what the Space runs, or ran last */

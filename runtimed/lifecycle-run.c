@@ -21,6 +21,7 @@
 #include "lifecycle-internal.h"
 #include "store.h"
 #include "tiers.h"
+#include "metrics.h"
 #include "util.h"
 #include "banned.h"
 
@@ -403,6 +404,7 @@ static void ended(struct rt_lifecycle *lc, struct lc_space *sp, bool is_cur, con
 {
     struct lc_change c = { .stage = "RUNTIME_ERROR", .error = msg, .upstream = "" };
 
+    rt_metrics_start(false);
     if (!is_cur) {
         c.stage = "RUNNING";
         c.upstream = NULL;
@@ -458,10 +460,17 @@ static void set_state(struct rt_lifecycle *lc, struct lc_inst *in, enum lc_state
 
 static void became_healthy(struct rt_lifecycle *lc, struct lc_space *sp, struct lc_inst *in)
 {
+    uint64_t wake_ns;
+
     set_state(lc, in, LC_RUNNING);
     (void) pthread_mutex_lock(&lc->mu);
     sp->last_activity_ms = rt_store_now_ms();
+    wake_ns = sp->wake_ns;
+    sp->wake_ns = 0;
     (void) pthread_mutex_unlock(&lc->mu);
+    rt_metrics_start(true);
+    if (wake_ns) /* a deep-sleep wake: from the visit to the first healthy answer */
+        rt_metrics_wake((double) (rt_now_ns() - wake_ns) / 1e6, true);
     (void) lc__store_set(
         lc, sp,
         &(struct lc_change){
@@ -479,6 +488,7 @@ static void start_cur(struct rt_lifecycle *lc, struct lc_space *sp)
     (void) lc__store_set(lc, sp, &(struct lc_change){ .stage = "APP_STARTING", .error = "" }, true);
     if (start_inst(lc, sp, &in, &err) < 0) {
         lc__log(sp, RT_LOG_WARN, "start: %s", err.msg);
+        rt_metrics_start(false);
         (void) lc__store_set(
             lc, sp,
             &(struct lc_change){ .stage = "RUNTIME_ERROR", .error = err.msg, .upstream = "" },
@@ -507,6 +517,7 @@ static void idle_check(struct rt_lifecycle *lc, struct lc_space *sp)
     if (deep >= 0 && idle >= deep) {
         lc__log(sp, RT_LOG_INFO, "idle %lld s: sleeping", (long long) (idle / 1000));
         lc__stop_inst(lc, sp, &sp->cur);
+        rt_metrics_sleep(true);
         (void) lc__store_set(
             lc, sp,
             &(struct lc_change){ .stage = is_free ? "SLEEPING" : "STOPPED", .upstream = "" }, true);
@@ -532,6 +543,7 @@ static void idle_check(struct rt_lifecycle *lc, struct lc_space *sp)
         } else {
             /* The proxy asks us to wake it (and we thaw) instead of dialling a frozen app. */
             (void) lc__store_set(lc, sp, &(struct lc_change){ .upstream = "" }, false);
+            rt_metrics_sleep(false);
         }
     }
     rt_store_unlock(lc->st);

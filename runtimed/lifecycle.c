@@ -32,6 +32,7 @@
 #include "log.h"
 #include "store.h"
 #include "template.h"
+#include "metrics.h"
 #include "util.h"
 #include "banned.h"
 
@@ -127,8 +128,13 @@ static void thaw_now(struct rt_lifecycle *lc, struct lc_space *sp)
     (void) pthread_mutex_unlock(&lc->mu);
     if (!frozen)
         return;
-    if (rt_shim_command(dir, "thaw", &ss, &err) < 0)
-        lc__log(sp, RT_LOG_WARN, "thaw: %s", err.msg);
+    {
+        uint64_t t0 = rt_now_ns();
+        int r = rt_shim_command(dir, "thaw", &ss, &err);
+        if (r < 0)
+            lc__log(sp, RT_LOG_WARN, "thaw: %s", err.msg);
+        rt_metrics_wake((double) (rt_now_ns() - t0) / 1e6, r >= 0);
+    }
     (void) lc__store_set(lc, sp, &(struct lc_change){ .upstream = upstream }, false);
 }
 
@@ -151,6 +157,8 @@ int rt_lifecycle_wake(struct rt_lifecycle *lc, int64_t space_id, struct rt_err *
     frozen = sp->cur.state == LC_FROZEN;
     if (!live(&sp->cur)) {
         sp->want_start = true;
+        if (!sp->wake_ns)
+            sp->wake_ns = rt_now_ns();
         kick(lc);
     }
     (void) pthread_mutex_unlock(&lc->mu);

@@ -111,6 +111,23 @@ def test_metrics_parse_and_show_the_store(node, tmp_path):
     assert value(fams, "spaceport_gpus_requested") == 1
     assert value(fams, "spaceport_zerogpu_spaces") == 1
     assert sum(samples(fams, "spaceport_builds").values()) == 1
+    # The recorders: the push was counted, and its build (which ended in CONFIG_ERROR)
+    # as a failed one with its duration.  The build row finishes just after the stage.
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        fams, _ = scrape(node.metrics_url)
+        if value(fams, "spaceport_build_duration_seconds",
+                 "spaceport_build_duration_seconds_count") == 1:
+            break
+        time.sleep(0.1)
+    assert value(fams, "spaceport_pushes", "spaceport_pushes_total") == 1
+    assert value(fams, "spaceport_builds_finished", "spaceport_builds_finished_total",
+                 result="error") == 1
+    assert value(fams, "spaceport_builds_finished", "spaceport_builds_finished_total",
+                 result="ok") == 0
+    assert value(fams, "spaceport_build_duration_seconds",
+                 "spaceport_build_duration_seconds_count") == 1
+    assert value(fams, "spaceport_build_queue_length") == 0
 
 
 def test_metrics_only_on_the_admin_listener(node):
