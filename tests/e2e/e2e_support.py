@@ -179,7 +179,7 @@ def proxy_view(proxy, owner, name, token=None):
 def report_timings():
     lines = ["", "end-to-end step timings:"]
     for what, secs, ok in TIMINGS:
-        lines.append(f"  {secs:8.2f} s  {what}{'' if ok else '  (FAILED)'}")
+        lines.append(f"  {secs:8.2f} s  {what}{'' if ok else '  (raised: failed or expected to fail)'}")
     return "\n".join(lines)
 
 
