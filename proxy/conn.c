@@ -280,6 +280,9 @@ static bool bearer(struct px_conn *c, const char **tok, size_t *len)
     size_t vl;
     const char *v = px_header(c->hd, c->in->data, "authorization", &vl);
 
+    /* gradio_client (token=...) sends its token the way the Hub's Space hosts take it. */
+    if (!v || vl < 8 || strncasecmp(v, "Bearer ", 7) != 0)
+        v = px_header(c->hd, c->in->data, "x-hf-authorization", &vl);
     if (!v || vl < 8 || strncasecmp(v, "Bearer ", 7) != 0)
         return false;
     *tok = v + 7;

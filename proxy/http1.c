@@ -121,6 +121,10 @@ static int on_resp_headers_complete(llhttp_t *p)
     c->status = (uint16_t) p->status_code;
     if (c->is_head && p->status_code >= 200)
         return 1; /* a response to HEAD has no body, whatever its Content-Length says */
+    /* Neither has a 204 or a 304 (RFC 9110 6.4.1): said now, the response is complete
+     * at once, instead of when the upstream closes its idle connection. */
+    if (p->status_code == 204 || p->status_code == 304)
+        return 1;
     return HPE_PAUSED;
 }
 
@@ -243,7 +247,7 @@ static bool drop_request_header(const char *base, const struct px_hspan *s, bool
             return true;
     if (!upgrade && name_is(base, s, "upgrade"))
         return true;
-    if (strip_auth && name_is(base, s, "authorization"))
+    if (strip_auth && (name_is(base, s, "authorization") || name_is(base, s, "x-hf-authorization")))
         return true;
     return false;
 }

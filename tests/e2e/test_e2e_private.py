@@ -84,11 +84,6 @@ def use_private_space(c, tmp_path):
     assert c.predict(handle_file(str(f)), api_name="/describe") == "8 bytes, 2 lines"
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason=(
-    "spaceproxy gap: gradio_client 2.7.2 sends its token (Client(url, token=...), the old "
-    "hf_token) as 'X-HF-Authorization: Bearer TOKEN', as the Hub's Space hosts accept; "
-    "spaceproxy only checks 'Authorization' and the sign-in cookie, so the private Space "
-    "answers 404 ('Could not fetch config')"))
 def test_gradio_client_with_hf_token(stack, secret, tmp_path):
     from gradio_client import Client
 

@@ -61,11 +61,6 @@ def test_streamlit_in_the_browser(stack, streamlit_space, page):
 
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "spaceproxy gap: Streamlit answers the upload's PUT /_stcore/upload_file/... with 204 "
-    "No Content at once (access log upstream_ms=0..8), but spaceproxy ends the exchange "
-    "only ~5 s later (time_ms=5004..5012, every run), and requests the browser sends next "
-    "on that keep-alive connection wait for it"))
 def test_streamlit_upload_then_the_next_request_is_prompt(stack, streamlit_space, page):
     import time
 

@@ -184,6 +184,10 @@ class Upstream(http.server.BaseHTTPRequestHandler):
                 time.sleep(float(args.get("gap", 0.2)))
                 self._chunk(b"id: %d\ndata: %.6f\n\n" % (i, time.time()))
             self._chunk(b"")
+        elif q.path in ("/nocontent", "/notmodified"):
+            # as Tornado (Streamlit) answers an upload: no Content-Length, no body
+            self.send_response(204 if q.path == "/nocontent" else 304)
+            self.end_headers()
         elif q.path == "/chunked":
             self.send_response(200)
             self.send_header("Content-Type", "text/plain")
@@ -502,6 +506,21 @@ def test_head_request_has_no_body_and_keeps_the_connection(proxy):
         s.sendall(b"GET /echo?after-head HTTP/1.1\r\nHost: alice-demo.localhost\r\n\r\n")
         st, h, body, _ = read_response(s, rest)
         assert json.loads(body)["path"] == "/echo?after-head"
+
+
+@pytest.mark.parametrize("path,status", [("/nocontent", 204), ("/notmodified", 304)])
+def test_bodyless_status_completes_at_once_on_keepalive(proxy, path, status):
+    """A 204 or 304 has no body whatever its headers say: the next request on the same
+    connection is answered at once, not when the upstream's idle timeout closes it."""
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as s:
+        t0 = time.monotonic()
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: alice-demo.localhost\r\n\r\n".encode())
+        st, h, body, rest = read_response(s)
+        assert st == status and body == b""
+        s.sendall(b"GET /echo?after HTTP/1.1\r\nHost: alice-demo.localhost\r\n\r\n")
+        st, h, body, _ = read_response(s, rest)
+        assert st == 200 and json.loads(body)["path"] == "/echo?after"
+        assert time.monotonic() - t0 < 2.0
 
 
 def test_chunked_response_streams_piece_by_piece(proxy):

@@ -116,6 +116,12 @@ def test_private_space_needs_a_token_that_can_read_it(stack):
     assert r.status_code == 200
     seen = {k.lower(): v for k, v in r.json()["headers"]}
     assert "authorization" not in seen  # the platform credential stays with the platform
+    # gradio_client's token=... comes as X-HF-Authorization, as the Hub's Space hosts take it
+    hf = {"X-HF-Authorization": f"Bearer {stack.bob}"}
+    assert get(stack, "alice-secret", headers=hf).status_code == 404
+    r = get(stack, "alice-secret", headers={"X-HF-Authorization": f"Bearer {stack.alice}"})
+    assert r.status_code == 200
+    assert "x-hf-authorization" not in {k.lower() for k, _ in r.json()["headers"]}
 
 
 def test_visitor_identity_is_signed_with_the_proxy_token(stack):
