@@ -53,6 +53,9 @@ int sbx__net_host_subnets(struct nl_sock *sk, const struct sbx_net_conf *c,
 int sbx__net_veth_create(struct nl_sock *sk, const struct sbx_net_link *l, int nsfd,
                          struct rt_err *err);
 /* Host end: sysctls, alias, address, up. */
+/* Installs (once; idempotent) an unreachable route for the whole pool in the main table,
+ * so no address of the pool ever leaves through the default route. */
+int sbx__net_pool_guard(struct nl_sock *sk, const struct sbx_net_conf *c, struct rt_err *err);
 int sbx__net_host_side(struct nl_sock *sk, const struct sbx_net_link *l, const char *alias,
                        struct rt_err *err);
 /* Space end (through a socket opened in its netns): lo up, address, up, default route. */

@@ -330,6 +330,36 @@ int sbx__net_space_side(struct nl_sock *nsk, const struct sbx_net_link *l, struc
     return 0;
 }
 
+int sbx__net_pool_guard(struct nl_sock *sk, const struct sbx_net_conf *c, struct rt_err *err)
+{
+    _cleanup_(route_putp) struct rtnl_route *route = rtnl_route_alloc();
+    _cleanup_(nladdr_putp) struct nl_addr *dst = NULL;
+    char pool[INET_ADDRSTRLEN];
+    int r;
+
+    /* Without it, an address of a Space that is gone (a proxy's stale route, a probe
+     * after a stop) follows the host's default route off the machine.  The /30 of each
+     * live link is more specific, so the guard only catches what no Space answers.  It
+     * stays when the last Space goes: that is the moment stale addresses are dialled. */
+    if (!route)
+        return rt_err_set(err, ENOMEM, "allocate a route");
+    if (!inet_ntop(AF_INET, &c->pool, pool, sizeof(pool)))
+        return rt_err_set(err, errno, "format the pool address");
+    r = parse_addr(pool, c->pool_prefix, &dst, err);
+    if (r < 0)
+        return r;
+    rtnl_route_set_family(route, AF_INET);
+    rtnl_route_set_type(route, RTN_UNREACHABLE);
+    rtnl_route_set_table(route, RT_TABLE_MAIN);
+    rtnl_route_set_scope(route, RT_SCOPE_UNIVERSE);
+    (void) rtnl_route_set_dst(route, dst);
+    r = rtnl_route_add(sk, route, NLM_F_CREATE | NLM_F_EXCL);
+    if (r < 0 && r != -NLE_EXIST)
+        return sbx__nl_err(err, r, "add the unreachable route for the pool %s/%u", pool,
+                           c->pool_prefix);
+    return 0;
+}
+
 int sbx__net_link_delete(struct nl_sock *sk, const char *name, struct rt_err *err)
 {
     _cleanup_(link_putp) struct rtnl_link *link = rtnl_link_alloc();

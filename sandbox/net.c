@@ -164,6 +164,9 @@ int sbx_net_attach(const struct sbx_net_conf *c, pid_t pid, bool egress,
     r = ensure_filter(sk, c, err);
     if (r < 0)
         return r;
+    r = sbx__net_pool_guard(sk, c, err);
+    if (r < 0)
+        return r;
     if (egress) {
         r = check_forwarding(c, err);
         if (r < 0)
