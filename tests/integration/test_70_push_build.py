@@ -19,7 +19,12 @@ from test_70_support import (BUILDING, build_log, commit, db_build, delete_all_s
 
 @pytest.fixture(scope="module")
 def rt(bin_dir, tmp_path_factory):
-    d = Runtimed(bin_dir, tmp_path_factory.mktemp("rt70") / "data").start()
+    base = tmp_path_factory.mktemp("rt70")
+    cfg = base / "runtimed.yaml"
+    # These tests check builds and their hand-off, and poll for an upstream: a Space
+    # frozen by light sleep while a slow machine runs the module has none.
+    cfg.write_text("light_sleep_ms: -1\nmetrics_listen: ''\n")
+    d = Runtimed(bin_dir, base / "data", cfg).start()
     yield d
     assert d.alive(), "runtimed died during the module: " + d.log()[-2000:]
     delete_all_spaces(d)
