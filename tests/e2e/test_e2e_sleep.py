@@ -52,11 +52,9 @@ def nap(stack):
 
 @pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
     "spaceproxy gap: for up to one route poll (1 s) after a Space goes to deep sleep, "
-    "spaceproxy still dials its old upstream IP:PORT, which no longer belongs to it: here "
-    "whatever the host's default route reaches answers (a bare 404 with an empty body from "
-    "a server calling itself 'keryx'; Chromium: net::ERR_HTTP_RESPONSE_CODE_FAILURE), no "
-    "wake is asked for, and the Space stays SLEEPING; were the address handed to another "
-    "Space, the visitor would get that Space.  Expected: the waking page (or the app)"))
+    "spaceproxy still dials its old upstream IP:PORT, which is gone (the pool's unreachable "
+    "route makes the connect fail at once, so the visitor gets a 502), no wake is asked "
+    "for, and the Space stays SLEEPING.  Expected: the waking page (or the app)"))
 def test_a_visit_just_as_it_falls_asleep(stack, nap):
     """The visit lands between runtimed stopping the Space and spaceproxy's next route poll
     (proved by the proxy's own status, read after the visit, still saying ready).  A Space
