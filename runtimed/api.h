@@ -18,8 +18,8 @@ struct rt_api {
     const struct rt_config *cfg;
     int node_gpus;
     struct mg_context *ctx;
-    atomic_bool stopping;   /* set before mg_stop so long-lived streams end */
-    atomic_int log_streams; /* SSE streams open now */
+    atomic_bool stopping;       /* set before mg_stop so long-lived streams end */
+    atomic_int log_streams;     /* SSE streams open now */
     struct rt_builder *builder; /* the build queue (pushes queue builds); NULL: none */
     struct rt_lifecycle *lc;    /* the lifecycle supervisor; NULL: none */
 };

@@ -22,15 +22,15 @@ struct rt_config {
     int64_t max_log_streams;  /* concurrent SSE log streams (each holds a worker) */
     int64_t gpus;             /* GPUs on this node; -1: count /dev/nvidiaN */
     /* builds (runtimed/builder.c) */
-    int64_t build_timeout_s;    /* one build, install steps included */
-    char build_network[8];      /* "host" (package installs) or "none" */
-    uint64_t build_memory;      /* bytes for one build sandbox */
-    uint64_t max_file_size;     /* one file of a pushed commit */
-    char pip_index_url[512];    /* "" : the host's pip settings (PIP_* env, /etc/pip.conf) */
+    int64_t build_timeout_s; /* one build, install steps included */
+    char build_network[8];   /* "host" (package installs) or "none" */
+    uint64_t build_memory;   /* bytes for one build sandbox */
+    uint64_t max_file_size;  /* one file of a pushed commit */
+    char pip_index_url[512]; /* "" : the host's pip settings (PIP_* env, /etc/pip.conf) */
     char pip_extra_index_url[1024];
     char pip_trusted_host[256];
     char pip_find_links[512];
-    char pip_cert[512];         /* a CA bundle, bound read-only into builds */
+    char pip_cert[512]; /* a CA bundle, bound read-only into builds */
     char pip_proxy[256];
     int64_t light_sleep_ms;   /* idle time before a Space's cgroup is frozen; -1 never */
     char templates_dir[512];  /* SDK templates; "": ../templates beside the binary */

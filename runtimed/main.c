@@ -254,7 +254,7 @@ static int run(struct rt_config *c, struct rt_err *err)
     rt_api_stop(&api);
 out:
     rt_builder_stop(api.builder); /* a running build stays unfinished: queued at next start */
-    rt_lifecycle_stop(api.lc); /* the Spaces keep running */
+    rt_lifecycle_stop(api.lc);    /* the Spaces keep running */
     rt_store_close(api.st);
     return r;
 }
