@@ -315,17 +315,12 @@ static int serve(struct rt_req *r)
 int rt__git_handler(struct mg_connection *conn, void *cbdata)
 {
     struct rt_api *api = cbdata;
-    struct rt_req r = { .conn = conn, .ri = mg_get_request_info(conn), .api = api, .st = api->st };
+    struct rt_req r = { 0 };
     struct rt_log_ctx ctx = { .action = "git" };
     struct rt_err err = { 0 };
-    int rc;
+    int rc = rt__req_start(&r, conn, api, &err);
 
-    r.method = r.ri->request_method ? r.ri->request_method : "";
-    rt_store_lock(api->st);
-    rc = rt_auth_resolve(api->st, mg_get_header(conn, "Authorization"), &r.who, &err);
-    rt_store_unlock(api->st);
     if (rc < 0) {
-        r.who.anonymous = true;
         reply_text(&r, 401, true, rc == -EACCES ? err.msg : "Authentication failed");
     } else if (rt_auth_is_proxy(&r.who)) {
         reply_text(&r, 403, false, "the proxy token may call only /api/proxy/");

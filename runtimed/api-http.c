@@ -334,3 +334,21 @@ json_t *rt__json_time(int64_t ms)
                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int) (ms % 1000));
     return json_string(buf);
 }
+
+int rt__req_start(struct rt_req *r, struct mg_connection *conn, struct rt_api *api,
+                  struct rt_err *err)
+{
+    int rc;
+
+    r->conn = conn;
+    r->ri = mg_get_request_info(conn);
+    r->api = api;
+    r->st = api->st;
+    r->method = r->ri->request_method ? r->ri->request_method : "";
+    rt_store_lock(api->st);
+    rc = rt_auth_resolve(api->st, mg_get_header(conn, "Authorization"), &r->who, err);
+    rt_store_unlock(api->st);
+    if (rc < 0)
+        r->who.anonymous = true;
+    return rc;
+}

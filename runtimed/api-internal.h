@@ -39,6 +39,12 @@ static inline bool rt__is(const struct rt_req *r, const char *method)
     return strcmp(r->method, method) == 0;
 }
 
+/* Fills @r for one civetweb request and resolves who sent it (under the store lock).
+ * Returns rt_auth_resolve()'s result; on failure r->who is anonymous and @err says why.
+ * Every handler starts here, so every door authenticates the same way. */
+int rt__req_start(struct rt_req *r, struct mg_connection *conn, struct rt_api *api,
+                  struct rt_err *err);
+
 /* Replies: the first one made wins; none is written to the client before rt__flush(). */
 void rt__flush(struct rt_req *r);
 int rt__reply_json(struct rt_req *r, int status, json_t *body); /* steals @body */

@@ -441,17 +441,12 @@ static void route(struct rt_req *r)
 int rt__repo_web_handler(struct mg_connection *conn, void *cbdata)
 {
     struct rt_api *api = cbdata;
-    struct rt_req r = { .conn = conn, .ri = mg_get_request_info(conn), .api = api, .st = api->st };
+    struct rt_req r = { 0 };
     struct rt_log_ctx ctx = { .action = "files" };
     struct rt_err err = { 0 };
-    int rc;
+    int rc = rt__req_start(&r, conn, api, &err);
 
-    r.method = r.ri->request_method ? r.ri->request_method : "";
-    rt_store_lock(api->st);
-    rc = rt_auth_resolve(api->st, mg_get_header(conn, "Authorization"), &r.who, &err);
-    rt_store_unlock(api->st);
     if (rc < 0) {
-        r.who.anonymous = true;
         rt__reply_json_h(&r, 401, json_pack("{s:s}", "error", err.msg), "LFS-Authenticate",
                          "Basic realm=\"Spaceport\"");
     } else if (rt_auth_is_proxy(&r.who)) {

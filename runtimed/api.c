@@ -85,26 +85,15 @@ static int route(struct rt_req *r)
 static int on_api(struct mg_connection *conn, void *cbdata)
 {
     struct rt_api *api = cbdata;
-    struct rt_req r = {
-        .conn = conn,
-        .ri = mg_get_request_info(conn),
-        .api = api,
-        .st = api->st,
-    };
+    struct rt_req r = { 0 };
     struct rt_err err = { 0 };
-    int rc;
+    int rc = rt__req_start(&r, conn, api, &err);
 
-    r.method = r.ri->request_method ? r.ri->request_method : "";
-    r.who.anonymous = true;
     if (!split_path(&r)) {
         rt__reply_error(&r, 404, "no such endpoint");
         goto out;
     }
-    rt_store_lock(api->st);
-    rc = rt_auth_resolve(api->st, mg_get_header(conn, "Authorization"), &r.who, &err);
-    rt_store_unlock(api->st);
     if (rc < 0) {
-        r.who.anonymous = true;
         if (rc == -EACCES)
             rt__reply_error(&r, 401, "%s", err.msg);
         else
