@@ -29,7 +29,9 @@ def stop_leftover_spaces(tmp_path_factory):
     import socket
 
     base = str(tmp_path_factory.getbasetemp())
-    for sock in pathlib.Path(base).glob("**/run/*/*/shim.sock"):
+    from shimsocks import all_shim_sockets
+
+    for sock in all_shim_sockets(base):
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
                 s.settimeout(2)

@@ -45,11 +45,12 @@ import os  # noqa: E402
 import socket  # noqa: E402
 
 import e2e_support as sup  # noqa: E402
+from shimsocks import shim_sockets  # noqa: E402
 
 
 def _stop_shims(data_dir):
     """Shims outlive runtimed by design: stop every one this session started."""
-    for sock in pathlib.Path(data_dir, "run").glob("*/*/shim.sock"):
+    for sock in shim_sockets(pathlib.Path(data_dir, "run")):
         try:
             with socket.socket(socket.AF_UNIX) as s:
                 s.settimeout(5)

@@ -8,6 +8,8 @@ import sqlite3
 import subprocess
 import time
 
+from shimsocks import shim_sockets
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
 EXAMPLES = ROOT / "examples"
 BUILDING = ("BUILDING", "RUNNING_BUILDING")
@@ -109,7 +111,7 @@ def delete_all_spaces(rt, timeout=20):
                    json={"type": "space", "name": name, "organization": owner})
     run = pathlib.Path(rt.data_dir) / "run"
     deadline = time.time() + timeout
-    while time.time() < deadline and run.is_dir() and list(run.glob("*/*/shim.sock")):
+    while time.time() < deadline and run.is_dir() and shim_sockets(run):
         time.sleep(0.1)
 
 

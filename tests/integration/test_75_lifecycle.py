@@ -18,6 +18,7 @@ import time
 import pytest
 import requests
 
+from shimsocks import shim_sockets
 from test_5_support import Runtimed
 from test_70_support import db_build, head, make_repo, push
 
@@ -60,13 +61,7 @@ def live_shims(rt):
     """(space dir, instance dir) of every shim that answers on its socket."""
     out = []
     run = pathlib.Path(rt.data_dir) / "run"
-    socks = []
-    for sdir in list(run.iterdir()) if run.is_dir() else []:
-        try:  # a Space being deleted loses its dir meanwhile
-            socks += list(sdir.glob("*/shim.sock"))
-        except OSError:
-            pass
-    for sock in socks:
+    for sock in shim_sockets(run):
         try:
             with socket.socket(socket.AF_UNIX) as s:
                 s.settimeout(2)
