@@ -9,7 +9,7 @@ FUZZ_CC ?= clang
 FUZZ_TIME ?= 60
 FUZZ_SMOKE_TIME ?= 10
 FUZZ_HTTP := $(BUILD)/fuzz/fuzz-http
-FUZZ_HTTP_SRCS := tests/fuzz/fuzz-http.c $(proxy_SRCS) $(common_SRCS)
+FUZZ_HTTP_SRCS := tests/fuzz/fuzz-http.c $(proxy_SRCS) $(common_SRCS) $(llhttp_SRCS)
 
 $(FUZZ_HTTP): $(FUZZ_HTTP_SRCS) $(wildcard proxy/*.h common/*.h)
 	@mkdir -p $(@D)
