@@ -104,6 +104,7 @@ int sc_cmd_admin_backup(struct sc_ctx *ctx, const struct sc_inv *inv)
     (void) curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
     (void) curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     (void) curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L);
+    (void) curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, sc_open_socket);
     (void) curl_easy_setopt(h, CURLOPT_ERRORBUFFER, cerr);
     (void) curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
     (void) curl_easy_setopt(h, CURLOPT_WRITEDATA, &s);

@@ -66,7 +66,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
 }
 
 /* libcurl's sockets are born close-on-exec like every other fd of ours. */
-static curl_socket_t open_socket(void *userdata, curlsocktype purpose, struct curl_sockaddr *a)
+curl_socket_t sc_open_socket(void *userdata, curlsocktype purpose, struct curl_sockaddr *a)
 {
     return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
 }
@@ -142,7 +142,7 @@ static CURL *new_handle(struct sc_ctx *ctx, const char *method, const char *path
     (void) curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
     (void) curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     (void) curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, SC_CONNECT_TIMEOUT_S);
-    (void) curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+    (void) curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, sc_open_socket);
     return h;
 }
 

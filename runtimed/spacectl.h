@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include <curl/curl.h>
 #include <jansson.h>
 
 #include "error.h"
@@ -93,6 +94,9 @@ int sc_ctx_init(struct sc_ctx *ctx, const struct sc_inv *inv, const char *token_
 bool sc_valid_space_id(const char *id);
 /* Checks a user, tier or key name: letters, digits, '-', '_' and '.'. */
 bool sc_valid_name(const char *name);
+
+/* libcurl's CURLOPT_OPENSOCKETFUNCTION: sockets born close-on-exec like every fd of ours. */
+curl_socket_t sc_open_socket(void *userdata, curlsocktype purpose, struct curl_sockaddr *a);
 
 /* Prints a usage error ("spacectl: MSG" and where to look) and returns SC_EXIT_USAGE. */
 int sc_usage_error(struct sc_ctx *ctx, const struct sc_inv *inv, const char *fmt, ...)
