@@ -1114,6 +1114,31 @@ int rt_store_build_list_unfinished(struct rt_store *st,
     return r == SQLITE_DONE ? 0 : sql_err(st, r, err, "read builds");
 }
 
+int rt_store_build_list_unbuilt(struct rt_store *st,
+                                int (*on_build)(const struct rt_store_build *, void *),
+                                void *userdata, struct rt_err *err)
+{
+    _cleanup_stmt_ sqlite3_stmt *s = NULL;
+    int r = prepare(st, &s, err,
+                    "SELECT r.space_id, r.sha FROM revisions r"
+                    " WHERE r.id = (SELECT MAX(id) FROM revisions WHERE space_id = r.space_id)"
+                    " AND NOT EXISTS (SELECT 1 FROM builds b"
+                    "                 WHERE b.space_id = r.space_id AND b.sha = r.sha)"
+                    " ORDER BY r.space_id",
+                    "");
+
+    if (r < 0)
+        return r;
+    while ((r = sqlite3_step(s)) == SQLITE_ROW) {
+        struct rt_store_build b = { .space_id = sqlite3_column_int64(s, 0) };
+        const char *sha = (const char *) sqlite3_column_text(s, 1);
+        (void) snprintf(b.sha, sizeof(b.sha), "%s", sha ? sha : "");
+        if (on_build(&b, userdata))
+            return 0;
+    }
+    return r == SQLITE_DONE ? 0 : sql_err(st, r, err, "read revisions");
+}
+
 /* --- operations: metrics and backup -------------------------------------------------- */
 
 int rt_store_build_stats(struct rt_store *st,

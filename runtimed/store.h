@@ -217,6 +217,11 @@ struct rt_store_build {
 int rt_store_build_list_unfinished(struct rt_store *st,
                                    int (*on_build)(const struct rt_store_build *, void *),
                                    void *userdata, struct rt_err *err);
+/* Calls @on_build (id 0) for each Space whose newest pushed revision has no build at
+ * all: a push queued in memory when runtimed died.  Oldest Space first. */
+int rt_store_build_list_unbuilt(struct rt_store *st,
+                                int (*on_build)(const struct rt_store_build *, void *),
+                                void *userdata, struct rt_err *err);
 
 int64_t rt_store_now_ms(void);
 

@@ -208,6 +208,9 @@ def test_kill9_runtimed_while_running_and_building(env, web, bin_dir):
         time.sleep(0.5)
         row = db_build(rt, "slow", slow_sha)
         assert row and row[1] is None, f"the build of slow is not running: {row}"
+        # A third push waits in the queue behind slow's build: it has no build row yet.
+        queued_sha = create_and_push(rt, token, base, "queued")
+        assert db_build(rt, "queued", queued_sha) is None
         rt.proc.kill()
         rt.proc.wait()
         rt.log_file.close()
@@ -229,6 +232,9 @@ def test_kill9_runtimed_while_running_and_building(env, web, bin_dir):
     assert j["stage"] == "RUNNING", (j, rt.log()[-3000:])
     r = fetch(awake_upstream(rt, "slow"), timeout=30)
     assert r.status_code == 200 and "gradio" in r.text.lower()
+    # The push that was only queued in memory is built too.
+    j = wait_stage(rt, "queued", token, ("RUNNING", "BUILD_ERROR", "RUNTIME_ERROR"), timeout=120)
+    assert j["stage"] == "RUNNING" and j["sha"] == queued_sha, (j, rt.log()[-3000:])
     spaces = {}
     for sdir, _ in live_shims(rt):
         spaces[sdir] = spaces.get(sdir, 0) + 1
