@@ -187,21 +187,43 @@ static int on_unfinished(const struct rt_store_build *bd, void *userdata)
     return 0;
 }
 
-/* Builds a runtimed that died left unfinished: queue them again, never lose them. */
+static int on_unbuilt(const struct rt_store_build *bd, void *userdata)
+{
+    struct requeue *q = userdata;
+    struct rt_err err = { 0 };
+
+    if (rt_builder_enqueue(q->b, bd->space_id, bd->sha, false, &err) < 0)
+        rt_log(RT_LOG_WARN, &builder_ctx, "queue the unbuilt push of Space %lld: %s, ignoring",
+               (long long) bd->space_id, err.msg);
+    else
+        q->n++;
+    return 0;
+}
+
+/* Builds a runtimed that died left unfinished or never started: queue them again,
+ * never lose them. */
 static void requeue_unfinished(struct rt_builder *b)
 {
     struct requeue q = { .b = b };
     struct rt_err err = { 0 };
+    size_t unfinished;
 
     rt_store_lock(b->st);
     if (rt_store_build_list_unfinished(b->st, on_unfinished, &q, &err) < 0)
         rt_log(RT_LOG_WARN, &builder_ctx, "list unfinished builds: %s, ignoring", err.msg);
+    unfinished = q.n;
     for (size_t i = 0; i < q.n; i++)
         (void) rt_store_build_finish(b->st, q.ids[i], "interrupted", &err);
+    /* Pushes that were only queued in memory have a revision and no build row yet:
+     * build their newest commit (it supersedes the requeued one of the same Space). */
+    q.n = 0;
+    if (rt_store_build_list_unbuilt(b->st, on_unbuilt, &q, &err) < 0)
+        rt_log(RT_LOG_WARN, &builder_ctx, "list unbuilt pushes: %s, ignoring", err.msg);
     rt_store_unlock(b->st);
-    if (q.n)
-        rt_log(RT_LOG_INFO, &builder_ctx, "queued %zu build%s a previous runtimed left unfinished",
-               q.n, q.n == 1 ? "" : "s");
+    if (unfinished + q.n)
+        rt_log(RT_LOG_INFO, &builder_ctx,
+               "queued %zu build%s a previous runtimed left unfinished, %zu never started",
+               unfinished, unfinished == 1 ? "" : "s", q.n);
 }
 
 int rt_builder_start(const struct rt_config *cfg, struct rt_store *st, struct rt_lifecycle *lc,
