@@ -33,7 +33,8 @@ struct gpu__conn {
     uint32_t gen;
     unsigned idx; /* in api->conns */
     enum gpu__conn_state state;
-    char peer[64]; /* client address, for anonymous identities */
+    char peer[64];          /* client address, for anonymous identities */
+    char space[GPU_ID_MAX]; /* the Space its listener serves, "" for the default */
     llhttp_t parser;
     size_t head_bytes, body_bytes;
     size_t max_header, max_body; /* copies of the config, for the parser callbacks */
@@ -60,6 +61,14 @@ struct gpu__worker {
     struct gpu_lease_info lease; /* the lease it last ran for */
 };
 
+/* A listening socket and the Space every connection it accepts speaks for. */
+struct gpu__listener {
+    int fd; /* -1: a free entry */
+    uint32_t gen;
+    char key[GPU_ID_MAX];
+    char space[GPU_ID_MAX];
+};
+
 struct gpu_api {
     struct gpu_api_config cfg;
     struct gpu_api_hooks hooks;
@@ -67,7 +76,9 @@ struct gpu_api {
     bool have_key;
     char space[GPU_ID_MAX];
     int epfd;
-    int lfd;
+    int lfd;                         /* the default listener (cfg.listen), or -1 */
+    struct gpu__listener *listeners; /* added with gpu_api_listener_add() */
+    size_t n_listeners;
     uint32_t gen_next;
     unsigned port;
     struct gpu_sched *sched;

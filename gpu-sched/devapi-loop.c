@@ -100,8 +100,9 @@ int gpu_api_new(const struct gpu_api_config *cfg, const struct gpu_sched_config 
     struct gpu_sched_events sev = gpu__sched_events;
     int r;
 
-    if (!cfg->listen || (!cfg->space && !(hooks && hooks->on_resolve)))
-        return rt_err_set(err, EINVAL, "device api: a listen address and a Space are needed");
+    /* Without a listen address the embedder adds listeners, a Space each. */
+    if (cfg->listen && !cfg->space && !(hooks && hooks->on_resolve))
+        return rt_err_set(err, EINVAL, "device api: a listen address needs a Space");
     api = calloc(1, sizeof(*api));
     if (!api)
         return rt_err_set(err, ENOMEM, "device api");
@@ -151,6 +152,10 @@ int gpu_api_new(const struct gpu_api_config *cfg, const struct gpu_sched_config 
         gpu_api_free(api);
         return r;
     }
+    if (!cfg->listen) {
+        *ret_api = api;
+        return 0;
+    }
     api->cfg.listen = cfg->listen;
     r = listen_on(api, err);
     api->cfg.listen = NULL;
@@ -191,6 +196,9 @@ void gpu_api_free(struct gpu_api *api)
         api->workers[i].pidfd = rt_close(api->workers[i].pidfd);
     gpu_sched_free(api->sched);
     api->lfd = rt_close(api->lfd);
+    for (size_t i = 0; i < api->n_listeners; i++)
+        api->listeners[i].fd = rt_close(api->listeners[i].fd);
+    free(api->listeners);
     api->epfd = rt_close(api->epfd);
     free(api->grants);
     free(api->workers);
@@ -355,14 +363,68 @@ void gpu__respond(struct gpu_api *api, struct gpu__conn *c, int status, const ch
         c->state = GPU__C_CLOSING;
 }
 
-static void accept_all(struct gpu_api *api)
+int gpu_api_listener_add(struct gpu_api *api, const char *key, const char *space, int fd,
+                         struct rt_err *err)
+{
+    struct epoll_event ev = { .events = EPOLLIN };
+    struct gpu__listener *l = NULL;
+    size_t i;
+
+    if (!key || !*key || !space || !*space || strlen(key) >= GPU_ID_MAX ||
+        strlen(space) >= GPU_ID_MAX || fd < 0)
+        return rt_err_set(err, EINVAL, "device api listener: a key, a Space and a socket");
+    for (i = 0; i < api->n_listeners; i++) {
+        if (api->listeners[i].fd >= 0 && strcmp(api->listeners[i].key, key) == 0)
+            return rt_err_set(err, EEXIST, "device api listener '%s' exists", key);
+        if (api->listeners[i].fd < 0 && !l)
+            l = &api->listeners[i];
+    }
+    if (!l) {
+        struct gpu__listener *p =
+            realloc(api->listeners, (api->n_listeners + 1) * sizeof(*api->listeners));
+
+        if (!p)
+            return rt_err_set(err, ENOMEM, "device api listener");
+        api->listeners = p;
+        l = &api->listeners[api->n_listeners++];
+    }
+    /* Non-blocking: accept4() runs until EAGAIN. */
+    if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0)
+        return rt_err_set(err, errno, "device api listener: O_NONBLOCK");
+    l->gen = ++api->gen_next;
+    ev.data.u64 = GPU__TAG(GPU__W_LISTEN, (unsigned) (l - api->listeners) + 1, l->gen);
+    if (epoll_ctl(api->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        l->fd = -1;
+        return rt_err_set(err, errno, "device api listener: epoll_ctl");
+    }
+    l->fd = fd;
+    snprintf(l->key, sizeof(l->key), "%s", key);
+    snprintf(l->space, sizeof(l->space), "%s", space);
+    return 0;
+}
+
+bool gpu_api_listener_remove(struct gpu_api *api, const char *key)
+{
+    for (size_t i = 0; i < api->n_listeners; i++) {
+        struct gpu__listener *l = &api->listeners[i];
+
+        if (l->fd < 0 || strcmp(l->key, key) != 0)
+            continue;
+        (void) epoll_ctl(api->epfd, EPOLL_CTL_DEL, l->fd, NULL);
+        l->fd = rt_close(l->fd);
+        return true;
+    }
+    return false;
+}
+
+static void accept_all(struct gpu_api *api, int lfd, const char *space)
 {
     for (;;) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof(ss);
         struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP };
         struct gpu__conn *c;
-        int fd = accept4(api->lfd, (struct sockaddr *) &ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(lfd, (struct sockaddr *) &ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         int one = 1;
         unsigned i;
 
@@ -379,6 +441,7 @@ static void accept_all(struct gpu_api *api)
         c->gen = ++api->gen_next;
         c->fd = fd;
         c->idx = i;
+        snprintf(c->space, sizeof(c->space), "%s", space);
         if (ss.ss_family == AF_INET)
             inet_ntop(AF_INET, &((struct sockaddr_in *) &ss)->sin_addr, c->peer, sizeof(c->peer));
         else if (ss.ss_family == AF_INET6)
@@ -557,8 +620,11 @@ int gpu_api_dispatch(struct gpu_api *api, int timeout_ms, struct rt_err *err)
         uint64_t t = ev[i].data.u64;
         unsigned idx = GPU__TAG_IDX(t);
 
-        if (GPU__TAG_KIND(t) == GPU__W_LISTEN)
-            accept_all(api);
+        if (GPU__TAG_KIND(t) == GPU__W_LISTEN && idx == 0)
+            accept_all(api, api->lfd, "");
+        else if (GPU__TAG_KIND(t) == GPU__W_LISTEN && idx <= api->n_listeners &&
+                 api->listeners[idx - 1].fd >= 0 && api->listeners[idx - 1].gen == GPU__TAG_GEN(t))
+            accept_all(api, api->listeners[idx - 1].fd, api->listeners[idx - 1].space);
         else if (GPU__TAG_KIND(t) == GPU__W_CONN && idx < api->cfg.max_conns && api->conns[idx] &&
                  api->conns[idx]->gen == GPU__TAG_GEN(t))
             on_conn(api, api->conns[idx], ev[i].events);

@@ -233,7 +233,7 @@ void gpu__flush_grants(struct gpu_api *api)
 static void h_startup(struct gpu_api *api, struct gpu__conn *c)
 {
     if (api->hooks.on_startup)
-        api->hooks.on_startup(api->hooks.userdata, api->space);
+        api->hooks.on_startup(api->hooks.userdata, c->space[0] ? c->space : api->space);
     gpu__respond(api, c, 200, NULL, "application/json", "{}", true);
 }
 
@@ -307,7 +307,11 @@ static void h_schedule(struct gpu_api *api, struct gpu__conn *c, struct gpu__par
     /* One pool today: xlarge is served from it (README: per-size pools are planned). */
     if ((s = gpu__param(p, n, "gpuSize")) && strcmp(s, "large") != 0 && strcmp(s, "xlarge") != 0)
         return bad(api, c, 400, "gpuSize: expected large or xlarge");
-    if (api->hooks.on_resolve) {
+    if (c->space[0]) {
+        /* The listener is the Space's own (reachable only inside its sandbox): that, not
+         * the path the caller sends, says who it is. */
+        snprintf(space, sizeof(space), "%s", c->space);
+    } else if (api->hooks.on_resolve) {
         if (api->hooks.on_resolve(api->hooks.userdata, cg, space, sizeof(space)) < 0)
             return bad(api, c, 404, "unknown cgroupPath");
     } else {
@@ -360,6 +364,30 @@ static void h_schedule(struct gpu_api *api, struct gpu__conn *c, struct gpu__par
     gpu__flush_grants(api);
 }
 
+static bool lease_in_space(struct gpu_api *api, uint64_t id, const char *space)
+{
+    struct gpu_lease_info l[16];
+    size_t n = gpu_sched_list(api->sched, l, ARRAY_SIZE(l));
+
+    if (n > ARRAY_SIZE(l)) {
+        struct gpu_lease_info *all = calloc(n, sizeof(*all));
+        bool in = false;
+
+        if (!all)
+            return false;
+        n = gpu_sched_list(api->sched, all, n);
+        for (size_t i = 0; i < n; i++)
+            if (all[i].id == id)
+                in = strcmp(all[i].space, space) == 0;
+        free(all);
+        return in;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (l[i].id == id)
+            return strcmp(l[i].space, space) == 0;
+    return false;
+}
+
 static int lease_of(struct gpu_api *api, struct gpu__conn *c, struct gpu__param *p, size_t n,
                     uint64_t *ret_id)
 {
@@ -370,6 +398,10 @@ static int lease_of(struct gpu_api *api, struct gpu__conn *c, struct gpu__param 
         return -EINVAL;
     }
     *ret_id = gpu_sched_find_token(api->sched, tok);
+    /* A Space's listener acts on that Space's leases only: another Space that learnt
+     * a token cannot release or take over a lease. */
+    if (*ret_id && c->space[0] && !lease_in_space(api, *ret_id, c->space))
+        *ret_id = 0;
     if (!*ret_id) {
         bad(api, c, 404, "unknown allowToken");
         return -ENOENT;

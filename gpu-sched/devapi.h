@@ -67,7 +67,8 @@ size_t gpu_visitor_sign(const uint8_t key[GPU_VISITOR_KEY_LEN], const char *ip, 
 /* --- the server (devapi-loop.c, devapi-routes.c) --------------------------------------- */
 
 struct gpu_api_config {
-    const char *listen;         /* "ADDR:PORT" (IPv4 or [IPv6]); port 0 picks one */
+    const char *listen;         /* "ADDR:PORT" (IPv4 or [IPv6]); port 0 picks one; NULL: none
+                                   (an embedder adds a listener per Space instead) */
     const char *space;          /* the Space served when no on_resolve hook is given */
     unsigned max_conns;         /* open connections at most (0: 256); beyond: closed at once */
     size_t max_header;          /* request line + headers, bytes (0: 8 KiB); beyond: 431 */
@@ -106,6 +107,18 @@ struct gpu_api;
 int gpu_api_new(const struct gpu_api_config *cfg, const struct gpu_sched_config *sched_cfg,
                 const struct gpu_slot *slots, size_t n_slots, const struct gpu_api_hooks *hooks,
                 struct gpu_api **ret_api, struct rt_err *err);
+/* Serves @space on the listening socket @fd (taken over on success; made non-blocking),
+ * under the name @key (unique: one per sandbox, e.g. its state dir).  Every connection it
+ * accepts speaks for @space, whatever cgroupPath says, and /allow and /release through
+ * it act on @space's leases only.  runtimed makes @fd inside the Space's network
+ * namespace, so the listener is the only way to the API and the Space is whoever can
+ * reach it.  -EEXIST when @key is taken. */
+int gpu_api_listener_add(struct gpu_api *api, const char *key, const char *space, int fd,
+                         struct rt_err *err);
+/* Closes @key's listener (connections it accepted end with their clients).  Leases stay:
+ * gpu_api_release_space() ends them.  Returns whether it existed. */
+bool gpu_api_listener_remove(struct gpu_api *api, const char *key);
+
 /* Closes every connection (queued requests are cancelled) and frees.  Workers are not
  * killed: their Spaces own them. */
 void gpu_api_free(struct gpu_api *api);

@@ -522,6 +522,17 @@ static int do_op(struct sbx__child *c, struct sbx__op *op, int rootfd, int *devm
 
     switch (op->kind) {
     case SBX_OP_BIND:
+        /* A device node may sit in a directory of our own /dev tmpfs (nvidia-caps/ for
+         * MIG, a test's fake nodes): create the directories on the way. */
+        for (const char *sl = op->dev ? strchr(op->dst + 5, '/') : NULL; sl;
+             sl = strchr(sl + 1, '/')) {
+            char dir[256];
+            _cleanup_close_ int d = -1;
+
+            (void) snprintf(dir, sizeof(dir), "%.*s", (int) (sl - op->dst), op->dst);
+            if ((d = open_in_root(rootfd, dir, 'd')) < 0)
+                FAIL(rep, op->step, errno, "create directory '%s'", dir);
+        }
         target = open_in_root(rootfd, op->dst, op->is_dir ? 'd' : 'f');
         if (target < 0)
             FAIL(rep, op->step, errno, "create mount point '%s'", op->dst);

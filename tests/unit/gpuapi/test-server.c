@@ -312,6 +312,61 @@ static void test_release_space(void)
     is_int(status(buf), 404, "the lease is gone");
 }
 
+/* A Space's own listener: the Space is the listener's, whatever cgroupPath says, and
+ * tokens of other Spaces are unknown through it. */
+static void test_listeners(void)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET };
+    socklen_t alen = sizeof(a);
+    struct rt_err err = { 0 };
+    char buf[4096], tok[33], wtok[33], line[256], req[512];
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), n;
+    _cleanup_close_ int c = -1;
+
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (!ok(lfd >= 0 && bind(lfd, (struct sockaddr *) &a, sizeof(a)) == 0 && listen(lfd, 8) == 0 &&
+                getsockname(lfd, (struct sockaddr *) &a, &alen) == 0,
+            "a listening socket"))
+        return;
+    is_int(gpu_api_listener_add(api, "inst-w", "owner/w", lfd, &err), 0, "listener for owner/w");
+    is_int(gpu_api_listener_add(api, "inst-w", "owner/w", 0, &err), -EEXIST, "keys are unique");
+    call("POST /schedule?cgroupPath=/spaces/z&durationSeconds=60", buf, sizeof(buf));
+    token_of(buf, tok);
+    c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ok(c >= 0 && connect(c, (struct sockaddr *) &a, sizeof(a)) == 0, "dial owner/w's listener");
+    n = snprintf(req, sizeof(req),
+                 "POST /release?allowToken=%s HTTP/1.1\r\nHost: t\r\n\r\n"
+                 "POST /schedule?cgroupPath=/spaces/z&durationSeconds=60 HTTP/1.1\r\nHost: t\r\n"
+                 "Connection: close\r\n\r\n",
+                 tok);
+    (void) !write(c, req, (size_t) n);
+    pump(c, buf, sizeof(buf), 1000);
+    is_int(status(buf), 404, "another Space's token is unknown through it");
+    ok(strstr(buf, "text/event-stream") != NULL, "its call queues behind z's lease");
+    {
+        struct gpu_lease_info l[4];
+        size_t k = gpu_sched_list(gpu_api_sched(api), l, 4);
+
+        ok(k == 2 && strcmp(l[1].space, "owner/w") == 0,
+           "the request is the listener's Space's, not cgroupPath's");
+        snprintf(wtok, sizeof(wtok), "%s", k == 2 ? l[1].token : "");
+    }
+    ok(gpu_api_listener_remove(api, "inst-w"), "removed");
+    ok(!gpu_api_listener_remove(api, "inst-w"), "once");
+    snprintf(line, sizeof(line), "POST /release?allowToken=%s", wtok);
+    call(line, buf, sizeof(buf));
+    is_int(status(buf), 204, "its queued request cancels through the default listener");
+    snprintf(line, sizeof(line), "POST /release?allowToken=%s", tok);
+    call(line, buf, sizeof(buf));
+    is_int(status(buf), 204, "z's lease releases through the default listener");
+    {
+        _cleanup_close_ int d = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        ok(d >= 0 && connect(d, (struct sockaddr *) &a, sizeof(a)) < 0 && errno == ECONNREFUSED,
+           "a removed listener refuses");
+    }
+}
+
 int main(void)
 {
     struct gpu_api_config cfg = { .listen = "127.0.0.1:0", .ping_ms = 100 };
@@ -340,6 +395,7 @@ int main(void)
     test_expiry();
     test_hostile();
     test_release_space();
+    test_listeners();
     /* Free with a stream open: the queued request is cancelled, nothing leaks. */
     call("POST /schedule?cgroupPath=/spaces/x&durationSeconds=60", buf, sizeof(buf));
     sse = dial();
