@@ -7,6 +7,7 @@
 #include "api-internal.h"
 #include "log.h"
 #include "names.h"
+#include "sleep.h"
 #include "tiers.h"
 #include "banned.h"
 
@@ -267,6 +268,32 @@ static int tokens(struct rt_req *r)
 
 /* --- hardware tiers -------------------------------------------------------------------- */
 
+/* "lightSleepSeconds": absent leaves @t as it is, null is the node's light_sleep_ms, else
+ * -1 (never) or seconds.  Returns 0 or -1 after a 400. */
+static int read_tier_light(struct rt_req *r, json_t *body, struct rt_tier *t)
+{
+    json_t *v = json_object_get(body, "lightSleepSeconds");
+
+    if (!v)
+        return 0;
+    if (json_is_null(v)) {
+        t->light_set = false;
+        return 0;
+    }
+    if (!json_is_integer(v))
+        return rt__reply_error(r, 400,
+                               "field 'lightSleepSeconds' must be an integer number of seconds, "
+                               "-1 (never) or null (the node's light_sleep_ms)"),
+               -1;
+    if (!rt_sleep_light_valid(json_integer_value(v)))
+        return rt__reply_error(r, 400, "lightSleepSeconds must be -1 (never) or 1 to %lld seconds",
+                               RT_LIGHT_SLEEP_MAX),
+               -1;
+    t->light_set = true;
+    t->light_sleep = json_integer_value(v);
+    return 0;
+}
+
 static int add_tier(struct rt_req *r)
 {
     json_t *body = rt__req_object(r, false);
@@ -288,7 +315,8 @@ static int add_tier(struct rt_req *r)
         rt__field_str(r, body, "gpuKind", false, &kind) < 0 ||
         rt__field_num(r, body, "vram", false, 0, 1e15, &vram) < 0 ||
         rt__field_bool(r, body, "zero", &t.zero) < 0 ||
-        rt__field_int(r, body, "sleepTimeSeconds", false, -1, 0x7fffffff, &sleep) < 0)
+        rt__field_int(r, body, "sleepTimeSeconds", false, -1, 0x7fffffff, &sleep) < 0 ||
+        read_tier_light(r, body, &t) < 0)
         goto out;
     if (strlen(name) >= sizeof(t.name) || (pretty && strlen(pretty) >= sizeof(t.pretty)) ||
         (kind && strlen(kind) >= sizeof(t.gpu_kind))) {
@@ -328,6 +356,44 @@ out:
     return r->status;
 }
 
+/* PATCH: the sleep defaults of a tier; Spaces on it see them at their next idle check. */
+static int update_tier(struct rt_req *r, const char *name)
+{
+    json_t *body = rt__req_object(r, false);
+    struct rt_tier t;
+    struct rt_err err = { 0 };
+    long long sleep = 0;
+    int rc;
+
+    if (!body)
+        return r->status;
+    rc = rt_store_tier_get(r->st, name, &t, &err);
+    if (rc < 0) {
+        rt__reply_err(r, rc, &err);
+        goto out;
+    }
+    rc = rt__field_int(r, body, "sleepTimeSeconds", false, -1, 0x7fffffff, &sleep);
+    if (rc < 0 || read_tier_light(r, body, &t) < 0)
+        goto out;
+    if (rc > 0)
+        t.default_sleep = sleep == 0 ? -1 : sleep;
+    rc = rt_store_tier_set_sleep(r->st, &t, &err);
+    if (rc >= 0)
+        rc = rt_store_tier_get(r->st, name, &t, &err);
+    if (rc < 0) {
+        rt__reply_err(r, rc, &err);
+        goto out;
+    }
+    {
+        struct rt_log_ctx ctx = { .action = "update tier" };
+        rt_log(RT_LOG_INFO, &ctx, "updated the sleep defaults of hardware tier '%s'", t.name);
+    }
+    rt__reply_json(r, 200, rt__json_tier(&t));
+out:
+    json_decref(body);
+    return r->status;
+}
+
 static int hardware(struct rt_req *r)
 {
     struct rt_err err = { 0 };
@@ -337,6 +403,8 @@ static int hardware(struct rt_req *r)
         return rt__list_hardware(r);
     if (r->nseg == 2 && strcmp(r->method, "POST") == 0)
         return add_tier(r);
+    if (r->nseg == 3 && strcmp(r->method, "PATCH") == 0)
+        return update_tier(r, r->seg[2]);
     if (r->nseg == 3 && strcmp(r->method, "DELETE") == 0) {
         rc = rt_store_tier_users(r->st, r->seg[2], &err);
         if (rc > 0)

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "api-internal.h"
+#include "sleep.h"
 #include "tiers.h"
 #include "banned.h"
 
@@ -25,6 +26,20 @@ static json_t *gc_timeout(struct rt_req *r, const struct rt_space *s)
     return secs < 0 ? json_null() : json_integer(secs);
 }
 
+/* Spaceport's light sleep (the cgroup frozen) in seconds, null for never: the Space's own
+ * setting, else its tier's default, else the node's light_sleep_ms. */
+static json_t *light_sleep_time(struct rt_req *r, const struct rt_space *s)
+{
+    struct rt_tier t;
+    struct rt_err err = { 0 };
+    bool have = rt_store_tier_get(r->st, s->hardware, &t, &err) >= 0;
+    int64_t ms = rt_sleep_light_ms(s, have ? &t : NULL, r->api->cfg->light_sleep_ms);
+
+    if (ms < 0)
+        return json_null();
+    return ms % 1000 == 0 ? json_integer(ms / 1000) : json_real((double) ms / 1000.0);
+}
+
 json_t *rt__json_runtime(struct rt_req *r, const struct rt_space *s)
 {
     char domain[RT_HOST_SIZE + 160];
@@ -37,6 +52,8 @@ json_t *rt__json_runtime(struct rt_req *r, const struct rt_space *s)
                   "requested", s->hardware, "storage", "gcTimeout", gc_timeout(r, s), "replicas",
                   "requested", 1, "devMode", 0, "domains", "domain", domain, "isCustom", 0, "stage",
                   "READY");
+    if (j)
+        (void) json_object_set_new(j, "lightSleepTime", light_sleep_time(r, s));
     if (j && s->sha[0])
         (void) json_object_set_new(j, "sha", json_string(s->sha));
     if (j && s->error[0])
@@ -91,10 +108,14 @@ json_t *rt__json_tier(const struct rt_tier *t)
             (void) json_object_set_new(acc, "quantity", json_string(q));
         }
     }
-    return json_pack("{s:s, s:s, s:s, s:s, s:o, s:i, s:f, s:s, s:f, s:I, s:I, s:i, s:s?, s:b}",
-                     "name", t->name, "prettyName", t->pretty, "cpu", cpu, "ram", ram,
-                     "accelerator", acc ? acc : json_null(), "unitCostMicroUSD", 0, "unitCostUSD",
-                     0.0, "unitLabel", "hour", "cpus", t->cpus, "memory", (json_int_t) t->memory,
-                     "disk", (json_int_t) t->disk, "gpus", t->gpus, "gpuKind",
-                     t->gpu_kind[0] ? t->gpu_kind : NULL, "zero", t->zero);
+    /* Spaceport's sleep defaults: sleepTimeSeconds -1 never; lightSleepSeconds null when
+     * the node's light_sleep_ms applies. */
+    return json_pack(
+        "{s:s, s:s, s:s, s:s, s:o, s:i, s:f, s:s, s:f, s:I, s:I, s:i, s:s?, s:b, s:I, s:o}", "name",
+        t->name, "prettyName", t->pretty, "cpu", cpu, "ram", ram, "accelerator",
+        acc ? acc : json_null(), "unitCostMicroUSD", 0, "unitCostUSD", 0.0, "unitLabel", "hour",
+        "cpus", t->cpus, "memory", (json_int_t) t->memory, "disk", (json_int_t) t->disk, "gpus",
+        t->gpus, "gpuKind", t->gpu_kind[0] ? t->gpu_kind : NULL, "zero", t->zero,
+        "sleepTimeSeconds", (json_int_t) t->default_sleep, "lightSleepSeconds",
+        t->light_set ? json_integer((json_int_t) t->light_sleep) : json_null());
 }

@@ -11,6 +11,7 @@
 #include "lifecycle.h"
 #include "log.h"
 #include "names.h"
+#include "sleep.h"
 #include "tiers.h"
 #include "util.h"
 #include "banned.h"
@@ -573,24 +574,68 @@ out:
     return r->status;
 }
 
+/* Spaceport's "lightSeconds" beside the Hub's "seconds": the idle time before the Space is
+ * frozen; -1 never, null back to the tier's default.  Returns 1 when given, 0 when absent,
+ * -1 after a 400. */
+static int read_light(struct rt_req *r, json_t *body, bool *ret_set, long long *ret_secs)
+{
+    json_t *v = json_object_get(body, "lightSeconds");
+
+    if (!v)
+        return 0;
+    if (json_is_null(v)) {
+        *ret_set = false;
+        return 1;
+    }
+    if (!json_is_integer(v))
+        return rt__reply_error(r, 400,
+                               "field 'lightSeconds' must be an integer number of seconds, -1 "
+                               "(never) or null (the tier's default)"),
+               -1;
+    if (!rt_sleep_light_valid(json_integer_value(v)))
+        return rt__reply_error(r, 400, "lightSeconds must be -1 (never) or 1 to %lld seconds",
+                               RT_LIGHT_SLEEP_MAX),
+               -1;
+    *ret_set = true;
+    *ret_secs = json_integer_value(v);
+    return 1;
+}
+
 static int set_sleep(struct rt_req *r, struct rt_space *s)
 {
     json_t *body = rt__req_object(r, false);
-    bool set = false;
-    long long secs = 0;
-    char detail[32];
+    bool set = false, light_set = false;
+    long long secs = 0, light = 0;
+    char detail[64] = "";
+    int has_light;
 
     if (!body)
         return r->status;
     if (read_sleep(r, body, "seconds", &set, &secs) < 0)
         goto out;
-    if (!set) {
+    has_light = read_light(r, body, &light_set, &light);
+    if (has_light < 0)
+        goto out;
+    /* The Hub requires "seconds"; a body with only "lightSeconds" changes light sleep. */
+    if (!set && !has_light) {
         rt__reply_error(r, 400, "missing field 'seconds'");
         goto out;
     }
-    s->sleep_set = true;
-    s->sleep_time = secs;
-    (void) snprintf(detail, sizeof(detail), "%lld", secs);
+    if (set) {
+        s->sleep_set = true;
+        s->sleep_time = secs;
+        (void) snprintf(detail, sizeof(detail), "%lld", secs);
+    }
+    if (has_light) {
+        s->light_set = light_set;
+        s->light_sleep = light;
+        if (light_set)
+            (void) snprintf(detail + strlen(detail), sizeof(detail) - strlen(detail),
+                            "%slight %lld", set ? " " : "", light);
+        else
+            (void) snprintf(detail + strlen(detail), sizeof(detail) - strlen(detail),
+                            "%slight default", set ? " " : "");
+    }
     save(r, s, "sleeptime", detail);
 out:
     json_decref(body);

@@ -19,6 +19,7 @@
 #include "conftable.h"
 #include "health.h"
 #include "lifecycle-internal.h"
+#include "sleep.h"
 #include "store.h"
 #include "tiers.h"
 #include "metrics.h"
@@ -503,7 +504,8 @@ static void start_cur(struct rt_lifecycle *lc, struct lc_space *sp)
 /* Light and deep sleep of a running Space. */
 static void idle_check(struct rt_lifecycle *lc, struct lc_space *sp)
 {
-    int64_t now = rt_store_now_ms(), idle, light = lc->cfg->light_sleep_ms, deep;
+    int64_t now = rt_store_now_ms(), idle, deep,
+            light = rt_sleep_light_ms_of(lc->st, sp->id, lc->cfg->light_sleep_ms);
     bool is_free;
     enum lc_state st;
 

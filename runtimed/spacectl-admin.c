@@ -160,7 +160,9 @@ int sc_cmd_tier_add(struct sc_ctx *ctx, const struct sc_inv *inv)
 {
     const char *name = inv->pos[0], *cpus_s = sc_opt_value(inv, "cpus");
     const char *gpus_s = sc_opt_value(inv, "gpus"), *kind = sc_opt_value(inv, "gpu-kind");
+    const char *light_s = sc_opt_value(inv, "light-sleep");
     bool zero = sc_opt_value(inv, "zero") != NULL;
+    long long light = 0;
     _cleanup_json_ json_t *body = NULL, *resp = NULL;
     uint64_t memory, disk = 0, gpus = 0;
     char *end = NULL, mem_s[32];
@@ -197,9 +199,14 @@ int sc_cmd_tier_add(struct sc_ctx *ctx, const struct sc_inv *inv)
         return sc_usage_error(ctx, inv, "--gpus needs --gpu-kind (such as a10g)");
     if (kind && gpus == 0)
         return sc_usage_error(ctx, inv, "--gpu-kind needs --gpus N with N > 0");
+    if (light_s && sc_parse_sleep(light_s, false, &light) < 0)
+        return sc_usage_error(
+            ctx, inv, "--light-sleep '%s' is not a number of seconds (or -1/never)", light_s);
     body = json_pack("{s:s, s:f, s:I, s:I, s:b}", "name", name, "cpus", cpus, "memory",
                      (json_int_t) memory, "gpus", (json_int_t) gpus, "zero", zero);
     if (!body || (kind && json_object_set_new(body, "gpuKind", json_string(kind)) < 0) ||
+        (light_s &&
+         json_object_set_new(body, "lightSleepSeconds", json_integer((json_int_t) light)) < 0) ||
         (disk && json_object_set_new(body, "disk", json_integer((json_int_t) disk)) < 0))
         return sc_out_of_memory(ctx);
     r = sc_api(ctx, "POST", "/api/admin/hardware", body, &resp);
@@ -217,7 +224,67 @@ int sc_cmd_tier_add(struct sc_ctx *ctx, const struct sc_inv *inv)
         fprintf(ctx->out, ", %llu %s GPU%s", (unsigned long long) gpus, kind, gpus > 1 ? "s" : "");
     if (zero)
         fprintf(ctx->out, ", ZeroGPU");
+    if (light_s && light < 0)
+        fprintf(ctx->out, ", never frozen");
+    else if (light_s)
+        fprintf(ctx->out, ", frozen after %lld s idle", light);
     fputc('\n', ctx->out);
+    return SC_EXIT_OK;
+}
+
+int sc_cmd_tier_set(struct sc_ctx *ctx, const struct sc_inv *inv)
+{
+    _cleanup_json_ json_t *body = NULL, *resp = NULL;
+    const char *name = inv->pos[0], *sleep_s = sc_opt_value(inv, "sleep");
+    const char *light_s = sc_opt_value(inv, "light-sleep");
+    long long sleep = 0, light = 0;
+    char path[256];
+    int r;
+
+    if (!sc_valid_name(name))
+        return sc_usage_error(ctx, inv, "'%s' is not a tier name", name);
+    if (!sleep_s && !light_s)
+        return sc_usage_error(ctx, inv, "give --sleep, --light-sleep or both");
+    if (sleep_s && sc_parse_sleep(sleep_s, false, &sleep) < 0)
+        return sc_usage_error(ctx, inv, "--sleep '%s' is not a number of seconds (or -1/never)",
+                              sleep_s);
+    if (light_s && sc_parse_sleep(light_s, true, &light) < 0)
+        return sc_usage_error(ctx, inv,
+                              "--light-sleep '%s' is not a number of seconds (or -1/never, "
+                              "default)",
+                              light_s);
+    body = json_object();
+    if (!body ||
+        (sleep_s &&
+         json_object_set_new(body, "sleepTimeSeconds", json_integer((json_int_t) sleep)) < 0) ||
+        (light_s &&
+         json_object_set_new(body, "lightSleepSeconds",
+                             light == SC_SLEEP_DEFAULT ? json_null()
+                                                       : json_integer((json_int_t) light)) < 0))
+        return sc_out_of_memory(ctx);
+    (void) snprintf(path, sizeof(path), "/api/admin/hardware/%s", name);
+    r = sc_api(ctx, "PATCH", path, body, &resp);
+    if (r)
+        return r;
+    if (ctx->json) {
+        sc_print_json(ctx->out, resp);
+        return SC_EXIT_OK;
+    }
+    {
+        const json_t *ds = json_object_get(resp, "sleepTimeSeconds");
+        const json_t *ls = json_object_get(resp, "lightSleepSeconds");
+        char deep[48] = "never", lights[64] = "as the node says";
+
+        if (json_is_integer(ds) && json_integer_value(ds) >= 0)
+            (void) snprintf(deep, sizeof(deep), "after %" JSON_INTEGER_FORMAT " s idle",
+                            json_integer_value(ds));
+        if (json_is_integer(ls) && json_integer_value(ls) < 0)
+            (void) snprintf(lights, sizeof(lights), "never");
+        else if (json_is_integer(ls))
+            (void) snprintf(lights, sizeof(lights), "after %" JSON_INTEGER_FORMAT " s idle",
+                            json_integer_value(ls));
+        fprintf(ctx->out, "tier '%s': Spaces sleep %s, freeze %s\n", name, deep, lights);
+    }
     return SC_EXIT_OK;
 }
 

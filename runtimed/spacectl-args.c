@@ -39,6 +39,16 @@ static const struct sc_opt tier_add_opts[] = {
     { "gpu-kind", "KIND", "GPU model the tier asks for, such as a10g" },
     { "zero", NULL, "ZeroGPU: time slices of a shared GPU instead of dedicated ones" },
     { "disk", "SIZE", "disk limit such as 50G" },
+    { "light-sleep", "SECONDS", "idle time before its Spaces are frozen (-1/never)" },
+    { NULL, NULL, NULL },
+};
+static const struct sc_opt tier_set_opts[] = {
+    { "sleep", "SECONDS", "idle time before its Spaces are stopped (-1/never)" },
+    { "light-sleep", "SECONDS", "idle time before they are frozen (-1/never, default)" },
+    { NULL, NULL, NULL },
+};
+static const struct sc_opt sleep_opts[] = {
+    { "light", "SECONDS", "idle time before it is frozen (-1/never, default)" },
     { NULL, NULL, NULL },
 };
 static const struct sc_opt restart_opts[] = {
@@ -76,9 +86,17 @@ const struct sc_cmd sc_commands[] = {
       sc_cmd_tier_add },
     { "tier", "rm", "NAME", 1, 1, no_opts, "remove a hardware tier no Space uses", NULL,
       sc_cmd_tier_rm },
-    { NULL, "sleep", "OWNER/NAME SECONDS", 2, 2, no_opts,
+    { "tier", "set", "NAME", 1, 1, tier_set_opts, "change the sleep defaults of a tier",
+      "The defaults apply to the tier's Spaces that have no setting of their own, from\n"
+      "their next idle check.  --light-sleep default: the node's light_sleep_ms.\n",
+      sc_cmd_tier_set },
+    { NULL, "sleep", "OWNER/NAME SECONDS", 2, 2, sleep_opts,
       "set how long a Space may idle before it sleeps",
-      "SECONDS may be -1 or 'never' for a Space that never sleeps.\n", sc_cmd_sleep },
+      "Two levels.  Light sleep (--light): the Space's cgroup is frozen, it uses no CPU\n"
+      "and wakes in milliseconds.  Deep sleep (SECONDS): it is stopped and its memory\n"
+      "freed; a visit starts it again.  SECONDS may be -1 or 'never' for a Space that\n"
+      "never sleeps; --light takes -1 or 'never' too, or 'default' for its tier's.\n",
+      sc_cmd_sleep },
     { NULL, "pause", "OWNER/NAME", 1, 1, no_opts, "stop a Space until it is resumed", NULL,
       sc_cmd_pause },
     { NULL, "resume", "OWNER/NAME", 1, 1, no_opts, "start a paused Space again", NULL,

@@ -160,8 +160,8 @@ static void print_field(struct sc_ctx *ctx, const char *label, const char *value
 int sc_cmd_space_status(struct sc_ctx *ctx, const struct sc_inv *inv)
 {
     _cleanup_json_ json_t *info = NULL, *runtime = NULL;
-    char path[512], sleeps[64] = "", hw[256] = "";
-    const json_t *gc, *hwobj;
+    char path[512], sleeps[64] = "", freezes[64] = "", hw[256] = "";
+    const json_t *gc, *hwobj, *light;
     const char *cur, *req, *host = NULL;
     int r;
 
@@ -199,6 +199,11 @@ int sc_cmd_space_status(struct sc_ctx *ctx, const struct sc_inv *inv)
                         json_integer_value(gc));
     else if (json_is_null(gc) || (json_is_integer(gc) && json_integer_value(gc) < 0))
         (void) snprintf(sleeps, sizeof(sleeps), "never");
+    light = json_object_get(runtime, "lightSleepTime");
+    if (json_is_number(light))
+        (void) snprintf(freezes, sizeof(freezes), "after %g s idle", json_number_value(light));
+    else if (json_is_null(light))
+        (void) snprintf(freezes, sizeof(freezes), "never");
     host = str_or(info, "host", NULL);
     if (!host) {
         const json_t *domains = json_object_get(runtime, "domains");
@@ -211,6 +216,7 @@ int sc_cmd_space_status(struct sc_ctx *ctx, const struct sc_inv *inv)
     print_field(ctx, "stage:", str_or(runtime, "stage", NULL));
     print_field(ctx, "hardware:", hw[0] ? hw : NULL);
     print_field(ctx, "sleeps:", sleeps[0] ? sleeps : NULL);
+    print_field(ctx, "freezes:", freezes[0] ? freezes : NULL);
     print_field(ctx, "host:", host);
     print_field(ctx, "sha:", str_or(runtime, "sha", str_or(info, "sha", NULL)));
     print_field(ctx, "error:", str_or(runtime, "errorMessage", NULL));
@@ -319,11 +325,14 @@ int sc_cmd_hardware_set(struct sc_ctx *ctx, const struct sc_inv *inv)
     return SC_EXIT_OK;
 }
 
-/* Parses "never", "-1" or a count of seconds.  Returns 0 or -EINVAL. */
-static int parse_sleep(const char *s, long long *ret)
+int sc_parse_sleep(const char *s, bool allow_default, long long *ret)
 {
     uint64_t v;
 
+    if (allow_default && strcmp(s, "default") == 0) {
+        *ret = SC_SLEEP_DEFAULT;
+        return 0;
+    }
     if (strcmp(s, "never") == 0 || strcmp(s, "-1") == 0) {
         *ret = -1;
         return 0;
@@ -337,18 +346,25 @@ static int parse_sleep(const char *s, long long *ret)
 int sc_cmd_sleep(struct sc_ctx *ctx, const struct sc_inv *inv)
 {
     _cleanup_json_ json_t *body = NULL, *resp = NULL;
-    char path[512], what[64];
-    long long secs;
+    const char *light_s = sc_opt_value(inv, "light");
+    char path[512], what[128];
+    long long secs, light = 0;
     int r;
 
     r = space_path(ctx, inv, inv->pos[0], "/sleeptime", path, sizeof(path));
     if (r)
         return r;
-    if (parse_sleep(inv->pos[1], &secs) < 0)
+    if (sc_parse_sleep(inv->pos[1], false, &secs) < 0)
         return sc_usage_error(ctx, inv, "'%s' is not a number of seconds (or -1/never)",
                               inv->pos[1]);
+    if (light_s && sc_parse_sleep(light_s, true, &light) < 0)
+        return sc_usage_error(
+            ctx, inv, "--light '%s' is not a number of seconds (or -1/never, default)", light_s);
     body = json_pack("{s:I}", "seconds", (json_int_t) secs);
-    if (!body)
+    if (!body || (light_s && json_object_set_new(body, "lightSeconds",
+                                                 light == SC_SLEEP_DEFAULT
+                                                     ? json_null()
+                                                     : json_integer((json_int_t) light)) < 0))
         return sc_out_of_memory(ctx);
     r = sc_api(ctx, "POST", path, body, &resp);
     if (r)
@@ -357,6 +373,14 @@ int sc_cmd_sleep(struct sc_ctx *ctx, const struct sc_inv *inv)
         (void) snprintf(what, sizeof(what), "never sleeps");
     else
         (void) snprintf(what, sizeof(what), "sleeps after %lld s idle", secs);
+    if (light_s && light == SC_SLEEP_DEFAULT)
+        (void) snprintf(what + strlen(what), sizeof(what) - strlen(what),
+                        ", freezes as its tier says");
+    else if (light_s && light < 0)
+        (void) snprintf(what + strlen(what), sizeof(what) - strlen(what), ", never freezes");
+    else if (light_s)
+        (void) snprintf(what + strlen(what), sizeof(what) - strlen(what),
+                        ", freezes after %lld s idle", light);
     print_runtime_line(ctx, inv->pos[0], what, resp);
     return SC_EXIT_OK;
 }

@@ -132,6 +132,12 @@ int sc_api_stream(struct sc_ctx *ctx, const char *path, bool follow, int idle_ms
  * string, or NULL on allocation failure. */
 char *sc_escape(const char *s);
 
+/* Parses an idle time for sleep settings: "never" or "-1" (stores -1), or seconds
+ * (1 .. 100 years; 0 too, the server says what it accepts).  With @allow_default,
+ * "default" is accepted and stores -2.  Returns 0 or -EINVAL. */
+#define SC_SLEEP_DEFAULT (-2)
+int sc_parse_sleep(const char *s, bool allow_default, long long *ret);
+
 /* Prints @json as the API gave it (pretty, one object), for --json. */
 void sc_print_json(FILE *out, const json_t *json);
 
@@ -156,6 +162,7 @@ int sc_cmd_hardware_list(struct sc_ctx *ctx, const struct sc_inv *inv);
 int sc_cmd_hardware_set(struct sc_ctx *ctx, const struct sc_inv *inv);
 int sc_cmd_tier_add(struct sc_ctx *ctx, const struct sc_inv *inv);
 int sc_cmd_tier_rm(struct sc_ctx *ctx, const struct sc_inv *inv);
+int sc_cmd_tier_set(struct sc_ctx *ctx, const struct sc_inv *inv);
 int sc_cmd_sleep(struct sc_ctx *ctx, const struct sc_inv *inv);
 int sc_cmd_pause(struct sc_ctx *ctx, const struct sc_inv *inv);
 int sc_cmd_resume(struct sc_ctx *ctx, const struct sc_inv *inv);

@@ -120,6 +120,12 @@ static const char *const migrations[] = {
     "  kind TEXT NOT NULL,"
     "  detail TEXT NOT NULL DEFAULT '');"
     "CREATE INDEX events_by_space ON events (space_id, id);",
+    /* 2: light sleep per tier and per Space, in seconds (-1 never).  NULL falls back:
+     * a Space to its tier's, a tier to the node's light_sleep_ms. */
+    "ALTER TABLE hardware ADD COLUMN light_sleep INTEGER"
+    "  CHECK (light_sleep IS NULL OR light_sleep = -1 OR light_sleep > 0);"
+    "ALTER TABLE spaces ADD COLUMN light_sleep INTEGER"
+    "  CHECK (light_sleep IS NULL OR light_sleep = -1 OR light_sleep > 0);",
 };
 
 int64_t rt_store_now_ms(void)
@@ -657,7 +663,8 @@ int rt_store_token_delete(struct rt_store *st, const char *id, struct rt_err *er
 #define SPACE_COLS                                                                                 \
     "SELECT id, owner, name, host, sdk, private, hardware, hardware_current,"                      \
     " sleep_time IS NOT NULL, coalesce(sleep_time, 0), stage, paused, error, sha, upstream,"       \
-    " created_at, updated_at, last_activity FROM spaces "
+    " created_at, updated_at, last_activity, light_sleep IS NOT NULL,"                             \
+    " coalesce(light_sleep, 0) FROM spaces "
 
 static void read_space(sqlite3_stmt *s, struct rt_space *sp)
 {
@@ -680,6 +687,8 @@ static void read_space(sqlite3_stmt *s, struct rt_space *sp)
     sp->created_at = sqlite3_column_int64(s, 15);
     sp->updated_at = sqlite3_column_int64(s, 16);
     sp->last_activity = sqlite3_column_int64(s, 17);
+    sp->light_set = sqlite3_column_int(s, 18) != 0;
+    sp->light_sleep = sqlite3_column_int64(s, 19);
 }
 
 int rt_store_space_add(struct rt_store *st, struct rt_space *sp, struct rt_err *err)
@@ -703,10 +712,12 @@ int rt_store_space_add(struct rt_store *st, struct rt_space *sp, struct rt_err *
     }
     r = exec(st, err,
              "INSERT INTO spaces (owner, name, host, sdk, private, hardware, sleep_time, stage,"
-             " paused, created_at, updated_at, last_activity)"
-             " VALUES (?, ?, ?, ?, ?, ?, CASE WHEN ? THEN ? END, ?, 0, ?, ?, ?)",
-             "ttttbtbitiii", sp->owner, sp->name, sp->host, sp->sdk, (int) sp->private_,
-             sp->hardware, (int) sp->sleep_set, sp->sleep_time, sp->stage, now, now, now);
+             " paused, created_at, updated_at, last_activity, light_sleep)"
+             " VALUES (?, ?, ?, ?, ?, ?, CASE WHEN ? THEN ? END, ?, 0, ?, ?, ?,"
+             " CASE WHEN ? THEN ? END)",
+             "ttttbtbitiiibi", sp->owner, sp->name, sp->host, sp->sdk, (int) sp->private_,
+             sp->hardware, (int) sp->sleep_set, sp->sleep_time, sp->stage, now, now, now,
+             (int) sp->light_set, sp->light_sleep);
     if (r == -EEXIST)
         return rt_err_set(err, EEXIST, "Space '%s/%s' exists", sp->owner, sp->name);
     if (r == -EBUSY)
@@ -741,6 +752,19 @@ int rt_store_space_get(struct rt_store *st, const char *owner, const char *name,
     if (r < 0)
         return r;
     (void) snprintf(what, sizeof(what), "%s/%s", owner, name);
+    return space_one(st, s, ret, what, err);
+}
+
+int rt_store_space_get_by_id(struct rt_store *st, int64_t id, struct rt_space *ret,
+                             struct rt_err *err)
+{
+    _cleanup_stmt_ sqlite3_stmt *s = NULL;
+    char what[32];
+    int r = prepare(st, &s, err, SPACE_COLS "WHERE id = ?", "i", id);
+
+    if (r < 0)
+        return r;
+    (void) snprintf(what, sizeof(what), "#%lld", (long long) id);
     return space_one(st, s, ret, what, err);
 }
 
@@ -791,13 +815,15 @@ int rt_store_space_delete(struct rt_store *st, int64_t id, struct rt_err *err)
 
 int rt_store_space_update(struct rt_store *st, const struct rt_space *sp, struct rt_err *err)
 {
-    int r = exec(st, err,
-                 "UPDATE spaces SET private = ?, hardware = ?, hardware_current = ?,"
-                 " sleep_time = CASE WHEN ? THEN ? END, stage = ?, paused = ?, error = ?,"
-                 " sha = ?, upstream = ?, updated_at = ? WHERE id = ?",
-                 "bttbitbtttii", (int) sp->private_, sp->hardware, sp->hardware_current,
-                 (int) sp->sleep_set, sp->sleep_time, sp->stage, (int) sp->paused, sp->error,
-                 sp->sha, sp->upstream, rt_store_now_ms(), sp->id);
+    int r =
+        exec(st, err,
+             "UPDATE spaces SET private = ?, hardware = ?, hardware_current = ?,"
+             " sleep_time = CASE WHEN ? THEN ? END, stage = ?, paused = ?, error = ?,"
+             " sha = ?, upstream = ?, updated_at = ?, light_sleep = CASE WHEN ? THEN ? END"
+             " WHERE id = ?",
+             "bttbitbtttibii", (int) sp->private_, sp->hardware, sp->hardware_current,
+             (int) sp->sleep_set, sp->sleep_time, sp->stage, (int) sp->paused, sp->error, sp->sha,
+             sp->upstream, rt_store_now_ms(), (int) sp->light_set, sp->light_sleep, sp->id);
 
     if (r == -EBUSY)
         return rt_err_set(err, ENOENT, "no hardware tier '%s'", sp->hardware);
@@ -818,12 +844,14 @@ int rt_store_space_touch(struct rt_store *st, int64_t id, int64_t now_ms, struct
 
 int rt_store_tier_add(struct rt_store *st, const struct rt_tier *t, struct rt_err *err)
 {
-    int r = exec(st, err,
-                 "INSERT INTO hardware (name, pretty_name, cpus, memory, disk, gpus, gpu_kind,"
-                 " vram, zero, default_sleep, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                 "ttdiiitibii", t->name, t->pretty, t->cpus, (int64_t) t->memory, (int64_t) t->disk,
-                 (int64_t) t->gpus, t->gpu_kind, (int64_t) t->vram, (int) t->zero, t->default_sleep,
-                 rt_store_now_ms());
+    int r =
+        exec(st, err,
+             "INSERT INTO hardware (name, pretty_name, cpus, memory, disk, gpus, gpu_kind,"
+             " vram, zero, default_sleep, created_at, light_sleep)"
+             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CASE WHEN ? THEN ? END)",
+             "ttdiiitibiibi", t->name, t->pretty, t->cpus, (int64_t) t->memory, (int64_t) t->disk,
+             (int64_t) t->gpus, t->gpu_kind, (int64_t) t->vram, (int) t->zero, t->default_sleep,
+             rt_store_now_ms(), (int) t->light_set, t->light_sleep);
 
     if (r == -EEXIST)
         return rt_err_set(err, EEXIST, "hardware tier '%s' exists", t->name);
@@ -832,7 +860,7 @@ int rt_store_tier_add(struct rt_store *st, const struct rt_tier *t, struct rt_er
 
 #define TIER_COLS                                                                                  \
     "SELECT name, pretty_name, cpus, memory, disk, gpus, gpu_kind, vram, zero, default_sleep,"     \
-    " created_at FROM hardware "
+    " created_at, light_sleep IS NOT NULL, coalesce(light_sleep, 0) FROM hardware "
 
 static void read_tier(sqlite3_stmt *s, struct rt_tier *t)
 {
@@ -848,6 +876,8 @@ static void read_tier(sqlite3_stmt *s, struct rt_tier *t)
     t->zero = sqlite3_column_int(s, 8) != 0;
     t->default_sleep = sqlite3_column_int64(s, 9);
     t->created_at = sqlite3_column_int64(s, 10);
+    t->light_set = sqlite3_column_int(s, 11) != 0;
+    t->light_sleep = sqlite3_column_int64(s, 12);
 }
 
 int rt_store_tier_get(struct rt_store *st, const char *name, struct rt_tier *ret,
@@ -893,6 +923,18 @@ int rt_store_tier_delete(struct rt_store *st, const char *name, struct rt_err *e
     if (r < 0)
         return r;
     return r == 0 ? rt_err_set(err, ENOENT, "no hardware tier '%s'", name) : 0;
+}
+
+int rt_store_tier_set_sleep(struct rt_store *st, const struct rt_tier *t, struct rt_err *err)
+{
+    int r = exec(st, err,
+                 "UPDATE hardware SET default_sleep = ?, light_sleep = CASE WHEN ? THEN ? END"
+                 " WHERE name = ?",
+                 "ibit", t->default_sleep, (int) t->light_set, t->light_sleep, t->name);
+
+    if (r < 0)
+        return r;
+    return r == 0 ? rt_err_set(err, ENOENT, "no hardware tier '%s'", t->name) : 0;
 }
 
 int rt_store_tier_users(struct rt_store *st, const char *name, struct rt_err *err)

@@ -58,6 +58,8 @@ struct rt_space {
     char hardware_current[RT_TIER_SIZE];           /* "" until the Space runs on it */
     bool sleep_set;                                /* false: the tier's default sleep time */
     int64_t sleep_time;                            /* seconds, -1 never */
+    bool light_set;                                /* false: the tier's light sleep */
+    int64_t light_sleep;                           /* seconds before freezing, -1 never */
     char stage[RT_STAGE_SIZE];                     /* as the lifecycle last set it */
     bool paused;                                   /* paused by its owner: reported stage PAUSED */
     char error[512];                               /* errorMessage, "" when none */
@@ -77,6 +79,8 @@ struct rt_tier {
     bool zero;             /* ZeroGPU: time-slices of a shared GPU */
     int64_t default_sleep; /* seconds; -1 never */
     int64_t created_at;
+    bool light_set;      /* false: the node's light_sleep_ms applies */
+    int64_t light_sleep; /* seconds of idle before a Space is frozen; -1 never */
 };
 
 enum rt_kv_kind { RT_KV_SECRET, RT_KV_VARIABLE };
@@ -145,6 +149,8 @@ void rt_store_token_done(struct rt_token *t);
 int rt_store_space_add(struct rt_store *st, struct rt_space *s, struct rt_err *err);
 int rt_store_space_get(struct rt_store *st, const char *owner, const char *name,
                        struct rt_space *ret, struct rt_err *err);
+int rt_store_space_get_by_id(struct rt_store *st, int64_t id, struct rt_space *ret,
+                             struct rt_err *err);
 int rt_store_space_get_by_host(struct rt_store *st, const char *host, struct rt_space *ret,
                                struct rt_err *err);
 /* Calls @on_space for each Space with a row id above @after, in row id order, until it
@@ -154,8 +160,8 @@ int rt_store_space_list(struct rt_store *st, int64_t after,
                         struct rt_err *err);
 int rt_store_space_count_owned(struct rt_store *st, const char *owner, struct rt_err *err);
 int rt_store_space_delete(struct rt_store *st, int64_t id, struct rt_err *err);
-/* Writes back the mutable fields of @s: hardware, sleep, stage, paused, error, sha,
- * upstream, private, hardware_current. */
+/* Writes back the mutable fields of @s: hardware, sleep, light sleep, stage, paused,
+ * error, sha, upstream, private, hardware_current. */
 int rt_store_space_update(struct rt_store *st, const struct rt_space *s, struct rt_err *err);
 int rt_store_space_touch(struct rt_store *st, int64_t id, int64_t now_ms, struct rt_err *err);
 
@@ -166,6 +172,8 @@ int rt_store_tier_get(struct rt_store *st, const char *name, struct rt_tier *ret
 int rt_store_tier_list(struct rt_store *st, int (*on_tier)(const struct rt_tier *, void *),
                        void *userdata, struct rt_err *err);
 int rt_store_tier_delete(struct rt_store *st, const char *name, struct rt_err *err);
+/* Writes the sleep defaults of tier @t->name: default_sleep, light_set, light_sleep. */
+int rt_store_tier_set_sleep(struct rt_store *st, const struct rt_tier *t, struct rt_err *err);
 /* How many Spaces request tier @name. */
 int rt_store_tier_users(struct rt_store *st, const char *name, struct rt_err *err);
 

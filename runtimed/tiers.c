@@ -12,28 +12,40 @@
 
 #define GB (1000ULL * 1000 * 1000)
 
-/* The Hub's flavors (REFERENCE.md section 4): vCPU, RAM, disk, GPUs of one kind. */
+/* The Hub's flavors (REFERENCE.md section 4): vCPU, RAM, disk, GPUs of one kind.  No light
+ * sleep of their own: the node's light_sleep_ms applies until an admin sets one. */
 static const struct rt_tier defaults[] = {
-    { "cpu-basic", "CPU basic", 2, 16 * GB, 50 * GB, 0, "", 0, false, RT_SLEEP_FREE_TIER, 0 },
-    { "cpu-upgrade", "CPU upgrade", 8, 32 * GB, 50 * GB, 0, "", 0, false, -1, 0 },
-    { "zero-a10g", "ZeroGPU", 2, 16 * GB, 50 * GB, 0, "a10g", 24 * GB, true, RT_SLEEP_FREE_TIER,
+    { "cpu-basic", "CPU basic", 2, 16 * GB, 50 * GB, 0, "", 0, false, RT_SLEEP_FREE_TIER, 0, false,
       0 },
-    { "t4-small", "Nvidia T4 small", 4, 15 * GB, 50 * GB, 1, "t4", 16 * GB, false, -1, 0 },
-    { "t4-medium", "Nvidia T4 medium", 8, 30 * GB, 100 * GB, 1, "t4", 16 * GB, false, -1, 0 },
-    { "l4x1", "1x Nvidia L4", 8, 30 * GB, 400 * GB, 1, "l4", 24 * GB, false, -1, 0 },
-    { "l4x4", "4x Nvidia L4", 48, 186 * GB, 3200 * GB, 4, "l4", 24 * GB, false, -1, 0 },
-    { "l40sx1", "1x Nvidia L40S", 8, 62 * GB, 380 * GB, 1, "l40s", 48 * GB, false, -1, 0 },
-    { "l40sx4", "4x Nvidia L40S", 48, 382 * GB, 3200 * GB, 4, "l40s", 48 * GB, false, -1, 0 },
-    { "l40sx8", "8x Nvidia L40S", 192, 1534 * GB, 6500 * GB, 8, "l40s", 48 * GB, false, -1, 0 },
-    { "a10g-small", "Nvidia A10G small", 4, 15 * GB, 110 * GB, 1, "a10g", 24 * GB, false, -1, 0 },
-    { "a10g-large", "Nvidia A10G large", 12, 46 * GB, 200 * GB, 1, "a10g", 24 * GB, false, -1, 0 },
+    { "cpu-upgrade", "CPU upgrade", 8, 32 * GB, 50 * GB, 0, "", 0, false, -1, 0, false, 0 },
+    { "zero-a10g", "ZeroGPU", 2, 16 * GB, 50 * GB, 0, "a10g", 24 * GB, true, RT_SLEEP_FREE_TIER, 0,
+      false, 0 },
+    { "t4-small", "Nvidia T4 small", 4, 15 * GB, 50 * GB, 1, "t4", 16 * GB, false, -1, 0, false,
+      0 },
+    { "t4-medium", "Nvidia T4 medium", 8, 30 * GB, 100 * GB, 1, "t4", 16 * GB, false, -1, 0, false,
+      0 },
+    { "l4x1", "1x Nvidia L4", 8, 30 * GB, 400 * GB, 1, "l4", 24 * GB, false, -1, 0, false, 0 },
+    { "l4x4", "4x Nvidia L4", 48, 186 * GB, 3200 * GB, 4, "l4", 24 * GB, false, -1, 0, false, 0 },
+    { "l40sx1", "1x Nvidia L40S", 8, 62 * GB, 380 * GB, 1, "l40s", 48 * GB, false, -1, 0, false,
+      0 },
+    { "l40sx4", "4x Nvidia L40S", 48, 382 * GB, 3200 * GB, 4, "l40s", 48 * GB, false, -1, 0, false,
+      0 },
+    { "l40sx8", "8x Nvidia L40S", 192, 1534 * GB, 6500 * GB, 8, "l40s", 48 * GB, false, -1, 0,
+      false, 0 },
+    { "a10g-small", "Nvidia A10G small", 4, 15 * GB, 110 * GB, 1, "a10g", 24 * GB, false, -1, 0,
+      false, 0 },
+    { "a10g-large", "Nvidia A10G large", 12, 46 * GB, 200 * GB, 1, "a10g", 24 * GB, false, -1, 0,
+      false, 0 },
     { "a10g-largex2", "2x Nvidia A10G large", 24, 92 * GB, 1000 * GB, 2, "a10g", 24 * GB, false, -1,
-      0 },
+      0, false, 0 },
     { "a10g-largex4", "4x Nvidia A10G large", 48, 184 * GB, 2000 * GB, 4, "a10g", 24 * GB, false,
-      -1, 0 },
-    { "a100-large", "Nvidia A100", 12, 142 * GB, 1000 * GB, 1, "a100", 80 * GB, false, -1, 0 },
-    { "a100x4", "4x Nvidia A100", 48, 568 * GB, 4000 * GB, 4, "a100", 80 * GB, false, -1, 0 },
-    { "a100x8", "8x Nvidia A100", 96, 1136 * GB, 8000 * GB, 8, "a100", 80 * GB, false, -1, 0 },
+      -1, 0, false, 0 },
+    { "a100-large", "Nvidia A100", 12, 142 * GB, 1000 * GB, 1, "a100", 80 * GB, false, -1, 0, false,
+      0 },
+    { "a100x4", "4x Nvidia A100", 48, 568 * GB, 4000 * GB, 4, "a100", 80 * GB, false, -1, 0, false,
+      0 },
+    { "a100x8", "8x Nvidia A100", 96, 1136 * GB, 8000 * GB, 8, "a100", 80 * GB, false, -1, 0, false,
+      0 },
 };
 
 int rt_tiers_seed(struct rt_store *st, struct rt_err *err)

@@ -352,3 +352,82 @@ def test_settings_visibility(shared_rt, alice):
     assert_error(shared_rt.request("PUT", base + "/settings", alice, json={"private": "no"}), 400)
     assert_error(shared_rt.request("PUT", base + "/settings", shared_rt.token("alice", "read"), json={"private": True}), 403)
     assert_error(shared_rt.post(base + "/settings", alice, json={"private": True}), 405)
+
+
+def test_light_sleep_seconds(shared_rt, alice):
+    """Spaceport's lightSeconds beside the Hub's seconds; the effective light sleep shows as
+    runtime.lightSleepTime (this runtimed: the node's light_sleep_ms, 60 s)."""
+    name = unique("light")
+    assert shared_rt.create_space("alice", name, alice).status_code == 200
+    base = f"/api/spaces/alice/{name}"
+    rt = shared_rt.get(base + "/runtime").json()
+    assert rt["lightSleepTime"] == 60 and rt["gcTimeout"] == 172800
+    r = shared_rt.post(base + "/sleeptime", alice, json={"seconds": 300, "lightSeconds": 30})
+    assert r.status_code == 200, r.text
+    assert r.json()["gcTimeout"] == 300 and r.json()["lightSleepTime"] == 30
+    assert RUNTIME_KEYS <= set(r.json())
+    # lightSeconds alone changes only light sleep
+    r = shared_rt.post(base + "/sleeptime", alice, json={"lightSeconds": -1})
+    assert r.status_code == 200 and r.json()["lightSleepTime"] is None and r.json()["gcTimeout"] == 300
+    # seconds alone (the Hub's client) leaves light sleep as it is
+    r = shared_rt.post(base + "/sleeptime", alice, json={"seconds": 600})
+    assert r.json()["gcTimeout"] == 600 and r.json()["lightSleepTime"] is None
+    # null: back to the tier's default (cpu-basic has none: the node's)
+    r = shared_rt.post(base + "/sleeptime", alice, json={"seconds": 600, "lightSeconds": None})
+    assert r.status_code == 200 and r.json()["lightSleepTime"] == 60
+    for bad in ("30", 0, -2, 1.5, True, [1], 2**40):
+        err = assert_error(shared_rt.post(base + "/sleeptime", alice,
+                                          json={"seconds": 10, "lightSeconds": bad}), 400)
+        assert "lightSeconds" in err, err
+    assert_error(shared_rt.post(base + "/sleeptime", alice, json={"seconds": 0, "lightSeconds": 5}),
+                 400, "seconds")
+    # a refused body changed nothing
+    rt = shared_rt.get(base + "/runtime").json()
+    assert rt["gcTimeout"] == 600 and rt["lightSleepTime"] == 60
+    assert_error(shared_rt.post(base + "/sleeptime", alice, json={}), 400, "missing field 'seconds'")
+    assert_error(shared_rt.post(base + "/sleeptime", json={"lightSeconds": 5}), 401)
+
+
+def test_tier_light_sleep_default(shared_rt, alice):
+    tier = unique("cpu-light")
+    r = shared_rt.post("/api/admin/hardware", shared_rt.admin,
+                       json={"name": tier, "cpus": 1, "memory": 1 << 30, "lightSleepSeconds": 20})
+    assert r.status_code == 201, r.text
+    assert r.json()["lightSleepSeconds"] == 20 and r.json()["sleepTimeSeconds"] == -1
+    listed = {t["name"]: t for t in shared_rt.get("/api/spaces/hardware").json()}
+    assert listed[tier]["lightSleepSeconds"] == 20
+    assert listed["cpu-basic"]["lightSleepSeconds"] is None  # the node's setting
+    assert listed["cpu-basic"]["sleepTimeSeconds"] == 172800
+    name = unique("ontier")
+    r = shared_rt.create_space("alice", name, alice, hardware=tier)
+    assert r.status_code == 200, r.text
+    base = f"/api/spaces/alice/{name}"
+    assert shared_rt.get(base + "/runtime").json()["lightSleepTime"] == 20  # the tier's default
+    r = shared_rt.post(base + "/sleeptime", alice, json={"seconds": -1, "lightSeconds": 5})
+    assert r.json()["lightSleepTime"] == 5  # its own beats the tier's
+    r = shared_rt.post(base + "/sleeptime", alice, json={"seconds": -1, "lightSeconds": None})
+    assert r.json()["lightSleepTime"] == 20
+
+    # PATCH changes the sleep defaults of a tier in place
+    path = f"/api/admin/hardware/{tier}"
+    r = shared_rt.request("PATCH", path, shared_rt.admin,
+                          json={"lightSleepSeconds": -1, "sleepTimeSeconds": 7200})
+    assert r.status_code == 200, r.text
+    assert r.json()["lightSleepSeconds"] == -1 and r.json()["sleepTimeSeconds"] == 7200
+    rt = shared_rt.get(base + "/runtime").json()
+    assert rt["lightSleepTime"] is None and rt["gcTimeout"] is None  # the Space set -1 itself
+    r = shared_rt.request("PATCH", path, shared_rt.admin, json={"lightSleepSeconds": None})
+    assert r.status_code == 200 and r.json()["lightSleepSeconds"] is None
+    assert r.json()["sleepTimeSeconds"] == 7200, "an absent field stays as it was"
+    assert shared_rt.get(base + "/runtime").json()["lightSleepTime"] == 60
+    for bad in ("20", 0, -5, 2.5, False):
+        err = assert_error(shared_rt.request("PATCH", path, shared_rt.admin,
+                                             json={"lightSleepSeconds": bad}), 400)
+        assert "lightSleepSeconds" in err, err
+        err = assert_error(shared_rt.post("/api/admin/hardware", shared_rt.admin,
+                                          json={"name": unique("t"), "cpus": 1, "memory": 1 << 30,
+                                                "lightSleepSeconds": bad}), 400)
+        assert "lightSleepSeconds" in err, err
+    assert_error(shared_rt.request("PATCH", "/api/admin/hardware/no-such-tier", shared_rt.admin,
+                                   json={"lightSleepSeconds": 5}), 404, "no-such-tier")
+    assert_error(shared_rt.request("PATCH", path, alice, json={"lightSleepSeconds": 5}), 403)

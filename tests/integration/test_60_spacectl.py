@@ -130,7 +130,8 @@ def dead_url():
 
 COMMANDS = [
     "user add", "token create", "space create", "space list", "space status", "space rm",
-    "logs", "hardware list", "hardware set", "tier add", "tier rm", "sleep", "pause", "resume",
+    "logs", "hardware list", "hardware set", "tier add", "tier rm", "tier set", "sleep", "pause",
+    "resume",
     "restart", "secret set", "variable set", "gpu list", "gpu leases",
 ]
 
@@ -162,6 +163,12 @@ def test_program_help_lists_commands_and_token_fallback(bin_dir):
     (["tier", "add", "t", "--cpus", "1", "--memory", "1G", "--gpus", "1"], "--gpu-kind"),
     (["token", "create", "--user", "a", "--scope", "admin"], "--scope must be 'read' or 'write'"),
     (["sleep", "a/b", "soon"], "'soon' is not a number of seconds"),
+    (["sleep", "a/b", "60", "--light", "soon"], "--light 'soon'"),
+    (["sleep", "a/b", "60", "--light"], "'--light' needs a value"),
+    (["tier", "set", "t"], "give --sleep, --light-sleep or both"),
+    (["tier", "set", "t", "--light-sleep", "x"], "--light-sleep 'x'"),
+    (["tier", "add", "t", "--cpus", "1", "--memory", "1G", "--light-sleep", "default"],
+     "--light-sleep 'default'"),
     (["space", "list", "--sdk", "x"], "unknown option '--sdk'"),
     (["space", "frobnicate"], "unknown command 'space frobnicate'"),
     (["space", "status"], "missing OWNER/NAME"),
@@ -616,3 +623,50 @@ def test_space_rm(sc, rtd):
     assert rtd.api("GET", "/api/spaces/owner/doomed").status_code == 404
     fails(sc("space", "rm", "owner/doomed"), 1, 404)
     fails(sc("space", "status", "owner/doomed"), 1, 404)
+
+
+# --- light sleep --------------------------------------------------------------------------------
+
+def test_sleep_with_light(sc, rtd):
+    ok(sc("user", "add", "sleeper"))
+    space = "sleeper/nap"
+    ok(sc("space", "create", space, "--sdk", "static"))
+    runtime = lambda: rtd.api("GET", f"/api/spaces/{space}/runtime").json()  # noqa: E731
+    assert runtime()["lightSleepTime"] == 60  # the node's default light_sleep_ms
+    res = ok(sc("sleep", space, "3600", "--light", "30"))
+    assert "sleeps after 3600 s idle" in res.stdout and "freezes after 30 s idle" in res.stdout
+    assert runtime()["gcTimeout"] == 3600 and runtime()["lightSleepTime"] == 30
+    status = dict(line.split(None, 1) for line in ok(sc("space", "status", space)).stdout.splitlines())
+    assert status["sleeps:"] == "after 3600 s idle" and status["freezes:"] == "after 30 s idle"
+    res = ok(sc("sleep", space, "never", "--light", "never"))
+    assert "never freezes" in res.stdout
+    assert runtime()["gcTimeout"] is None and runtime()["lightSleepTime"] is None
+    ok(sc("sleep", space, "7200", "--light=-1"))
+    assert runtime()["lightSleepTime"] is None
+    # without --light the Space keeps its light sleep (the usage the Hub's client knows)
+    ok(sc("sleep", space, "600"))
+    assert runtime()["gcTimeout"] == 600 and runtime()["lightSleepTime"] is None
+    res = ok(sc("sleep", space, "600", "--light", "default", "--json"))
+    assert json.loads(res.stdout)["lightSleepTime"] == 60
+    res = fails(sc("sleep", space, "600", "--light", "0"), 1, 400)
+    assert "lightSeconds" in res.stderr
+
+
+def test_tier_light_sleep(sc, rtd):
+    res = ok(sc("tier", "add", "dozy", "--cpus", "1", "--memory", "1G", "--light-sleep", "20"))
+    assert "frozen after 20 s idle" in res.stdout
+    assert tiers(rtd)["dozy"]["lightSleepSeconds"] == 20
+    ok(sc("user", "add", "tiered"))
+    ok(sc("space", "create", "tiered/app", "--sdk", "static", "--hardware", "dozy"))
+    runtime = lambda: rtd.api("GET", "/api/spaces/tiered/app/runtime").json()  # noqa: E731
+    assert runtime()["lightSleepTime"] == 20
+    res = ok(sc("tier", "set", "dozy", "--light-sleep", "never", "--sleep", "900"))
+    assert res.stdout.strip() == "tier 'dozy': Spaces sleep after 900 s idle, freeze never"
+    assert runtime()["lightSleepTime"] is None and runtime()["gcTimeout"] == 900
+    res = ok(sc("tier", "set", "dozy", "--light-sleep", "default", "--json"))
+    t = json.loads(res.stdout)
+    assert t["lightSleepSeconds"] is None and t["sleepTimeSeconds"] == 900
+    assert runtime()["lightSleepTime"] == 60
+    fails(sc("tier", "set", "no-such-tier", "--sleep", "60"), 1, 404)
+    fails(sc("tier", "set", "dozy", "--light-sleep", "5", token=make_token(sc, "tiered", "write")),
+          1, 403)

@@ -312,3 +312,140 @@ def test_restart_and_delete(env, web):
     while time.time() < deadline and web_instances(rt, web):
         time.sleep(0.1)
     assert not web_instances(rt, web)
+
+
+# --- light sleep per Space and per tier ---------------------------------------------------
+# The module's node setting is light_sleep_ms: 1500.  A Space's own lightSeconds wins over
+# its tier's lightSleepSeconds, which wins over the node's; -1 never.  Frozen is read from
+# the kernel: cgroup.events of the Space's sandbox cgroup.
+
+
+def shim_status(rt, name):
+    """The status of the live shim of Space alice/NAME (its sandbox pid, its frozen flag)."""
+    run = pathlib.Path(rt.data_dir) / "run"
+    row = str(int(rt.get(f"/api/spaces/alice/{name}", rt.admin).json()["_id"], 16))
+    for sdir, idir in live_shims(rt):
+        if sdir != row:
+            continue
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(2)
+            s.connect(str(run / sdir / idir / "shim.sock"))
+            s.sendall(b"status\n")
+            return json.loads(s.recv(65536))
+    return None
+
+
+def cgroup_frozen(rt, name):
+    """Whether the kernel says the cgroup of Space alice/NAME's sandbox is frozen: the v1
+    freezer's freezer.state where the host mounts one, else cgroup v2's cgroup.events."""
+    st = shim_status(rt, name)
+    assert st and st["pid"] > 0, (name, st)
+    v2 = None
+    for line in pathlib.Path(f"/proc/{st['pid']}/cgroup").read_text().splitlines():
+        _, ctrls, rel = line.split(":", 2)
+        if "freezer" in ctrls.split(","):
+            state = pathlib.Path("/sys/fs/cgroup/freezer" + rel, "freezer.state").read_text()
+            return state.strip() == "FROZEN"
+        if ctrls == "":
+            v2 = rel
+    assert v2 is not None, f"no cgroup of pid {st['pid']}"
+    root = pathlib.Path("/sys/fs/cgroup/unified")
+    if not (root / "cgroup.controllers").exists():
+        root = pathlib.Path("/sys/fs/cgroup")
+    events = pathlib.Path(str(root) + v2, "cgroup.events").read_text()
+    return "frozen 1" in events.splitlines()
+
+
+def wait_frozen(rt, name, want=True, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if cgroup_frozen(rt, name) == want:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{name}: cgroup frozen is not {want}: {rt.log()[-2000:]}")
+
+
+def set_light(rt, name, token, light, seconds=-1):
+    r = rt.post(f"/api/spaces/alice/{name}/sleeptime", token,
+                json={"seconds": seconds, "lightSeconds": light})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+@pytest.fixture(scope="module")
+def light_pair(env):
+    """Two running static Spaces on cpu-basic: 'snappy' freezes after 1 s, 'awake' never."""
+    rt, token, base = env
+    for name in ("snappy", "awake"):
+        create_and_push(rt, token, base, name)
+    # Before they run, so the node's 1.5 s never applies to 'awake'.
+    assert set_light(rt, "awake", token, -1)["lightSleepTime"] is None
+    assert set_light(rt, "snappy", token, 1)["lightSleepTime"] == 1
+    for name in ("snappy", "awake"):
+        j = wait_stage(rt, name, token, ("RUNNING", "RUNTIME_ERROR", "BUILD_ERROR"))
+        assert j["stage"] == "RUNNING", j
+    return rt, token
+
+
+def test_light_sleep_per_space(light_pair):
+    rt, token = light_pair
+    awake_up = awake_upstream(rt, "awake")
+    t0 = time.monotonic()
+    awake_upstream(rt, "snappy")  # both idle from now on
+    wait_frozen(rt, "snappy")
+    # Well past the node's 1.5 s and snappy's 1 s: 'awake' (-1) still runs and answers.
+    while time.monotonic() - t0 < 4:
+        time.sleep(0.2)
+    assert not cgroup_frozen(rt, "awake")
+    assert route(rt, "awake")["upstream"] == awake_up
+    assert fetch(awake_up).status_code == 200
+    assert route(rt, "snappy")["upstream"] is None
+    assert shim_status(rt, "snappy")["frozen"] is True
+    # A visit thaws it; the kernel agrees.
+    up = awake_upstream(rt, "snappy")
+    assert not cgroup_frozen(rt, "snappy")
+    assert fetch(up).status_code == 200
+    j = runtime(rt, "awake", token)
+    assert j["lightSleepTime"] is None and j["gcTimeout"] is None  # seconds: -1 given
+
+
+def test_light_sleep_change_applies_without_restart(light_pair):
+    rt, token = light_pair
+    awake_upstream(rt, "awake")
+    # null: back to the tier's default (cpu-basic has none: the node's 1.5 s)
+    assert set_light(rt, "awake", token, None)["lightSleepTime"] == 1.5
+    wait_frozen(rt, "awake")
+    assert route(rt, "awake")["upstream"] is None
+    set_light(rt, "awake", token, -1)
+    awake_upstream(rt, "awake")
+    assert not cgroup_frozen(rt, "awake")
+
+
+def test_light_sleep_tier_default(env):
+    rt, token, base = env
+    r = rt.post("/api/admin/hardware", rt.admin,
+                json={"name": "cpu-nofreeze", "cpus": 1, "memory": 1 << 30,
+                      "lightSleepSeconds": -1})
+    assert r.status_code == 201, r.text
+    assert r.json()["lightSleepSeconds"] == -1
+    r = rt.create_space("alice", "tiered", token, sdk="static", hardware="cpu-nofreeze")
+    assert r.status_code == 200, r.text
+    work = make_repo(base / "w" / "tiered", "hello-static")
+    push(rt, work, "alice", "tiered", token)
+    j = wait_stage(rt, "tiered", token, ("RUNNING", "RUNTIME_ERROR", "BUILD_ERROR"))
+    assert j["stage"] == "RUNNING" and j["lightSleepTime"] is None, j
+    t0 = time.monotonic()
+    up = awake_upstream(rt, "tiered")
+    while time.monotonic() - t0 < 4:  # past the node's 1.5 s: the tier's never holds
+        time.sleep(0.2)
+    assert not cgroup_frozen(rt, "tiered") and route(rt, "tiered")["upstream"] == up
+    # The tier's default changes under the running Space: it freezes, no restart.
+    r = rt.request("PATCH", "/api/admin/hardware/cpu-nofreeze", rt.admin,
+                   json={"lightSleepSeconds": 1})
+    assert r.status_code == 200 and r.json()["lightSleepSeconds"] == 1, r.text
+    assert runtime(rt, "tiered", token)["lightSleepTime"] == 1
+    wait_frozen(rt, "tiered")
+    # The Space's own setting beats its tier's.
+    set_light(rt, "tiered", token, -1)
+    awake_upstream(rt, "tiered")
+    assert not cgroup_frozen(rt, "tiered")

@@ -33,6 +33,23 @@ static const char *const seeds[] = {
           "INSERT INTO variables (space_id, key, value, updated_at) VALUES (11, 'MODE', 'x', 7);"
           "INSERT INTO logs (space_id, kind, ts, line) VALUES (11, 0, 8, 'build line one');"
           "INSERT INTO events (space_id, ts, kind) VALUES (11, 9, 'created');",
+    /* 2: light sleep per tier and per Space */
+    [2] = "INSERT INTO users (id, name, admin, created_at) VALUES (7, 'seed', 1, 1700000000000);"
+          "INSERT INTO tokens (id, public_id, user_id, role, name, hash, created_at)"
+          "  VALUES (3, '00000000000000aa', 7, 'write', 'ci', 'feedface', 1700000000001);"
+          "INSERT INTO token_spaces (token_id, space) VALUES (3, 'seed/app');"
+          "INSERT INTO hardware (name, pretty_name, cpus, memory, created_at, light_sleep)"
+          "  VALUES ('seed-cpu', 'Seed CPU', 2, 1073741824, 1700000000002, 45);"
+          "INSERT INTO spaces (id, owner, name, host, sdk, private, hardware, stage, sha,"
+          "  created_at, updated_at, last_activity, light_sleep) VALUES (11, 'seed', 'app',"
+          "  'seed-app', 'gradio', 1, 'seed-cpu', 'RUNTIME_ERROR', 'abc123', 1, 2, 3, -1);"
+          "INSERT INTO revisions (space_id, sha, ref, created_at)"
+          "  VALUES (11, 'abc123', 'refs/heads/main', 4);"
+          "INSERT INTO builds (space_id, sha, status, created_at) VALUES (11, 'abc123', 'ok', 5);"
+          "INSERT INTO secrets (space_id, key, value, updated_at) VALUES (11, 'TOKEN', 's3', 6);"
+          "INSERT INTO variables (space_id, key, value, updated_at) VALUES (11, 'MODE', 'x', 7);"
+          "INSERT INTO logs (space_id, kind, ts, line) VALUES (11, 0, 8, 'build line one');"
+          "INSERT INTO events (space_id, ts, kind) VALUES (11, 9, 'created');",
 };
 #define N_SEEDS ((int) (sizeof(seeds) / sizeof(seeds[0])))
 
@@ -82,6 +99,7 @@ static void from_version(int v)
     struct rt_user u;
     struct rt_space s;
     struct rt_token t;
+    struct rt_tier tier;
     char path[300], got[64];
     int latest = rt_store_schema_latest();
 
@@ -115,6 +133,25 @@ static void from_version(int v)
         (void) rt_store_build_stats(st, on_status, got, &err);
         is_str(got, "ok:1", "build kept");
         is_int(rt_store_event_count(st, 11, "created", &err), 1, "event kept");
+        /* Light sleep (schema 2): unset where an older schema had no such setting. */
+        ok(rt_store_tier_get(st, "seed-cpu", &tier, &err) == 0 && tier.default_sleep == -1,
+           "tier kept");
+        if (v < 2)
+            ok(!s.light_set && !tier.light_set,
+               "no light sleep of its own: the node's setting applies as before");
+        else
+            ok(s.light_set && s.light_sleep == -1 && tier.light_set && tier.light_sleep == 45,
+               "light sleep kept (Space %lld, tier %lld)", (long long) s.light_sleep,
+               (long long) tier.light_sleep);
+        {
+            struct rt_space m = s;
+            m.light_set = true;
+            m.light_sleep = 20;
+            ok(rt_store_space_update(st, &m, &err) == 0 &&
+                   rt_store_space_get_by_id(st, 11, &m, &err) == 0 && m.light_set &&
+                   m.light_sleep == 20,
+               "a migrated Space takes a light sleep: %s", err.msg);
+        }
     }
     rt_store_close(st);
 }
