@@ -300,7 +300,7 @@ int rt__api_commit(struct rt_req *r, const struct rt_space *s, const char *rev)
                                "commits go to 'main' (the branch a Space runs)");
     if (read_body(r, COMMIT_BODY_MAX, &body, &len) < 0 || parse_ndjson(r, body, len, &p) < 0)
         return r->status;
-    if ((rc = rt_lfs_open(r->api->cfg->data_dir, 0, &lfs, &err)) < 0)
+    if ((rc = rt_lfs_open_space(r->api->cfg->data_dir, s->id, s->created_at, &lfs, &err)) < 0)
         return rt__reply_err(r, rc, &err);
     (void) snprintf(email, sizeof(email), "%s@spaceport",
                     r->who.anonymous ? "anonymous" : r->who.token.user);

@@ -121,7 +121,7 @@ static int batch(struct rt_req *r, const char *owner, const char *name)
         rt__reply_error(r, 422, "objects must be a list of at most %d", BATCH_OBJECTS_MAX);
         goto out;
     }
-    if ((rc = rt_lfs_open(r->api->cfg->data_dir, 0, &store, &err)) < 0) {
+    if ((rc = rt_lfs_open_space(r->api->cfg->data_dir, s.id, s.created_at, &store, &err)) < 0) {
         rt__reply_err(r, rc, &err);
         goto out;
     }
@@ -283,7 +283,7 @@ int rt__api_lfs_object(struct rt_req *r, const struct rt_space *s, const char *o
         return rt__reply_error(r, 403,
                                "this transfer URL is not valid (expired, or for "
                                "another object): ask the batch endpoint again");
-    if ((rc = rt_lfs_open(r->api->cfg->data_dir, 0, &store, &err)) < 0)
+    if ((rc = rt_lfs_open_space(r->api->cfg->data_dir, s->id, s->created_at, &store, &err)) < 0)
         return rt__reply_err(r, rc, &err);
     if (put)
         return put_object(r, store, oid, size);
@@ -306,14 +306,13 @@ int rt__api_lfs_verify(struct rt_req *r, const struct rt_space *s)
     json_t *body;
     int rc;
 
-    (void) s;
     body = rt__req_object(r, false);
     if (!body)
         return r->status;
     if (rt__field_str(r, body, "oid", true, &oid) < 0 ||
         rt__field_int(r, body, "size", true, 0, INT64_MAX, &size) < 0)
         goto out;
-    if ((rc = rt_lfs_open(r->api->cfg->data_dir, 0, &store, &err)) < 0) {
+    if ((rc = rt_lfs_open_space(r->api->cfg->data_dir, s->id, s->created_at, &store, &err)) < 0) {
         rt__reply_err(r, rc, &err);
         goto out;
     }
@@ -364,7 +363,8 @@ static int resolve(struct rt_req *r, const char *owner, const char *name, const 
             _cleanup_close_ int fd = -1;
             uint64_t have = 0;
 
-            if ((rc = rt_lfs_open(r->api->cfg->data_dir, 0, &store, &err)) < 0 ||
+            if ((rc = rt_lfs_open_space(r->api->cfg->data_dir, s.id, s.created_at, &store, &err)) <
+                    0 ||
                 (fd = rc = rt_lfs_open_object(store, f->lfs_oid, &have, &err)) < 0) {
                 rt_git_file_list_done(&files);
                 return rt__reply_err(r, rc, &err);

@@ -16,6 +16,7 @@
 #include "builder-job.h"
 #include "builder.h"
 #include "cleanup.h"
+#include "lfs.h"
 #include "log.h"
 #include "names.h"
 #include "sha256.h"
@@ -133,7 +134,18 @@ void rt__repo_duplicate(struct rt_req *r, const struct rt_space *from, const str
     }
     (void) snprintf(dst, sizeof(dst), "--git-dir=");
     rt__repo_dir(r->api, to, dst + strlen(dst), sizeof(dst) - strlen(dst));
-    /* LFS objects live in one store for every Space: the pointers are enough. */
+    /* The copy may use the original's LFS objects: link them into its scope. */
+    {
+        char from_key[RT_LFS_SCOPE_KEY_MAX];
+        struct rt_lfs *lfs = NULL;
+
+        rt_lfs_scope_key(from->id, from->created_at, from_key);
+        if (rt_lfs_open_space(r->api->cfg->data_dir, to->id, to->created_at, &lfs, &err) < 0 ||
+            rt_lfs_scope_copy(lfs, from_key, &err) < 0)
+            rt_log(RT_LOG_ERR, &ctx, "link the LFS objects of '%s/%s': %s", from->owner, from->name,
+                   err.msg);
+        rt_lfs_free(lfs);
+    }
     rc = rt_run_capture((const char *const[]){ "git", dst, "fetch", "-q", "--no-tags", src,
                                                "+refs/heads/main:refs/heads/main", NULL },
                         NULL, NULL, 0, errbuf, sizeof(errbuf), &err);
@@ -152,6 +164,14 @@ void rt__repo_duplicate(struct rt_req *r, const struct rt_space *from, const str
     }
     if (r->api->builder && rt_builder_enqueue(r->api->builder, to->id, sha, false, &err) < 0)
         rt_log(RT_LOG_ERR, &ctx, "queue the build of %.12s: %s", sha, err.msg);
+}
+
+void rt__repo_lfs_forget(const struct rt_api *api, const struct rt_space *s)
+{
+    char key[RT_LFS_SCOPE_KEY_MAX];
+
+    rt_lfs_scope_key(s->id, s->created_at, key);
+    rt_lfs_scope_remove(api->cfg->data_dir, key);
 }
 
 /* --- signed LFS transfer URLs ------------------------------------------------------------- */

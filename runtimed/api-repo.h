@@ -65,6 +65,9 @@ int rt__repo_web_handler(struct mg_connection *conn, void *cbdata);
  * original's commits, recorded and built as a push would be. */
 void rt__repo_duplicate(struct rt_req *r, const struct rt_space *from, const struct rt_space *to);
 
+/* A deleted Space's LFS scope goes (lfs.h); the objects other Spaces use stay. */
+void rt__repo_lfs_forget(const struct rt_api *api, const struct rt_space *s);
+
 /* Handlers. */
 int rt__api_commit(struct rt_req *r, const struct rt_space *s, const char *rev);
 int rt__api_preupload(struct rt_req *r, const struct rt_space *s, const char *rev);

@@ -219,26 +219,23 @@ int rt_build_deps_key(const struct rt_build_plan *plan, const char *app_dir, cha
 /* A checkout holds LFS pointers; the Space needs the content.  Each pointer file is
  * replaced by its object from the store (never following a symlink: rt_lfs_export
  * replaces the name in its own directory). */
-static int export_lfs_files(const struct rt_build_job *job, const char *dir, struct build_log *log,
-                            struct rt_err *err)
+static int export_lfs_files(const struct rt_build_job *job, const struct rt_git_file_list *files,
+                            const char *dir, struct build_log *log, struct rt_err *err)
 {
-    struct rt_git_file_list files = { 0 };
     struct rt_lfs *store = NULL;
     unsigned exported = 0;
-    int r;
+    int r = 0;
 
-    r = rt_git_list_files(job->repo_dir, job->commit, 0, &files, err);
-    if (r < 0)
-        return rt_err_wrap(err, "list the files of the commit");
-    for (size_t i = 0; i < files.n && r >= 0; i++) {
-        const struct rt_git_file *f = &files.files[i];
+    for (size_t i = 0; i < files->n && r >= 0; i++) {
+        const struct rt_git_file *f = &files->files[i];
         char parent[PATH_MAX];
         const char *slash = strrchr(f->path, '/');
         _cleanup_close_ int dfd = -1;
 
         if (!f->lfs)
             continue;
-        if (!store && (r = rt_lfs_open(job->data_dir, 0, &store, err)) < 0)
+        if (!store && ((r = rt_lfs_open(job->data_dir, 0, &store, err)) < 0 ||
+                       (r = rt_lfs_set_scope(store, job->lfs_scope, err)) < 0))
             break;
         if (slash)
             (void) snprintf(parent, sizeof(parent), "%s/%.*s", dir, (int) (slash - f->path),
@@ -254,7 +251,9 @@ static int export_lfs_files(const struct rt_build_job *job, const char *dir, str
         r = rt_lfs_export(store, f->lfs_oid, dfd, slash ? slash + 1 : f->path,
                           (f->mode & 0111) ? 0755 : 0644, err);
         if (r == -ENOENT) {
-            log_printf(log, "    LFS file '%s': object %.12s was never uploaded, left as a pointer",
+            log_printf(log,
+                       "    LFS file '%s': object %.12s was never uploaded to this Space, left "
+                       "as a pointer",
                        f->path, f->lfs_oid);
             r = 0;
         } else if (r >= 0) {
@@ -264,22 +263,43 @@ static int export_lfs_files(const struct rt_build_job *job, const char *dir, str
     if (r >= 0 && exported)
         log_printf(log, "    %u LFS files fetched from the store", exported);
     rt_lfs_free(store);
-    rt_git_file_list_done(&files);
     return r;
+}
+
+static bool has_lfs_files(const struct rt_git_file_list *files)
+{
+    for (size_t i = 0; i < files->n; i++)
+        if (files->files[i].lfs)
+            return true;
+    return false;
 }
 
 static int build_app_layer(const struct rt_build_job *job, struct build_log *log,
                            struct rt_build_result *res, struct rt_err *err)
 {
     char dir[PATH_MAX], tmp[PATH_MAX + 32];
+    struct rt_git_file_list files = { 0 };
     struct rt_git_checkout_report rep;
+    bool lfs;
     int r;
 
     (void) snprintf(dir, sizeof(dir), "%s/layers/app", job->data_dir);
     if ((r = mkdir_p(dir, 0755)) < 0)
         return rt_err_set(err, -r, "create '%s'", dir);
-    (void) snprintf(res->app_layer, sizeof(res->app_layer), "%s/%s", dir, job->commit);
+    r = rt_git_list_files(job->repo_dir, job->commit, 0, &files, err);
+    if (r < 0)
+        return rt_err_wrap(err, "list the files of the commit");
+    /* A commit is shared by every Space that has it, its LFS objects are not (lfs.h):
+     * the layer of a commit with LFS files is its Space's own. */
+    lfs = has_lfs_files(&files);
+    if (lfs && !job->lfs_scope) {
+        rt_git_file_list_done(&files);
+        return rt_err_set(err, EINVAL, "build a commit with LFS files: no LFS scope given");
+    }
+    (void) snprintf(res->app_layer, sizeof(res->app_layer), "%s/%s%s%s", dir, job->commit,
+                    lfs ? "-" : "", lfs ? job->lfs_scope : "");
     if (is_dir(res->app_layer)) {
+        rt_git_file_list_done(&files);
         log_printf(log, "==> app files of %.12s: already unpacked", job->commit);
         return 0;
     }
@@ -294,7 +314,7 @@ static int build_app_layer(const struct rt_build_job *job, struct build_log *log
     r = rt_git_checkout(job->repo_dir, job->commit, tmp, job->git_limits, &rep, err);
     if (r < 0)
         goto fail;
-    r = export_lfs_files(job, tmp, log, err);
+    r = export_lfs_files(job, &files, tmp, log, err);
     if (r < 0)
         goto fail;
     log_printf(log, "    %u files, %u symlinks, %llu bytes%s", rep.files, rep.symlinks,
@@ -306,9 +326,11 @@ static int build_app_layer(const struct rt_build_job *job, struct build_log *log
         goto fail;
     }
     (void) rm_rf(tmp);
+    rt_git_file_list_done(&files);
     return 0;
 fail:
     (void) rm_rf(tmp);
+    rt_git_file_list_done(&files);
     return r;
 }
 

@@ -66,6 +66,7 @@ struct rt_build_job {
     const char *space_id;                   /* "owner/name" */
     const char *repo_dir;                   /* the Space's bare repository */
     const char *commit;                     /* 40 hex digits */
+    const char *lfs_scope;                  /* rt_lfs_scope_key() of the Space */
     const char *log_path;                   /* the build log file (created or appended) */
     bool no_cache;                          /* factory rebuild: build a fresh dependency layer */
     const struct rt_git_limits *git_limits; /* checkout limits; NULL: gitrepo's defaults */

@@ -8,12 +8,14 @@
 #include <string.h>
 #include <time.h>
 
+#include "lfs.h"
 #include "build.h"
 #include "builder-job.h"
 #include "buildplan.h"
 #include "cleanup.h"
 #include "config.h"
 #include "gitcommit.h"
+#include "lfs.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "spaceconfig.h"
@@ -281,10 +283,12 @@ void rt__builder_run(const struct rt__builder_env *env, struct rt_build *rb, int
             .host_network = strcmp(env->cfg->build_network, "none") != 0,
             .rootfs = env->cfg->rootfs[0] ? env->cfg->rootfs : NULL,
         };
+        char lfs_scope[RT_LFS_SCOPE_KEY_MAX];
         struct rt_build_job job = { .data_dir = env->cfg->data_dir,
                                     .space_id = c.id,
                                     .repo_dir = repo,
                                     .commit = sha,
+                                    .lfs_scope = lfs_scope,
                                     .no_cache = factory,
                                     .git_limits = &glim,
                                     .plan = &plan,
@@ -292,6 +296,8 @@ void rt__builder_run(const struct rt__builder_env *env, struct rt_build *rb, int
                                     .on_line = on_line,
                                     .data = &c };
         struct rt_build_result res;
+
+        rt_lfs_scope_key(c.space.id, c.space.created_at, lfs_scope);
 
         for (size_t i = 0; i < recipe.key_files.n && i < RT_BUILD_MAX_KEY_FILES; i++)
             plan.key_files[plan.n_key_files++] = recipe.key_files.v[i];

@@ -23,11 +23,13 @@
 struct rt_lfs {
     int objects_fd; /* DATA/lfs/objects */
     int tmp_fd;     /* DATA/lfs/tmp: uploads in progress, same filesystem for rename */
+    int lfs_fd;     /* DATA/lfs */
+    int scope_fd;   /* DATA/lfs/spaces/KEY, or -1: unscoped */
     uint64_t max_object_bytes;
 };
 
 struct rt_lfs_writer {
-    int objects_fd, tmp_fd; /* our own copies: the writer may outlive the store */
+    int objects_fd, tmp_fd, scope_fd; /* our own copies: the writer may outlive the store */
     int fd;
     char tmp_name[32];
     bool committed;
@@ -64,6 +66,8 @@ void rt_lfs_free(struct rt_lfs *store)
         return;
     store->objects_fd = rt_close(store->objects_fd);
     store->tmp_fd = rt_close(store->tmp_fd);
+    store->lfs_fd = rt_close(store->lfs_fd);
+    store->scope_fd = rt_close(store->scope_fd);
     free(store);
 }
 
@@ -105,7 +109,7 @@ int rt_lfs_open(const char *data_dir, uint64_t max_object_bytes, struct rt_lfs *
     s = calloc(1, sizeof(*s));
     if (!s)
         return rt_err_set(err, ENOMEM, "allocate the LFS store");
-    s->objects_fd = s->tmp_fd = -1;
+    s->objects_fd = s->tmp_fd = s->lfs_fd = s->scope_fd = -1;
     s->max_object_bytes = max_object_bytes ? max_object_bytes : LFS_DEFAULT_MAX;
     data_fd = open(data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (data_fd < 0)
@@ -120,8 +124,122 @@ int rt_lfs_open(const char *data_dir, uint64_t max_object_bytes, struct rt_lfs *
     if (s->tmp_fd < 0)
         return rt_err_wrap(err, "open the LFS store in '%s'", data_dir);
     sweep_tmp(s->tmp_fd);
+    s->lfs_fd = TAKE_FD(lfs_fd);
     *ret_store = TAKE_PTR(s);
     return 0;
+}
+
+void rt_lfs_scope_key(int64_t space_id, int64_t created_at, char buf[RT_LFS_SCOPE_KEY_MAX])
+{
+    (void) snprintf(buf, RT_LFS_SCOPE_KEY_MAX, "%lld-%lld", (long long) space_id,
+                    (long long) created_at);
+}
+
+static bool scope_key_is_valid(const char *key)
+{
+    size_t n = key ? strlen(key) : 0;
+
+    if (n == 0 || n >= RT_LFS_SCOPE_KEY_MAX || key[0] == '.')
+        return false;
+    return strspn(key, "0123456789-") == n;
+}
+
+static int open_scope(struct rt_lfs *store, const char *key, struct rt_err *err)
+{
+    _cleanup_close_ int spaces_fd = -1;
+
+    if (!scope_key_is_valid(key))
+        return rt_err_set(err, EINVAL, "'%.60s' is not an LFS scope", key ? key : "");
+    spaces_fd = mkdir_open_at(store->lfs_fd, "spaces", err);
+    if (spaces_fd < 0)
+        return spaces_fd;
+    return mkdir_open_at(spaces_fd, key, err);
+}
+
+int rt_lfs_set_scope(struct rt_lfs *store, const char *key, struct rt_err *err)
+{
+    int fd = open_scope(store, key, err);
+
+    if (fd < 0)
+        return rt_err_wrap(err, "scope the LFS store");
+    (void) rt_close(store->scope_fd);
+    store->scope_fd = fd;
+    return 0;
+}
+
+int rt_lfs_open_space(const char *data_dir, int64_t space_id, int64_t created_at,
+                      struct rt_lfs **ret_store, struct rt_err *err)
+{
+    char key[RT_LFS_SCOPE_KEY_MAX];
+    struct rt_lfs *store = NULL;
+    int r = rt_lfs_open(data_dir, 0, &store, err);
+
+    if (r < 0)
+        return r;
+    rt_lfs_scope_key(space_id, created_at, key);
+    r = rt_lfs_set_scope(store, key, err);
+    if (r < 0) {
+        rt_lfs_free(store);
+        return r;
+    }
+    *ret_store = store;
+    return 0;
+}
+
+/* An empty file named @oid in the scope folder: "this Space may use the object". */
+static int link_in_scope(int scope_fd, const char *oid, struct rt_err *err)
+{
+    int fd;
+
+    if (scope_fd < 0)
+        return 0;
+    fd = openat(scope_fd, oid, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return rt_err_set(err, errno, "link LFS object %s to its Space", oid);
+    (void) rt_close(fd);
+    return 0;
+}
+
+int rt_lfs_scope_copy(struct rt_lfs *store, const char *from_key, struct rt_err *err)
+{
+    _cleanup_close_ int from = -1;
+    struct dirent *e;
+    DIR *d;
+    int r = 0;
+
+    if (store->scope_fd < 0)
+        return rt_err_set(err, EINVAL, "copy LFS links: the store has no scope");
+    from = open_scope(store, from_key, err);
+    if (from < 0)
+        return rt_err_wrap(err, "copy LFS links");
+    d = fdopendir(from);
+    if (!d)
+        return rt_err_set(err, errno, "read LFS links of %s", from_key);
+    from = -1; /* the DIR owns it now */
+    while (r == 0 && (e = readdir(d)))
+        if (rt_lfs_oid_is_valid(e->d_name))
+            r = link_in_scope(store->scope_fd, e->d_name, err);
+    closedir(d);
+    return r;
+}
+
+void rt_lfs_scope_remove(const char *data_dir, const char *key)
+{
+    char path[PATH_MAX];
+    struct dirent *e;
+    DIR *d;
+
+    if (!scope_key_is_valid(key))
+        return;
+    (void) snprintf(path, sizeof(path), "%s/lfs/spaces/%s", data_dir, key);
+    d = opendir(path); /* glibc opens directories O_CLOEXEC */
+    if (!d)
+        return;
+    while ((e = readdir(d)))
+        if (rt_lfs_oid_is_valid(e->d_name))
+            (void) unlinkat(dirfd(d), e->d_name, 0);
+    closedir(d);
+    (void) rmdir(path);
 }
 
 /* "ab/cd/abcd...": the two-level fan-out keeps directories small. */
@@ -140,6 +258,8 @@ int rt_lfs_open_object(struct rt_lfs *store, const char *oid, uint64_t *ret_size
     if (!rt_lfs_oid_is_valid(oid))
         return rt_err_set(err, EINVAL, "'%.80s' is not an LFS oid (64 lowercase hex digits)",
                           oid ? oid : "");
+    if (store->scope_fd >= 0 && faccessat(store->scope_fd, oid, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+        return rt_err_set(err, ENOENT, "no LFS object %s in this Space", oid);
     object_path(oid, path);
     fd = openat(store->objects_fd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0 && errno == ENOENT)
@@ -239,6 +359,7 @@ void rt_lfs_writer_free(struct rt_lfs_writer *w)
         (void) unlinkat(w->tmp_fd, w->tmp_name, 0);
     w->objects_fd = rt_close(w->objects_fd);
     w->tmp_fd = rt_close(w->tmp_fd);
+    w->scope_fd = rt_close(w->scope_fd);
     free(w);
 }
 
@@ -283,13 +404,15 @@ int rt_lfs_writer_start(struct rt_lfs *store, const char *oid, uint64_t size,
     w = calloc(1, sizeof(*w));
     if (!w)
         return rt_err_set(err, ENOMEM, "allocate an LFS writer");
-    w->fd = w->objects_fd = w->tmp_fd = -1;
+    w->fd = w->objects_fd = w->tmp_fd = w->scope_fd = -1;
     memcpy(w->oid, oid, RT_LFS_OID_LEN + 1);
     w->declared = size;
     rt_sha256_init(&w->sha);
     w->objects_fd = fcntl(store->objects_fd, F_DUPFD_CLOEXEC, 3);
     w->tmp_fd = fcntl(store->tmp_fd, F_DUPFD_CLOEXEC, 3);
     if (w->objects_fd < 0 || w->tmp_fd < 0)
+        return rt_err_set(err, errno, "duplicate the LFS store fds");
+    if (store->scope_fd >= 0 && (w->scope_fd = fcntl(store->scope_fd, F_DUPFD_CLOEXEC, 3)) < 0)
         return rt_err_set(err, errno, "duplicate the LFS store fds");
     r = create_tmp(w, err);
     if (r < 0)
@@ -380,7 +503,7 @@ int rt_lfs_writer_finish(struct rt_lfs_writer *w, struct rt_err *err)
         return rt_err_set(err, errno, "move LFS object %s into place", w->oid);
     w->committed = true;
     (void) fsync(dir);
-    return 0;
+    return link_in_scope(w->scope_fd, w->oid, err);
 }
 
 int rt_lfs_pointer_format(const char *oid, uint64_t size, char buf[RT_LFS_POINTER_MAX])

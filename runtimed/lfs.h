@@ -34,11 +34,29 @@ int rt_lfs_open(const char *data_dir, uint64_t max_object_bytes, struct rt_lfs *
 /* Frees the store; accepts NULL.  Writers still open keep working until freed. */
 void rt_lfs_free(struct rt_lfs *store);
 
+/* LFS objects are scoped per Space, as git hosts scope them per repository: a store
+ * scoped to a Space sees an object only once it was uploaded to that Space (or linked
+ * from the Space it was duplicated from), so knowing an object's hash never yields
+ * another Space's content.  Scope links are empty files DATA/lfs/spaces/KEY/<oid>;
+ * objects themselves are stored once.  An unscoped store (tools, tests) sees all. */
+#define RT_LFS_SCOPE_KEY_MAX 48
+/* KEY for a Space: "<id>-<created_at>", as ids of deleted Spaces can come back. */
+void rt_lfs_scope_key(int64_t space_id, int64_t created_at, char buf[RT_LFS_SCOPE_KEY_MAX]);
+/* Scopes @store to @key (creating its link folder).  Returns 0 or -errno. */
+int rt_lfs_set_scope(struct rt_lfs *store, const char *key, struct rt_err *err);
+/* rt_lfs_open() then rt_lfs_set_scope() for the Space @space_id created at @created_at. */
+int rt_lfs_open_space(const char *data_dir, int64_t space_id, int64_t created_at,
+                      struct rt_lfs **ret_store, struct rt_err *err);
+/* Links into @store's scope every object that scope @from_key holds (a duplicate). */
+int rt_lfs_scope_copy(struct rt_lfs *store, const char *from_key, struct rt_err *err);
+/* Removes scope @key's links (its Space is deleted); the objects stay. */
+void rt_lfs_scope_remove(const char *data_dir, const char *key);
+
 /* True when @oid is 64 lowercase hex digits and nothing else. */
 bool rt_lfs_oid_is_valid(const char *oid);
 
-/* Whether the store holds @oid.  Returns 0 and its size in *ret_size (may be NULL),
- * -ENOENT when absent, -EINVAL when @oid is not a valid oid. */
+/* Whether the store (its scope, when scoped) holds @oid.  Returns 0 and its size in
+ * *ret_size (may be NULL), -ENOENT when absent, -EINVAL when @oid is not a valid oid. */
 int rt_lfs_has(struct rt_lfs *store, const char *oid, uint64_t *ret_size, struct rt_err *err);
 
 /* Opens @oid for reading (the resolve endpoint streams it).  Returns an O_CLOEXEC fd
@@ -66,7 +84,7 @@ int rt_lfs_writer_write(struct rt_lfs_writer *w, const void *buf, size_t len, st
 
 /* Checks the size and SHA-256 of what was written against the declared ones and, when
  * both match, syncs the file and renames it into place (an object already present is
- * simply replaced by identical bytes).  -EBADMSG on a mismatch, with the temporary file
+ * simply replaced by identical bytes) and links it into the store's scope.  -EBADMSG on a mismatch, with the temporary file
  * removed.  Either way the writer is finished: free it next. */
 int rt_lfs_writer_finish(struct rt_lfs_writer *w, struct rt_err *err);
 

@@ -292,6 +292,39 @@ static void test_pointer(void)
     }
 }
 
+/* Objects are per Space: a scoped store sees only what was uploaded into its scope. */
+static void test_scopes(void)
+{
+    static const char data[] = "scoped bytes";
+    char oid[RT_SHA256_HEX_LEN], a_key[RT_LFS_SCOPE_KEY_MAX], b_key[RT_LFS_SCOPE_KEY_MAX];
+    struct rt_lfs *a = NULL, *b = NULL, *all = NULL;
+    struct rt_err err = { 0 };
+    uint64_t size = 0;
+
+    rt_sha256_hex(data, sizeof(data) - 1, oid);
+    rt_lfs_scope_key(7, 1700000000000, a_key);
+    rt_lfs_scope_key(8, 1700000000001, b_key);
+    is_str(a_key, "7-1700000000000", "a scope key is id-created_at");
+    ok(rt_lfs_open_space(tmp, 7, 1700000000000, &a, &err) == 0, "open Space 7's scope");
+    ok(rt_lfs_open_space(tmp, 8, 1700000000001, &b, &err) == 0, "open Space 8's scope");
+    ok(rt_lfs_open(tmp, 0, &all, &err) == 0, "open unscoped");
+    ok(put(a, oid, sizeof(data) - 1, data, sizeof(data) - 1, &err) == 0, "upload into Space 7");
+    ok(rt_lfs_has(a, oid, &size, &err) == 0 && size == sizeof(data) - 1, "Space 7 sees it");
+    ok(rt_lfs_has(b, oid, NULL, &err) == -ENOENT, "Space 8 does not, though the bytes are stored");
+    ok(strstr(err.msg, "in this Space") != NULL, "and says so: %s", err.msg);
+    ok(rt_lfs_open_object(b, oid, NULL, &err) == -ENOENT, "nor can it open it");
+    ok(rt_lfs_has(all, oid, NULL, &err) == 0, "an unscoped store sees every object");
+    ok(rt_lfs_set_scope(all, "../etc", &err) == -EINVAL, "a scope key is digits and '-' only");
+    ok(rt_lfs_scope_copy(b, a_key, &err) == 0, "a duplicate links the original's objects");
+    ok(rt_lfs_has(b, oid, NULL, &err) == 0, "then Space 8 sees it");
+    rt_lfs_scope_remove(tmp, a_key);
+    ok(rt_lfs_has(a, oid, NULL, &err) == -ENOENT, "a removed scope sees nothing");
+    ok(rt_lfs_has(b, oid, NULL, &err) == 0, "the object stays for the Spaces still using it");
+    rt_lfs_free(a);
+    rt_lfs_free(b);
+    rt_lfs_free(all);
+}
+
 int main(void)
 {
     struct rt_err err;
@@ -304,6 +337,7 @@ int main(void)
     test_store();
     test_streaming();
     test_pointer();
+    test_scopes();
     (void) rt_run_capture((const char *const[]){ "rm", "-rf", tmp, NULL }, NULL, NULL, 0, NULL, 0,
                           &err);
     return tap_done();
