@@ -353,6 +353,7 @@ static int repo_delete(struct rt_req *r)
     /* Its builds and its repository go with it (a new Space of that name starts empty). */
     rt_builder_forget(r->api->builder, s.id);
     rt__git_repo_remove(r->api, s.owner, s.name);
+    rt__repo_lfs_forget(r->api, &s);
     rt__reply_json(r, 200, json_object());
 out:
     json_decref(body);
