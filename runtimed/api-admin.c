@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "api-internal.h"
+#include "gpunode.h"
 #include "log.h"
 #include "names.h"
 #include "sleep.h"
@@ -418,6 +419,26 @@ static int hardware(struct rt_req *r)
                        : rt__reply_error(r, 405, "method not allowed");
 }
 
+/* GET /api/admin/gpus: the inventory, each unit with its holder. */
+static int gpus(struct rt_req *r)
+{
+    char *text;
+    json_t *j;
+
+    if (r->nseg != 2)
+        return rt__reply_error(r, 404, "no such endpoint");
+    if (!rt__is(r, "GET"))
+        return rt__reply_error(r, 405, "method not allowed");
+    if (!r->api->gpus)
+        return rt__reply_json(r, 200,
+                              json_pack("{s:s, s:s, s:i, s:[], s:{}}", "backend", "none", "driver",
+                                        "", "gpus", 0, "units", "free"));
+    text = rt_gpunode_json(r->api->gpus);
+    j = text ? json_loads(text, 0, NULL) : NULL;
+    free(text);
+    return j ? rt__reply_json(r, 200, j) : rt__reply_error(r, 500, "out of memory");
+}
+
 int rt__api_admin(struct rt_req *r)
 {
     int rc;
@@ -441,6 +462,8 @@ int rt__api_admin(struct rt_req *r)
         rc = tokens(r);
     else if (strcmp(r->seg[1], "hardware") == 0)
         rc = hardware(r);
+    else if (strcmp(r->seg[1], "gpus") == 0)
+        rc = gpus(r);
     else
         rc = rt__reply_error(r, 404, "no such endpoint");
     rt_store_unlock(r->st);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "api-internal.h"
+#include "gpunode.h"
 #include "api-repo.h"
 #include "builder.h"
 #include "lifecycle.h"
@@ -91,7 +92,8 @@ static int store_kv_list(struct rt_req *r, enum rt_kv_kind kind, int64_t space_i
 }
 
 /* Checks a tier name against the store and this node; replies 422 when it fails. */
-static int check_tier(struct rt_req *r, const char *name)
+/* @holder: the Space changing tiers (its own GPUs count as free), or NULL. */
+static int check_tier(struct rt_req *r, const char *name, const char *holder)
 {
     struct rt_tier t;
     struct rt_err err = { 0 };
@@ -103,7 +105,7 @@ static int check_tier(struct rt_req *r, const char *name)
                -1;
     if (rc < 0)
         return rt__reply_err(r, rc, &err), -1;
-    if (rt_tiers_check_node(&t, r->api->node_gpus, &err) < 0)
+    if (rt_gpunode_check_tier(r->api->gpus, &t, holder, &err) < 0)
         return rt__reply_error(r, 422, "%s", err.msg), -1;
     return 0;
 }
@@ -125,7 +127,7 @@ static int create(struct rt_req *r, struct new_space *n)
                                n->sdk);
     if (!n->hardware)
         n->hardware = RT_TIER_DEFAULT;
-    if (check_tier(r, n->hardware) < 0)
+    if (check_tier(r, n->hardware, NULL) < 0)
         return r->status;
     if (check_kv_list(r, n->secrets, "secrets") < 0 ||
         check_kv_list(r, n->variables, "variables") < 0)
@@ -540,6 +542,7 @@ static int save(struct rt_req *r, struct rt_space *s, const char *event, const c
 static int set_hardware(struct rt_req *r, struct rt_space *s)
 {
     json_t *body = rt__req_object(r, false);
+    char holder[RT_ID_SIZE];
     const char *flavor = NULL;
     bool sleep_set = false;
     long long secs = 0;
@@ -547,7 +550,10 @@ static int set_hardware(struct rt_req *r, struct rt_space *s)
     if (!body)
         return r->status;
     if (rt__field_str(r, body, "flavor", true, &flavor) < 0 ||
-        read_sleep(r, body, "sleepTimeSeconds", &sleep_set, &secs) < 0 || check_tier(r, flavor) < 0)
+        read_sleep(r, body, "sleepTimeSeconds", &sleep_set, &secs) < 0)
+        goto out;
+    (void) snprintf(holder, sizeof(holder), "%s/%s", s->owner, s->name);
+    if (check_tier(r, flavor, holder) < 0)
         goto out;
     {
         /* Refused here, not after the Space stopped: this node cannot give that tier. */
@@ -555,7 +561,7 @@ static int set_hardware(struct rt_req *r, struct rt_space *s)
         struct rt_err err = { 0 };
         int rc = rt_store_tier_get(r->st, flavor, &t, &err);
         if (rc >= 0)
-            rc = rt_tiers_check_node(&t, r->api->node_gpus, &err);
+            rc = rt_gpunode_check_tier(r->api->gpus, &t, holder, &err);
         if (rc < 0) {
             rt__reply_err(r, rc, &err);
             goto out;

@@ -12,11 +12,13 @@
 struct mg_context;
 struct rt_builder;
 struct rt_lifecycle;
+struct rt_gpunode;
 
 struct rt_api {
     struct rt_store *st;
     const struct rt_config *cfg;
-    int node_gpus;
+    int node_gpus;           /* units in the GPU inventory (metrics, the start log) */
+    struct rt_gpunode *gpus; /* the node's GPUs (gpunode.h); NULL: none */
     struct mg_context *ctx;
     atomic_bool stopping;       /* set before mg_stop so long-lived streams end */
     atomic_int log_streams;     /* SSE streams open now */

@@ -54,7 +54,23 @@ static const struct conf_key keys[] = {
         "How often an idle SSE log stream sends a keep-alive."),
     INT("max_log_streams", max_log_streams, 1, 1024, "Open SSE log streams at once (429 beyond)."),
     INT("gpus", gpus, -1, 1024,
-        "GPUs on this node: -1 counts /dev/nvidiaN.  Tiers needing more GPUs are refused (422)."),
+        "Deprecated: the GPU inventory (gpu_backend) counts GPUs by kind now.  Any value\n"
+        "but -1 is refused at start, so an old count cannot silently disagree with it."),
+    STR("gpu_backend", gpu_backend,
+        "Where GPUs come from: auto (NVML when the NVIDIA driver loads, else none), nvml,\n"
+        "fake (gpu_fake, for tests) or none.  Tiers needing GPUs of a kind this node has\n"
+        "no free unit of are refused (422), and a Space gets its own units exclusively."),
+    STR("gpu_fake", gpu_fake,
+        "gpu_backend fake: the GPUs, COUNTxKIND:MEMORY[:mig=NxPROFILE] comma-separated,\n"
+        "e.g. 2xa10g:24G (gpu-sched/README.md)."),
+    STR("gpu_fake_dev_dir", gpu_fake_dev_dir,
+        "gpu_backend fake: the directory holding the fake device nodes (gpu-sim --inventory\n"
+        "--dev-dir makes them; majors 120-122, which open nothing).  Empty: synthetic\n"
+        "/dev/nvidiaN paths (Spaces on GPU tiers then cannot start)."),
+    INT("zero_gpus", zero_gpus, 0, 64,
+        "GPU units kept out of dedicated tiers as the ZeroGPU pool (holder @zerogpu)."),
+    STR("zero_gpu_kind", zero_gpu_kind,
+        "Kind of the ZeroGPU pool's units (e.g. a10g).  Empty: the kind of the first unit."),
     INT("light_sleep_ms", light_sleep_ms, -1, INT64_C(86400000) * 365,
         "Idle time (ms) before a running Space's cgroup is frozen (light sleep); -1 never."),
     STR("templates_dir", templates_dir,
@@ -101,6 +117,7 @@ void rt_config_defaults(struct rt_config *c)
     c->sse_keepalive_ms = 15000;
     c->max_log_streams = 8;
     c->gpus = -1;
+    (void) snprintf(c->gpu_backend, sizeof(c->gpu_backend), "auto");
     c->light_sleep_ms = 60000;
     (void) snprintf(c->metrics_listen, sizeof(c->metrics_listen), "127.0.0.1:9090");
     c->build_timeout_s = 1800;
@@ -262,6 +279,19 @@ int rt_config_load(struct rt_config *c, const char *path, struct rt_err *err)
     if (strcmp(copy.build_network, "host") != 0 && strcmp(copy.build_network, "none") != 0)
         return rt_err_set(err, EINVAL, "%s: build_network: expected host or none, got '%s'", path,
                           copy.build_network);
+    if (copy.gpus != -1)
+        return rt_err_set(err, EINVAL,
+                          "%s: gpus: replaced by gpu_backend (the inventory counts GPUs by kind; "
+                          "gpu_backend: fake with gpu_fake: 2xa10g:24G declares some)",
+                          path);
+    if (strcmp(copy.gpu_backend, "auto") != 0 && strcmp(copy.gpu_backend, "nvml") != 0 &&
+        strcmp(copy.gpu_backend, "fake") != 0 && strcmp(copy.gpu_backend, "none") != 0)
+        return rt_err_set(err, EINVAL,
+                          "%s: gpu_backend: expected auto, nvml, fake or none, got '%s'", path,
+                          copy.gpu_backend);
+    if (strcmp(copy.gpu_backend, "fake") == 0 && !copy.gpu_fake[0])
+        return rt_err_set(err, EINVAL, "%s: gpu_backend fake needs gpu_fake (e.g. 2xa10g:24G)",
+                          path);
     if (copy.listen[0] && rt_config_check_listen(copy.listen, err) < 0)
         return rt_err_wrap(err, "%s", path);
     if (copy.metrics_listen[0] && rt_config_check_listen(copy.metrics_listen, err) < 0)

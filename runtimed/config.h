@@ -20,7 +20,12 @@ struct rt_config {
     uint64_t max_body;        /* bytes of a JSON request body */
     int64_t sse_keepalive_ms; /* how often an idle log stream sends a keep-alive */
     int64_t max_log_streams;  /* concurrent SSE log streams (each holds a worker) */
-    int64_t gpus;             /* GPUs on this node; -1: count /dev/nvidiaN */
+    int64_t gpus;             /* deprecated: must stay -1 (gpu_backend counts GPUs) */
+    char gpu_backend[16];     /* auto, nvml, fake, none (runtimed/gpunode.h) */
+    char gpu_fake[256];       /* fake: "2xa10g:24G" */
+    char gpu_fake_dev_dir[512];
+    int64_t zero_gpus;      /* units reserved for the ZeroGPU pool */
+    char zero_gpu_kind[48]; /* "": the first unit's kind */
     /* builds (runtimed/builder.c) */
     int64_t build_timeout_s; /* one build, install steps included */
     char build_network[8];   /* "host" (package installs) or "none" */

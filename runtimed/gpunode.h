@@ -13,9 +13,11 @@
 #include "gpu-sched/gpu.h"
 #include "gpu-sched/lease.h"
 
+struct rt_tier;
+
 #define RT_GPU_ZERO_HOLDER "@zerogpu"
-#define RT_GPU_GRANT_MAX 16 /* units one Space may hold (tiers allow up to 64; sandbox 16 nodes) */
-#define RT_GPU_NODES_MAX 32 /* nodes of one grant: each unit's own + the shared ctl/uvm */
+#define RT_GPU_GRANT_MAX 8  /* units one Space may hold (the Hub's largest tiers: 8) */
+#define RT_GPU_NODES_MAX 16 /* nodes of one grant (SBX_MAX_GPUS): each unit's + ctl/uvm */
 
 struct rt_gpunode;
 
@@ -53,6 +55,13 @@ const struct gpu_inventory *rt_gpunode_inventory(const struct rt_gpunode *g);
 unsigned rt_gpunode_free_count(struct rt_gpunode *g, const char *kind);
 /* Units of @kind the node has at all, held or not. */
 unsigned rt_gpunode_count(const struct rt_gpunode *g, const char *kind);
+
+/* Whether this node can give @t now (rt_tiers_check_node() with this node's counts for
+ * @t's kind): 0, or -ENODEV with the reason (the API's 422).  Units @holder (a Space id,
+ * or NULL) already holds count as free: a Space changing tiers gives its own back.
+ * @g NULL: a node without GPUs. */
+int rt_gpunode_check_tier(struct rt_gpunode *g, const struct rt_tier *t, const char *holder,
+                          struct rt_err *err);
 
 /* Gives @space @count units of @kind, exclusively, all or nothing, and fills *ret.
  * Errors are gpu_alloc_reserve()'s, with its message ("2 'a10g' gpu(s) wanted, 1 of 2

@@ -73,11 +73,18 @@ struct lc_space {
     char tail[LC_TAIL_LINES][LC_TAIL_LEN];
     unsigned tail_n;
     char host[300]; /* for log lines */
+    /* "owner/name" holding dedicated GPUs (gpunode.h) while any instance runs: one
+     * holding per Space, so a zero-downtime switch's new version shares the old one's
+     * units instead of needing as many again.  Supervisor thread only. */
+    char gpu_holder[RT_ID_SIZE];
 };
+
+struct rt_gpunode;
 
 struct rt_lifecycle {
     const struct rt_config *cfg;
     struct rt_store *st;
+    struct rt_gpunode *gpus; /* NULL: a node without GPUs */
     struct rt_builder *builder;
     struct rt_templates *templates;
     char shim[LC_PATH];
@@ -124,5 +131,9 @@ void lc__stop_inst(struct rt_lifecycle *lc, struct lc_space *sp, struct lc_inst 
 const char *lc__memory_of(struct rt_lifecycle *lc, struct lc_space *sp, char buf[32]);
 /* lifecycle-reattach.c: inst.json, what an instance needs to be watched again */
 void lc__save_inst(const struct lc_inst *in);
+/* After reattaching: the GPU holdings are what the adopted shims' specs hold. */
+void lc__gpu_rebuild(struct rt_lifecycle *lc);
+/* Gives the Space's GPUs back once none of its instances runs (lifecycle-run.c). */
+void lc__gpu_release_if_idle(struct rt_lifecycle *lc, struct lc_space *sp);
 
 #endif

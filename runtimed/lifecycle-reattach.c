@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "gpunode.h"
 #include "lifecycle-internal.h"
 #include "store.h"
 #include "util.h"
@@ -233,4 +234,116 @@ void lc__reattach(struct rt_lifecycle *lc)
     }
     if (d)
         (void) closedir(d);
+}
+
+/* --- GPUs -------------------------------------------------------------------------------- */
+
+static bool spec_has(json_t *gpus, const char *path)
+{
+    size_t i;
+    json_t *v;
+
+    json_array_foreach(gpus, i, v) if (json_is_string(v) &&
+                                       strcmp(json_string_value(v), path) == 0) return true;
+    return false;
+}
+
+/* The units whose own (non-shared) nodes all are in the spec's "gpus": what the
+ * sandbox really holds, whatever runtimed remembered. */
+static size_t spec_units(const struct gpu_inventory *inv, json_t *gpus, const char **uuids,
+                         size_t cap)
+{
+    size_t n = 0;
+
+    for (size_t u = 0; u < inv->n_units && n < cap; u++) {
+        const struct gpu_unit *un = &inv->units[u];
+        size_t own = 0, have = 0;
+
+        for (size_t k = 0; k < un->n_nodes; k++) {
+            if (un->nodes[k].flags & (GPU_NODE_SHARED | GPU_NODE_OPTIONAL))
+                continue;
+            own++;
+            have += spec_has(gpus, un->nodes[k].path);
+        }
+        if (own && own == have)
+            uuids[n++] = un->uuid;
+    }
+    return n;
+}
+
+static bool in_zero_pool(struct rt_lifecycle *lc, const char *uuid)
+{
+    const struct gpu_slot *zero;
+    size_t nz = rt_gpunode_zero_slots(lc->gpus, &zero);
+
+    for (size_t i = 0; i < nz; i++)
+        if (strcmp(zero[i].uuid, uuid) == 0)
+            return true;
+    return false;
+}
+
+static bool claimed(const struct gpu_holding *h, size_t n, const char *uuid)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(h[i].uuid, uuid) == 0)
+            return true;
+    return false;
+}
+
+void lc__gpu_rebuild(struct rt_lifecycle *lc)
+{
+    const struct gpu_inventory *inv;
+    struct gpu_holding *h = NULL;
+    json_t *specs[256];
+    size_t n = 0, n_specs = 0, missing = 0;
+    struct rt_err err = { 0 };
+
+    if (!lc->gpus)
+        return;
+    inv = rt_gpunode_inventory(lc->gpus);
+    h = calloc(inv->n_units ? inv->n_units : 1, sizeof(*h));
+    if (!h)
+        return;
+    for (struct lc_space *sp = lc->spaces; sp && n_specs < 256; sp = sp->next) {
+        char path[LC_PATH + 16];
+        const char *uuids[RT_GPU_GRANT_MAX];
+        const char *id;
+        json_t *j, *gpus;
+        size_t k;
+
+        if (!sp->cur.dir[0])
+            continue;
+        (void) snprintf(path, sizeof(path), "%s/spec.json", sp->cur.dir);
+        j = load_json(path);
+        id = json_string_value(json_object_get(j, "id"));
+        gpus = json_object_get(j, "gpus");
+        if (!id || !json_is_array(gpus) || !(k = spec_units(inv, gpus, uuids, RT_GPU_GRANT_MAX))) {
+            json_decref(j);
+            continue;
+        }
+        specs[n_specs++] = j;
+        for (size_t i = 0; i < k && n < inv->n_units; i++) {
+            if (in_zero_pool(lc, uuids[i])) /* a ZeroGPU Space's sandbox holds the pool's */
+                continue;
+            if (claimed(h, n, uuids[i])) {
+                /* Never two holders: the first claim stands; this sandbox still has the
+                 * device (stop it to be sure), so say so. */
+                lc__log(sp, RT_LOG_ERR, "gpu %s is held by another Space too", uuids[i]);
+                continue;
+            }
+            h[n++] = (struct gpu_holding){ id, uuids[i] };
+            (void) snprintf(sp->gpu_holder, sizeof(sp->gpu_holder), "%s", id);
+        }
+    }
+    if (rt_gpunode_rebuild(lc->gpus, h, n, &missing, &err) < 0) {
+        rt_log(RT_LOG_ERR, &(struct rt_log_ctx){ .action = "gpu" }, "rebuild gpu holders: %s",
+               err.msg);
+    } else if (n || missing) {
+        rt_log(RT_LOG_INFO, &(struct rt_log_ctx){ .action = "gpu" },
+               "%zu gpu unit(s) held by running Spaces, %zu no longer on this node", n - missing,
+               missing);
+    }
+    for (size_t i = 0; i < n_specs; i++)
+        json_decref(specs[i]);
+    free(h);
 }

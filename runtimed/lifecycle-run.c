@@ -17,6 +17,7 @@
 #include "cleanup.h"
 #include "config.h"
 #include "conftable.h"
+#include "gpunode.h"
 #include "health.h"
 #include "lifecycle-internal.h"
 #include "sleep.h"
@@ -254,6 +255,58 @@ static int on_kv(const struct rt_kv *kv, void *userdata)
     return 0;
 }
 
+void lc__gpu_release_if_idle(struct rt_lifecycle *lc, struct lc_space *sp)
+{
+    unsigned n;
+
+    if (!lc->gpus || !sp->gpu_holder[0] || sp->cur.dir[0] || sp->nxt.dir[0] || sp->old.dir[0])
+        return;
+    n = rt_gpunode_release(lc->gpus, sp->gpu_holder);
+    if (n)
+        lc__log(sp, RT_LOG_INFO, "gave back %u gpu(s)", n);
+    sp->gpu_holder[0] = '\0';
+}
+
+/* The Space's dedicated GPUs for a new instance: the units it already holds (a new
+ * version beside the running one shares them), or @t's count of its kind, reserved now.
+ * A refusal is the allocator's message ("1 'a10g' gpu(s) wanted, 0 of 2 free ..."). */
+static int gpu_take(struct rt_lifecycle *lc, struct lc_space *sp, const struct rt_tier *t,
+                    const char *holder, struct rt_gpu_grant *ret, struct rt_err *err)
+{
+    unsigned held = 0;
+    int r;
+
+    memset(ret, 0, sizeof(*ret));
+    if (!lc->gpus)
+        return t->gpus > 0 ? rt_err_set(err, ENODEV, "this node has no GPUs") : 0;
+    if (sp->gpu_holder[0] && strcmp(sp->gpu_holder, holder) != 0) {
+        lc__gpu_release_if_idle(lc, sp); /* renamed while stopped */
+        if (sp->gpu_holder[0])
+            holder = sp->gpu_holder; /* renamed while running: one holding per Space */
+    }
+    held = rt_gpunode_held(lc->gpus, holder, ret);
+    if (held && (t->gpus <= 0 || held != (unsigned) t->gpus ||
+                 strcmp(rt_gpunode_inventory(lc->gpus)->units[ret->units[0]].kind, t->gpu_kind))) {
+        /* Another tier while an instance still runs on the old one: cannot share. */
+        if (sp->cur.dir[0] || sp->nxt.dir[0] || sp->old.dir[0])
+            return rt_err_set(err, EBUSY, "'%s' still runs on %u other gpu(s)", holder, held);
+        (void) rt_gpunode_release(lc->gpus, holder);
+        memset(ret, 0, sizeof(*ret));
+        held = 0;
+    }
+    if (held || t->gpus <= 0) {
+        if (held)
+            (void) snprintf(sp->gpu_holder, sizeof(sp->gpu_holder), "%s", holder);
+        return 0;
+    }
+    r = rt_gpunode_reserve(lc->gpus, holder, t->gpu_kind, (unsigned) t->gpus, ret, err);
+    if (r < 0)
+        return r;
+    (void) snprintf(sp->gpu_holder, sizeof(sp->gpu_holder), "%s", holder);
+    lc__log(sp, RT_LOG_INFO, "holds gpu(s) %s", ret->visible);
+    return 0;
+}
+
 /* Starts an instance of sp->build.  Returns 0, or -errno with @err for errorMessage. */
 static int start_inst(struct rt_lifecycle *lc, struct lc_space *sp, struct lc_inst *in,
                       struct rt_err *err)
@@ -263,7 +316,10 @@ static int start_inst(struct rt_lifecycle *lc, struct lc_space *sp, struct lc_in
     struct rt_strv env = { 0 };
     struct env_ctx ec = { &env };
     struct rt_shim_status ss;
-    char dir[LC_PATH], spec[LC_PATH + 16];
+    char dir[LC_PATH], spec[LC_PATH + 16], holder[RT_ID_SIZE] = "";
+    struct rt_gpu_grant gpus = { 0 };
+    const char *gpu_nodes[RT_GPU_NODES_MAX];
+    size_t n_gpu_nodes = 0;
     uint64_t t0;
     int r;
 
@@ -271,8 +327,12 @@ static int start_inst(struct rt_lifecycle *lc, struct lc_space *sp, struct lc_in
     r = get_row(lc, sp->id, &s);
     if (r == 0)
         r = rt_store_tier_get(lc->st, s.hardware, &tier, err);
-    if (r == 0)
-        r = rt_tiers_check_node(&tier, rt_tiers_node_gpus((int) lc->cfg->gpus), err);
+    if (r == 0) {
+        (void) snprintf(holder, sizeof(holder), "%s/%s", s.owner, s.name);
+        /* Dedicated GPUs: the reservation below is the check, with the allocator's words */
+        if (tier.gpus <= 0)
+            r = rt_gpunode_check_tier(lc->gpus, &tier, holder, err);
+    }
     if (r == 0)
         (void) rt_store_kv_list(lc->st, RT_KV_VARIABLE, sp->id, true, on_kv, &ec, err);
     if (r == 0)
@@ -283,6 +343,12 @@ static int start_inst(struct rt_lifecycle *lc, struct lc_space *sp, struct lc_in
     if (r < 0)
         goto out;
     (void) snprintf(sp->host, sizeof(sp->host), "%s", s.host);
+    r = gpu_take(lc, sp, &tier, holder, &gpus, err);
+    if (r < 0)
+        goto out;
+    for (size_t i = 0; i < gpus.n_nodes; i++)
+        gpu_nodes[i] = gpus.nodes[i];
+    n_gpu_nodes = gpus.n_nodes;
 
     memset(in, 0, sizeof(*in));
     lc__space_dir(lc, sp->id, dir, sizeof(dir));
@@ -291,7 +357,7 @@ static int start_inst(struct rt_lifecycle *lc, struct lc_space *sp, struct lc_in
                     (unsigned long long) (rt_store_now_ms() * 100 + (lc->seq++ % 100)));
     if (mkdir(in->dir, 0700) < 0) {
         r = rt_err_set(err, errno, "create '%s'", in->dir);
-        goto out;
+        goto fail;
     }
     (void) snprintf(spec, sizeof(spec), "%s/spec.json", in->dir);
     {
@@ -307,6 +373,9 @@ static int start_inst(struct rt_lifecycle *lc, struct lc_space *sp, struct lc_in
             .rootfs = lc->cfg->rootfs,
             .env = (const char *const *) env.v,
             .n_env = env.n,
+            .gpu_nodes = gpu_nodes,
+            .n_gpu_nodes = n_gpu_nodes,
+            .gpu_visible = gpus.visible,
         };
         r = rt_runspec_write(&ri, spec, &in->rs, err);
     }
@@ -333,6 +402,7 @@ fail:
     lc__copy_logs(lc, sp, in);
     lc__remove_dir(in->dir);
     memset(in, 0, sizeof(*in));
+    lc__gpu_release_if_idle(lc, sp);
 out:
     rt_strv_done(&env);
     return r;
@@ -362,6 +432,7 @@ void lc__stop_inst(struct rt_lifecycle *lc, struct lc_space *sp, struct lc_inst 
     (void) pthread_mutex_lock(&lc->mu);
     memset(in, 0, sizeof(*in));
     (void) pthread_mutex_unlock(&lc->mu);
+    lc__gpu_release_if_idle(lc, sp); /* after the shim ended: its sandbox held the devices */
 }
 
 static int64_t sleep_ms_of(struct rt_lifecycle *lc, struct lc_space *sp, bool *ret_free)

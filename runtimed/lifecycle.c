@@ -274,6 +274,12 @@ static void exe_dir(char *buf, size_t len)
 int rt_lifecycle_start(const struct rt_config *cfg, struct rt_store *st, struct rt_lifecycle **ret,
                        struct rt_err *err)
 {
+    return rt_lifecycle_start_gpus(cfg, st, NULL, ret, err);
+}
+
+int rt_lifecycle_start_gpus(const struct rt_config *cfg, struct rt_store *st,
+                            struct rt_gpunode *gpus, struct rt_lifecycle **ret, struct rt_err *err)
+{
     struct rt_lifecycle *lc = calloc(1, sizeof(*lc));
     pthread_condattr_t ca;
     char dir[PATH_MAX], tdir[PATH_MAX + 16];
@@ -283,6 +289,7 @@ int rt_lifecycle_start(const struct rt_config *cfg, struct rt_store *st, struct 
         return rt_err_set(err, ENOMEM, "lifecycle");
     lc->cfg = cfg;
     lc->st = st;
+    lc->gpus = gpus;
     exe_dir(dir, sizeof(dir));
     if (cfg->shim[0])
         (void) snprintf(lc->shim, sizeof(lc->shim), "%s", cfg->shim);
@@ -313,6 +320,7 @@ int rt_lifecycle_start(const struct rt_config *cfg, struct rt_store *st, struct 
     (void) pthread_condattr_destroy(&ca);
     /* Before the thread and the API: the Spaces that kept running while we were away. */
     lc__reattach(lc);
+    lc__gpu_rebuild(lc);
     r = pthread_create(&lc->thread, NULL, supervise, lc);
     if (r != 0) {
         rt_lifecycle_stop(lc);

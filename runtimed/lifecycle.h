@@ -22,8 +22,15 @@ struct rt_store;
 struct rt_builder;
 struct rt_lifecycle;
 
+struct rt_gpunode;
+
 int rt_lifecycle_start(const struct rt_config *cfg, struct rt_store *st, struct rt_lifecycle **ret,
                        struct rt_err *err);
+/* The same on a node with GPUs (@gpus from gpunode.h, outliving the supervisor): Spaces
+ * on GPU tiers get their units at start and give them back when they stop; the
+ * holdings are rebuilt from the reattached shims before anything starts. */
+int rt_lifecycle_start_gpus(const struct rt_config *cfg, struct rt_store *st,
+                            struct rt_gpunode *gpus, struct rt_lifecycle **ret, struct rt_err *err);
 /* Lets a factory restart queue a build. */
 void rt_lifecycle_set_builder(struct rt_lifecycle *lc, struct rt_builder *b);
 /* Stops the supervisor; running Spaces (their shims) keep running. */

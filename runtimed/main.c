@@ -20,6 +20,7 @@
 #include "cleanup.h"
 #include "config.h"
 #include "error.h"
+#include "gpunode.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "metrics.h"
@@ -202,13 +203,28 @@ static int run(struct rt_config *c, struct rt_err *err)
         rt_log(RT_LOG_INFO, &main_ctx,
                "first start: created user 'admin'; its token is in %s/admin.token (mode 0600)",
                c->data_dir);
-    api.node_gpus = rt_tiers_node_gpus((int) c->gpus);
+    {
+        /* auto finds no driver on most nodes: that is "no GPUs", not an error */
+        struct rt_gpunode_config gc = {
+            .backend = c->gpu_backend,
+            .fake_spec = c->gpu_fake,
+            .fake_dev_dir = c->gpu_fake_dev_dir,
+            .zero_gpus = (unsigned) c->zero_gpus,
+            .zero_kind = c->zero_gpu_kind,
+        };
+        r = rt_gpunode_new(&gc, &api.gpus, err);
+        if (r < 0) {
+            rt_err_wrap(err, "gpus (gpu_backend %s)", c->gpu_backend);
+            goto out;
+        }
+    }
+    api.node_gpus = (int) rt_gpunode_inventory(api.gpus)->n_units;
     rt_metrics_node_gpus(api.node_gpus);
     sig_fd = r = signals_fd(err);
     if (r < 0)
         goto out;
     /* Before the API: the Spaces that ran on are reattached before anyone asks. */
-    r = rt_lifecycle_start(c, api.st, &api.lc, err);
+    r = rt_lifecycle_start_gpus(c, api.st, api.gpus, &api.lc, err);
     if (r < 0)
         goto out;
     /* Before the API, so the first push finds the queue; builds a previous runtimed left
@@ -226,9 +242,10 @@ static int run(struct rt_config *c, struct rt_err *err)
         rt_log(RT_LOG_ERR, &main_ctx, "no /metrics: %s", err->msg);
     else if (metrics)
         rt_log(RT_LOG_INFO, &main_ctx, "metrics on http://%s/metrics", c->metrics_listen);
-    rt_log(RT_LOG_INFO, &main_ctx, "listening on http://%s, data dir %s, schema v%d, %d GPU%s",
-           c->listen, c->data_dir, rt_store_schema_version(api.st), api.node_gpus,
-           api.node_gpus == 1 ? "" : "s");
+    rt_log(RT_LOG_INFO, &main_ctx,
+           "listening on http://%s, data dir %s, schema v%d, %d GPU unit%s (%s)", c->listen,
+           c->data_dir, rt_store_schema_version(api.st), api.node_gpus,
+           api.node_gpus == 1 ? "" : "s", rt_gpunode_inventory(api.gpus)->backend);
 
     for (;;) {
         struct signalfd_siginfo si;
@@ -255,6 +272,7 @@ static int run(struct rt_config *c, struct rt_err *err)
 out:
     rt_builder_stop(api.builder); /* a running build stays unfinished: queued at next start */
     rt_lifecycle_stop(api.lc);    /* the Spaces keep running */
+    rt_gpunode_free(api.gpus);    /* their holdings are rebuilt from their specs */
     rt_store_close(api.st);
     return r;
 }

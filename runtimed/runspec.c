@@ -3,12 +3,14 @@
  * templates name), and HOME is a small writable tmpfs under them. */
 #include "runspec.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -70,6 +72,63 @@ static int mounts_of(const struct rt_runspec_in *in, json_t *mounts)
     return r;
 }
 
+/* The driver's user-space files a compute container gets from the NVIDIA container
+ * toolkit (research/sandbox.md section 6: utility + compute), bound read-only at their
+ * host paths.  Only with a rootfs: the host's own root already shows them.  The sandbox
+ * resolves each target inside the root (openat2 RESOLVE_IN_ROOT), so an image's
+ * symlinks cannot redirect a bind outside it. */
+static const char *const driver_bins[] = { "/usr/bin/nvidia-smi", "/usr/bin/nvidia-debugdump" };
+static const char *const driver_lib_dirs[] = { "/usr/lib/x86_64-linux-gnu", "/usr/lib64",
+                                               "/usr/lib/aarch64-linux-gnu", "/usr/lib" };
+static const char *const driver_libs[] = {
+    "libnvidia-ml.so.",        "libcuda.so.",         "libnvidia-ptxjitcompiler.so.",
+    "libnvidia-nvvm.so.",      "libcudadebugger.so.", "libnvidia-gpucomp.so.",
+    "libnvidia-allocator.so.", "libnvidia-cfg.so.",   "libnvidia-opencl.so.",
+};
+
+static bool driver_lib(const char *name)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(driver_libs); i++)
+        if (strncmp(name, driver_libs[i], strlen(driver_libs[i])) == 0)
+            return true;
+    return false;
+}
+
+static int driver_mounts(json_t *mounts)
+{
+    size_t n = 0;
+    int r = 0;
+
+    for (size_t i = 0; i < ARRAY_SIZE(driver_bins) && r == 0; i++)
+        if (access(driver_bins[i], X_OK) == 0)
+            r = add_mount(mounts, "ro-bind", driver_bins[i], driver_bins[i], 0), n++;
+    for (size_t d = 0; d < ARRAY_SIZE(driver_lib_dirs) && r == 0; d++) {
+        DIR *dir = opendir(driver_lib_dirs[d]);
+        struct dirent *e;
+        bool found = false;
+
+        while (dir && (e = readdir(dir)) && r == 0) {
+            char path[512];
+            struct stat st;
+
+            if (!driver_lib(e->d_name))
+                continue;
+            (void) snprintf(path, sizeof(path), "%s/%s", driver_lib_dirs[d], e->d_name);
+            if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+                continue;
+            if (++n > 40) /* SBX_MAX_MOUNTS holds the app's own mounts too */
+                break;
+            r = add_mount(mounts, "ro-bind", path, path, 0);
+            found = true;
+        }
+        if (dir)
+            (void) closedir(dir);
+        if (found) /* the first directory holding them is the driver's */
+            break;
+    }
+    return r;
+}
+
 static void tier_extra(const struct rt_tier *t, char cores[32], char mem[32])
 {
     (void) snprintf(cores, 32, "%g", t->cpus);
@@ -122,6 +181,30 @@ static int build_json(const struct rt_runspec_in *in, const struct rt_run_spec *
             goto oom;
     if (mounts_of(in, mounts) < 0)
         goto oom;
+    if (in->n_gpu_nodes) {
+        json_t *gpus = json_array();
+        char *e1 = NULL, *e2 = NULL;
+        int r = 0;
+
+        if (!gpus || json_object_set_new(root, "gpus", gpus) < 0)
+            goto oom;
+        for (size_t i = 0; i < in->n_gpu_nodes; i++)
+            if (json_array_append_new(gpus, json_string(in->gpu_nodes[i])) < 0)
+                goto oom;
+        /* A convenience for CUDA and the tools, not isolation: the sandbox holds no other
+         * GPU's node, and its device cgroup allows only these. */
+        if (asprintf(&e1, "CUDA_VISIBLE_DEVICES=%s", in->gpu_visible ? in->gpu_visible : "") < 0)
+            e1 = NULL;
+        if (asprintf(&e2, "NVIDIA_VISIBLE_DEVICES=%s", in->gpu_visible ? in->gpu_visible : "") < 0)
+            e2 = NULL;
+        if (!e1 || !e2 || json_array_append_new(env, json_string(e1)) < 0 ||
+            json_array_append_new(env, json_string(e2)) < 0)
+            r = -ENOMEM;
+        free(e1);
+        free(e2);
+        if (r < 0 || (in->rootfs && *in->rootfs && driver_mounts(mounts) < 0))
+            goto oom;
+    }
     if (in->rootfs && *in->rootfs &&
         json_object_set_new(root, "rootfs", json_string(in->rootfs)) < 0)
         goto oom;

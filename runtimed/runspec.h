@@ -24,6 +24,12 @@ struct rt_runspec_in {
     const char *deps_layer; /* DATA/layers/deps/<key>, or "" */
     const char *const *env; /* "KEY=VALUE" from variables then secrets */
     size_t n_env;
+    /* Dedicated GPUs (runtimed/gpunode.h): the host device nodes the sandbox binds in and
+     * its device cgroup allows, and the units' UUIDs for CUDA_/NVIDIA_VISIBLE_DEVICES.
+     * With a rootfs the host's NVIDIA driver files are bound in read-only too. */
+    const char *const *gpu_nodes;
+    size_t n_gpu_nodes;
+    const char *gpu_visible; /* "GPU-...,GPU-..." or NULL */
 };
 
 /* What the supervisor needs to watch the app. */

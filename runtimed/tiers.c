@@ -58,38 +58,23 @@ int rt_tiers_seed(struct rt_store *st, struct rt_err *err)
     return 0;
 }
 
-int rt_tiers_node_gpus(int configured)
+int rt_tiers_check_node(const struct rt_tier *t, const struct rt_tier_gpus *n, struct rt_err *err)
 {
-    DIR *d;
-    struct dirent *e;
-    int n = 0;
+    const char *pl = t->gpus == 1 ? "" : "s";
 
-    if (configured >= 0)
-        return configured;
-    d = opendir("/dev");
-    if (!d)
-        return 0;
-    while ((e = readdir(d))) {
-        const char *p = e->d_name;
-        if (strncmp(p, "nvidia", 6) != 0 || !p[6])
-            continue;
-        p += 6;
-        while (*p >= '0' && *p <= '9')
-            p++;
-        if (!*p)
-            n++;
-    }
-    (void) closedir(d);
-    return n;
-}
-
-int rt_tiers_check_node(const struct rt_tier *t, int node_gpus, struct rt_err *err)
-{
-    if (t->gpus > node_gpus)
-        return rt_err_set(err, ENODEV, "hardware '%s' needs %d GPU%s and this node has %d", t->name,
-                          t->gpus, t->gpus == 1 ? "" : "s", node_gpus);
-    if (t->zero && node_gpus < 1)
-        return rt_err_set(err, ENODEV, "hardware '%s' (ZeroGPU) needs a GPU and this node has none",
+    if (t->gpus > 0 && (unsigned) t->gpus > n->have)
+        return rt_err_set(err, ENODEV,
+                          "hardware '%s' needs %d GPU%s of kind '%s' and this node has %u", t->name,
+                          t->gpus, pl, t->gpu_kind, n->have);
+    if (t->gpus > 0 && (unsigned) t->gpus > n->free)
+        return rt_err_set(
+            err, ENODEV,
+            "hardware '%s' needs %d GPU%s of kind '%s' and %u of this node's %u %s free", t->name,
+            t->gpus, pl, t->gpu_kind, n->free, n->have, n->free == 1 ? "is" : "are");
+    if (t->zero && n->zero < 1)
+        return rt_err_set(err, ENODEV,
+                          "hardware '%s' (ZeroGPU) needs a GPU pool and this node has none "
+                          "(zero_gpus)",
                           t->name);
     return 0;
 }

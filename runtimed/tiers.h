@@ -13,13 +13,18 @@
 /* Adds the default tiers to an empty store. */
 int rt_tiers_seed(struct rt_store *st, struct rt_err *err);
 
-/* Counts the GPUs of this node when @configured is -1 (/dev/nvidiaN devices). */
-int rt_tiers_node_gpus(int configured);
+/* What this node has for one tier's GPU kind (runtimed/gpunode.c fills it from the
+ * inventory; rtcore itself knows no GPUs). */
+struct rt_tier_gpus {
+    unsigned have; /* units of the tier's kind on the node, held or not */
+    unsigned free; /* of those, free (or already held by the Space asking) */
+    unsigned zero; /* units in the ZeroGPU pool */
+};
 
-/* Returns 0 when this node (@node_gpus) can run @t, or -ENODEV with the reason. CPU and
- * memory are cgroup ceilings the kernel can share, so only devices the node lacks make
- * a tier unsatisfiable. */
-int rt_tiers_check_node(const struct rt_tier *t, int node_gpus, struct rt_err *err);
+/* Returns 0 when this node can run @t now, or -ENODEV with the reason (the API answers
+ * 422): too few units of its kind at all, or too few free.  CPU and memory are cgroup
+ * ceilings the kernel can share, so only devices make a tier unsatisfiable. */
+int rt_tiers_check_node(const struct rt_tier *t, const struct rt_tier_gpus *n, struct rt_err *err);
 
 /* Checks a tier an admin wants to add. */
 int rt_tiers_validate(const struct rt_tier *t, struct rt_err *err);

@@ -612,6 +612,11 @@ def test_gpu_commands(sc, rtd, words, path):
     assert json.loads(res.stdout) == api.json()
     res = ok(sc(*words))
     assert res.stdout.strip(), "prints a table or says there is nothing"
+    if path == "/api/admin/gpus":  # holders and a fake backend: test_32_gpu_runtimed.py
+        inv = api.json()
+        assert {"backend", "driver", "gpus", "units", "free"} <= set(inv)
+        assert inv["backend"] in ("nvml", "none") and inv["gpus"] == len({u["gpu"] for u in inv["units"]})
+        assert f"backend: {inv['backend']}" in res.stdout
 
 
 # --- deleting ---------------------------------------------------------------------------------

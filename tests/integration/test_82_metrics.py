@@ -39,7 +39,8 @@ def value(families, family, name=None, **labels):
 def node(bin_dir, tmp_path):
     port = free_port()
     cfg = tmp_path / "rt.yaml"
-    cfg.write_text(f"metrics_listen: 127.0.0.1:{port}\ngpus: 2\n")
+    cfg.write_text(f"metrics_listen: 127.0.0.1:{port}\ngpu_backend: fake\n"
+                   "gpu_fake: 1xt4:16G,1xa10g:24G\nzero_gpus: 1\nzero_gpu_kind: a10g\n")
     rt = Runtimed(bin_dir, tmp_path / "data", cfg).start()
     rt.metrics_url = f"http://127.0.0.1:{port}/metrics"
     yield rt

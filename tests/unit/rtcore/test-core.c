@@ -150,12 +150,21 @@ static void test_tiers(void)
     };
     struct rt_tier cpu = { .name = "big-cpu", .cpus = 512, .memory = 1ULL << 40 };
 
-    is_int(rt_tiers_check_node(&gpu, 0, &err), -ENODEV, "a GPU tier on a node without GPUs");
-    ok(strstr(err.msg, "needs 1 GPU") != NULL, "says why: %s", err.msg);
-    is_int(rt_tiers_check_node(&gpu, 1, &err), 0, "fits a node with one GPU");
-    is_int(rt_tiers_check_node(&zero, 0, &err), -ENODEV, "ZeroGPU needs a GPU");
-    is_int(rt_tiers_check_node(&cpu, 0, &err), 0, "CPU and memory are ceilings, not refusals");
-    is_int(rt_tiers_node_gpus(3), 3, "configured GPU count wins");
+    is_int(rt_tiers_check_node(&gpu, &(struct rt_tier_gpus){ 0 }, &err), -ENODEV,
+           "a GPU tier on a node without GPUs");
+    ok(strstr(err.msg, "needs 1 GPU of kind 'a10g' and this node has 0") != NULL, "says why: %s",
+       err.msg);
+    is_int(rt_tiers_check_node(&gpu, &(struct rt_tier_gpus){ .have = 2, .free = 0 }, &err), -ENODEV,
+           "none of its kind free");
+    ok(strstr(err.msg, "0 of this node's 2 are free") != NULL, "says why: %s", err.msg);
+    is_int(rt_tiers_check_node(&gpu, &(struct rt_tier_gpus){ .have = 1, .free = 1 }, &err), 0,
+           "fits a node with one free GPU of its kind");
+    is_int(rt_tiers_check_node(&zero, &(struct rt_tier_gpus){ .have = 1, .free = 1 }, &err),
+           -ENODEV, "ZeroGPU needs a pool");
+    is_int(rt_tiers_check_node(&zero, &(struct rt_tier_gpus){ .zero = 1 }, &err), 0,
+           "ZeroGPU with a pool");
+    is_int(rt_tiers_check_node(&cpu, &(struct rt_tier_gpus){ 0 }, &err), 0,
+           "CPU and memory are ceilings, not refusals");
     is_int(rt_tiers_validate(&gpu, &err), 0, "valid tier");
     gpu.gpu_kind[0] = '\0';
     is_int(rt_tiers_validate(&gpu, &err), -EINVAL, "GPU tier without a kind");
@@ -191,12 +200,25 @@ static void test_config(void)
     is_str(c.data_dir, "/var/lib/spaceport", "default data dir");
 
     write_file(path, "# comment\nlisten: 127.0.0.1:9999\nmax_body: 64k\nlog_level: debug\n"
-                     "gpus: 2\n");
+                     "gpu_backend: fake\ngpu_fake: 2xa10g:24G\nzero_gpus: 1\n");
     is_int(rt_config_load(&c, path, &err), 0, "load a config");
     is_str(c.listen, "127.0.0.1:9999", "listen from the file");
     is_int(c.max_body, 65536, "size with a unit");
-    is_int(c.gpus, 2, "gpus");
+    is_str(c.gpu_backend, "fake", "gpu_backend");
+    is_str(c.gpu_fake, "2xa10g:24G", "gpu_fake");
+    is_int(c.zero_gpus, 1, "zero_gpus");
     is_int(c.log_level, 3, "log level by name");
+
+    write_file(path, "gpus: 2\n");
+    is_int(rt_config_load(&c, path, &err), -EINVAL, "the old gpus count is refused");
+    ok(strstr(err.msg, "gpus: replaced by gpu_backend") != NULL, "says what replaced it: %s",
+       err.msg);
+    write_file(path, "gpu_backend: cuda\n");
+    is_int(rt_config_load(&c, path, &err), -EINVAL, "unknown gpu backend");
+    write_file(path, "gpu_backend: fake\n");
+    c.gpu_fake[0] = '\0';
+    is_int(rt_config_load(&c, path, &err), -EINVAL, "fake needs gpu_fake");
+    (void) snprintf(c.gpu_backend, sizeof(c.gpu_backend), "auto");
 
     write_file(path, "listen: 127.0.0.1:1\nnope: 1\n");
     is_int(rt_config_load(&c, path, &err), -EINVAL, "unknown key refused");
