@@ -26,7 +26,7 @@ import requests
 
 from shimsocks import shim_sockets
 from test_5_support import Runtimed
-from test_70_support import make_repo, push
+from test_70_support import commit, head, make_repo, push
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="Spaces run in sandboxes: root")
@@ -309,6 +309,27 @@ def test_restart_after_sigkill_rebuilds_holders(env, bin_dir):
     while "alice/g2" in holders(env).values() and time.time() < deadline:
         time.sleep(0.1)
     assert sorted(holders(env).values(), key=str) == [None, "alice/g3"]
+
+
+def test_new_version_shares_the_spaces_gpu(env):
+    """A push to a running GPU Space starts the new version beside the old one: it gets
+    the Space's own unit (one holding per Space), not a second one, and never waits for
+    a free GPU."""
+    before = holders(env)
+    uuid = probe(env, "g3")["env"]["CUDA_VISIBLE_DEVICES"]
+    work = env["base"] / "w" / "g3"
+    commit(work, {"probe.py": PROBE % (str(env["fake"]), sorted(NODES)) + "# v2\n"})
+    push(env["rt"], work, "alice", "g3", env["token"])
+    sha = head(work)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        j = runtime(env, "g3")
+        if j.get("sha") == sha and j["stage"] == "RUNNING":
+            break
+        time.sleep(0.1)
+    assert j.get("sha") == sha and j["stage"] == "RUNNING", j
+    assert holders(env) == before
+    assert probe(env, "g3")["env"]["CUDA_VISIBLE_DEVICES"] == uuid
 
 
 def test_spacectl_gpu_list(env, bin_dir):
