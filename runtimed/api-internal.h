@@ -97,6 +97,9 @@ int rt__api_spaces(struct rt_req *r);
 int rt__api_admin(struct rt_req *r);
 int rt__api_proxy(struct rt_req *r);
 int rt__api_backup(struct rt_req *r);
+/* ZeroGPU (api-gpu.c): GET /api/admin/gpu-leases, GET /api/spaces/zero-gpu/quota */
+int rt__api_gpu_leases(struct rt_req *r);
+int rt__api_gpu_quota(struct rt_req *r);
 /* Streams logs as SSE.  Called with the store locked; unlocks it while streaming and
  * locks it again before returning. */
 int rt__api_logs(struct rt_req *r, const struct rt_space *s, bool build);

@@ -73,8 +73,13 @@ static int route(struct rt_req *r)
         return rt__api_repo(r);
     if (strcmp(top, "validate-yaml") == 0 && r->nseg == 1)
         return rt__api_validate_yaml(r);
+    if (strcmp(top, "spaces") == 0 && r->nseg == 3 && strcmp(r->seg[1], "zero-gpu") == 0 &&
+        strcmp(r->seg[2], "quota") == 0)
+        return rt__api_gpu_quota(r); /* api-gpu.c */
     if (strcmp(top, "spaces") == 0)
         return rt__api_spaces(r);
+    if (strcmp(top, "admin") == 0 && r->nseg == 2 && strcmp(r->seg[1], "gpu-leases") == 0)
+        return rt__api_gpu_leases(r);
     if (strcmp(top, "admin") == 0 && r->nseg == 2 && strcmp(r->seg[1], "backup") == 0)
         return rt__api_backup(r); /* runtimed/backup-api.c */
     if (strcmp(top, "admin") == 0)

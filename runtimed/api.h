@@ -12,6 +12,7 @@
 struct mg_context;
 struct rt_builder;
 struct rt_lifecycle;
+struct rt_gpuzero;
 struct rt_gpunode;
 
 struct rt_api {
@@ -24,6 +25,7 @@ struct rt_api {
     atomic_int log_streams;     /* SSE streams open now */
     struct rt_builder *builder; /* the build queue (pushes queue builds); NULL: none */
     struct rt_lifecycle *lc;    /* the lifecycle supervisor; NULL: none */
+    struct rt_gpuzero *zero;    /* the ZeroGPU device API (gpuzero.h); NULL: no pool */
 };
 
 /* Starts the listener and workers.  The store and config must outlive the API. */

@@ -38,6 +38,9 @@ struct lc_inst {
     struct rt_runspec_out rs;
     uint64_t started_ns, next_probe_ns;
     off_t log_off;
+    char zero_space[128]; /* "owner/name" on a ZeroGPU tier (lifecycle-zero.c), else "" */
+    bool zero_attached;   /* its device API listener is up */
+    bool zero_failed;     /* a reattach could not bring it back (said once) */
 };
 
 struct lc_build {
@@ -85,6 +88,7 @@ struct rt_lifecycle {
     const struct rt_config *cfg;
     struct rt_store *st;
     struct rt_gpunode *gpus; /* NULL: a node without GPUs */
+    struct rt_gpuzero *zero; /* the ZeroGPU device API; NULL: none (gpuzero.h) */
     struct rt_builder *builder;
     struct rt_templates *templates;
     char shim[LC_PATH];
@@ -131,6 +135,16 @@ void lc__stop_inst(struct rt_lifecycle *lc, struct lc_space *sp, struct lc_inst 
 const char *lc__memory_of(struct rt_lifecycle *lc, struct lc_space *sp, char buf[32]);
 /* lifecycle-reattach.c: inst.json, what an instance needs to be watched again */
 void lc__save_inst(const struct lc_inst *in);
+/* lifecycle-zero.c: ZeroGPU.  The sandbox's environment and nodes of a zero Space; its
+ * listener once the sandbox runs; again after a reattach (at its first tick); gone at
+ * stop, before the sandbox is. */
+struct rt_strv;
+int lc__zero_sandbox(struct rt_lifecycle *lc, const char *space, struct lc_inst *in,
+                     struct rt_strv *env, const char **nodes, size_t *n, size_t cap,
+                     struct rt_err *err);
+int lc__zero_attach(struct rt_lifecycle *lc, struct lc_inst *in, pid_t pid, struct rt_err *err);
+void lc__zero_reattach(struct rt_lifecycle *lc, struct lc_space *sp, struct lc_inst *in);
+void lc__zero_detach(struct rt_lifecycle *lc, struct lc_inst *in);
 /* After reattaching: the GPU holdings are what the adopted shims' specs hold. */
 void lc__gpu_rebuild(struct rt_lifecycle *lc);
 /* Gives the Space's GPUs back once none of its instances runs (lifecycle-run.c). */

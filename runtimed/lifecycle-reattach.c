@@ -25,8 +25,12 @@ void lc__save_inst(const struct lc_inst *in)
                           (json_int_t) in->rs.health_interval_ms, "healthTimeoutMs",
                           (json_int_t) in->rs.health_timeout_ms, "startupMs",
                           (json_int_t) in->rs.startup_timeout_ms);
-    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    char *text;
 
+    /* A zero Space's listener comes back after a restart of runtimed (lifecycle-zero.c). */
+    if (j && in->zero_space[0])
+        (void) json_object_set_new(j, "zeroSpace", json_string(in->zero_space));
+    text = j ? json_dumps(j, JSON_COMPACT) : NULL;
     (void) snprintf(path, sizeof(path), "%s/inst.json", in->dir);
     if (text)
         (void) lc__write_file(path, text);
@@ -56,6 +60,9 @@ static bool load_inst(struct lc_inst *in)
     (void) snprintf(in->sha, sizeof(in->sha), "%s", sha);
     (void) snprintf(in->rs.health_path, sizeof(in->rs.health_path), "%s", health);
     in->rs.port = (uint16_t) json_integer_value(json_object_get(j, "port"));
+    if (json_is_string(json_object_get(j, "zeroSpace")))
+        (void) snprintf(in->zero_space, sizeof(in->zero_space), "%s",
+                        json_string_value(json_object_get(j, "zeroSpace")));
     in->rs.health_interval_ms =
         (uint64_t) json_integer_value(json_object_get(j, "healthIntervalMs"));
     in->rs.health_timeout_ms = (uint64_t) json_integer_value(json_object_get(j, "healthTimeoutMs"));

@@ -320,6 +320,7 @@ static int start_inst(struct rt_lifecycle *lc, struct lc_space *sp, struct lc_in
     struct rt_gpu_grant gpus = { 0 };
     const char *gpu_nodes[RT_GPU_NODES_MAX];
     size_t n_gpu_nodes = 0;
+    struct lc_inst zero = { 0 };
     uint64_t t0;
     int r;
 
@@ -350,7 +351,12 @@ static int start_inst(struct rt_lifecycle *lc, struct lc_space *sp, struct lc_in
         gpu_nodes[i] = gpus.nodes[i];
     n_gpu_nodes = gpus.n_nodes;
 
+    /* ZeroGPU: the pool's nodes (denied to the app once it runs) and the API's address */
+    if (tier.zero && (r = lc__zero_sandbox(lc, holder, &zero, &env, gpu_nodes, &n_gpu_nodes,
+                                           RT_GPU_NODES_MAX, err)) < 0)
+        goto out;
     memset(in, 0, sizeof(*in));
+    (void) snprintf(in->zero_space, sizeof(in->zero_space), "%s", zero.zero_space);
     lc__space_dir(lc, sp->id, dir, sizeof(dir));
     (void) mkdir(dir, 0700);
     (void) snprintf(in->dir, sizeof(in->dir), "%s/%llu", dir,
@@ -389,6 +395,10 @@ static int start_inst(struct rt_lifecycle *lc, struct lc_space *sp, struct lc_in
     if (r < 0)
         goto fail;
     (void) snprintf(in->sha, sizeof(in->sha), "%s", sp->build.sha);
+    if ((r = lc__zero_attach(lc, in, ss.pid, err)) < 0) {
+        lc__stop_inst(lc, sp, in); /* a zero Space without its device API cannot work */
+        goto out;
+    }
     lc__save_inst(in);
     (void) snprintf(in->upstream, sizeof(in->upstream), "%s", ss.upstream);
     in->started_ns = rt_now_ns();
@@ -418,6 +428,7 @@ void lc__stop_inst(struct rt_lifecycle *lc, struct lc_space *sp, struct lc_inst 
 
     if (!in->dir[0])
         return;
+    lc__zero_detach(lc, in); /* its GPU workers go first, and its listener */
     (void) snprintf(cmd, sizeof(cmd), "stop %d", LC_STOP_GRACE_S);
     (void) rt_shim_command(in->dir, cmd, &ss, &err);
     end = rt_now_ns() + (LC_STOP_GRACE_S + 3) * 1000000000ULL;
@@ -708,6 +719,7 @@ static void tick_space(struct rt_lifecycle *lc, struct lc_space *sp)
     if (want_start && !paused && !live(&sp->cur))
         start_cur(lc, sp);
 
+    lc__zero_reattach(lc, sp, &sp->cur); /* after a runtimed restart */
     if (live(&sp->cur) && watch(lc, sp, &sp->cur, true))
         became_healthy(lc, sp, &sp->cur);
     if (live(&sp->nxt) && watch(lc, sp, &sp->nxt, false)) {

@@ -31,6 +31,10 @@ int rt_lifecycle_start(const struct rt_config *cfg, struct rt_store *st, struct 
  * holdings are rebuilt from the reattached shims before anything starts. */
 int rt_lifecycle_start_gpus(const struct rt_config *cfg, struct rt_store *st,
                             struct rt_gpunode *gpus, struct rt_lifecycle **ret, struct rt_err *err);
+struct rt_gpuzero;
+/* The ZeroGPU device API (gpuzero.h) that zero Spaces get; set once, after start
+ * (reattached zero Spaces get their listeners back at their next tick). */
+void rt_lifecycle_set_gpuzero(struct rt_lifecycle *lc, struct rt_gpuzero *z);
 /* Lets a factory restart queue a build. */
 void rt_lifecycle_set_builder(struct rt_lifecycle *lc, struct rt_builder *b);
 /* Stops the supervisor; running Spaces (their shims) keep running. */

@@ -21,6 +21,7 @@
 #include "config.h"
 #include "error.h"
 #include "gpunode.h"
+#include "gpuzero.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "metrics.h"
@@ -227,6 +228,12 @@ static int run(struct rt_config *c, struct rt_err *err)
     r = rt_lifecycle_start_gpus(c, api.st, api.gpus, &api.lc, err);
     if (r < 0)
         goto out;
+    /* ZeroGPU: the device API of zero Spaces, over the pool (none when zero_gpus is 0) */
+    r = rt_gpuzero_for_node(api.gpus, c->data_dir, &api.zero, err);
+    if (r < 0)
+        goto out;
+    if (api.zero)
+        rt_lifecycle_set_gpuzero(api.lc, api.zero);
     /* Before the API, so the first push finds the queue; builds a previous runtimed left
      * unfinished are queued again. */
     r = rt_builder_start(c, api.st, api.lc, &api.builder, err);
@@ -272,6 +279,7 @@ static int run(struct rt_config *c, struct rt_err *err)
 out:
     rt_builder_stop(api.builder); /* a running build stays unfinished: queued at next start */
     rt_lifecycle_stop(api.lc);    /* the Spaces keep running */
+    rt_gpuzero_free(api.zero);    /* after the supervisor: it calls in; workers live on */
     rt_gpunode_free(api.gpus);    /* their holdings are rebuilt from their specs */
     rt_store_close(api.st);
     return r;

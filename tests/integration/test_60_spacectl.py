@@ -617,6 +617,9 @@ def test_gpu_commands(sc, rtd, words, path):
         assert {"backend", "driver", "gpus", "units", "free"} <= set(inv)
         assert inv["backend"] in ("nvml", "none") and inv["gpus"] == len({u["gpu"] for u in inv["units"]})
         assert f"backend: {inv['backend']}" in res.stdout
+    if path == "/api/admin/gpu-leases":  # a node without a pool; leases: test_33_zerogpu_runtimed.py
+        assert api.json() == {"pool": 0, "queueSize": 0, "leases": [], "queue": []}
+        assert "pool: 0" in res.stdout and "no leases" in res.stdout, res.stdout
 
 
 # --- deleting ---------------------------------------------------------------------------------

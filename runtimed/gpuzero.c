@@ -1,0 +1,705 @@
+/* ZeroGPU in runtimed (gpuzero.h): the device API on its own thread, one listener per
+ * zero Space instance inside its network namespace, and the device cgroup moves of
+ * the workers it allows. */
+#include "gpuzero.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "gpu-sched/devapi.h"
+#include "gpunode.h"
+#include "util.h"
+#include "banned.h"
+
+#define CG_PATH 512
+#define POOL_NODES_MAX 64
+
+/* One running instance of a zero Space. */
+struct zinst {
+    char key[CG_PATH];
+    char space[GPU_ID_MAX];
+    pid_t pid;
+    char devcg[CG_PATH]; /* its sandbox's devices cgroup dir */
+};
+
+struct rt_gpuzero {
+    pthread_mutex_t mu;
+    pthread_t thread;
+    bool has_thread, stop;
+    int evfd;
+    struct gpu_api *api;
+    struct rt_gpunode *gpus;
+    const struct gpu_inventory *inv;
+    const unsigned *units; /* the pool's inventory indexes, by slot */
+    size_t n_slots;
+    struct gpu_node nodes[POOL_NODES_MAX]; /* every pool node, once */
+    size_t n_nodes;
+    char devroot[CG_PATH]; /* v1 devices mount, "" when devices is not on v1 */
+    struct zinst *inst;
+    size_t n_inst;
+    char (*worker_cg)[CG_PATH]; /* by slot: the group its worker was moved into */
+    uint8_t key[GPU_VISITOR_KEY_LEN];
+    bool have_key;
+};
+
+/* --- cgroups ---------------------------------------------------------------------------- */
+
+static void find_devices_root(char *buf, size_t len)
+{
+    _cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
+    char line[2048];
+
+    buf[0] = '\0';
+    while (f && fgets(line, sizeof(line), f)) {
+        char mnt[CG_PATH], *sep = strstr(line, " - ");
+        char fstype[32], src[64], opts[512];
+
+        if (!sep || sscanf(line, "%*s %*s %*s %*s %511s", mnt) != 1 ||
+            sscanf(sep + 3, "%31s %63s %511s", fstype, src, opts) != 3)
+            continue;
+        if (strcmp(fstype, "cgroup") != 0)
+            continue;
+        char *save = NULL;
+
+        for (char *tok = strtok_r(opts, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+            if (strcmp(tok, "devices") == 0) {
+                (void) snprintf(buf, len, "%s", mnt);
+                return;
+            }
+    }
+}
+
+/* The devices cgroup of @pid ("ROOT/spaceport/sbx-...").  -ENOTSUP without v1 devices. */
+static int devcg_of(struct rt_gpuzero *z, pid_t pid, char *buf, size_t len, struct rt_err *err)
+{
+    char path[64], line[1024];
+    _cleanup_fclose_ FILE *f = NULL;
+
+    if (!z->devroot[0])
+        return rt_err_set(err, ENOTSUP,
+                          "ZeroGPU needs the cgroup v1 devices controller (v2 eBPF isolation "
+                          "of workers is not built into runtimed yet)");
+    (void) snprintf(path, sizeof(path), "/proc/%d/cgroup", (int) pid);
+    f = fopen(path, "re");
+    if (!f)
+        return rt_err_set(err, errno, "read '%s'", path);
+    while (fgets(line, sizeof(line), f)) {
+        char *a = strchr(line, ':'), *b = a ? strchr(a + 1, ':') : NULL;
+
+        if (!b)
+            continue;
+        *b = '\0';
+        if (strcmp(a + 1, "devices") != 0)
+            continue;
+        b[1 + strcspn(b + 1, "\n")] = '\0';
+        if (strcmp(b + 1, "/") == 0 ||
+            (size_t) snprintf(buf, len, "%s%s", z->devroot, b + 1) >= len)
+            break;
+        return 0;
+    }
+    return rt_err_set(err, ENOENT, "pid %d has no devices cgroup of its own", (int) pid);
+}
+
+static int write_file(const char *dir, const char *file, const char *text)
+{
+    char path[CG_PATH + 32];
+    _cleanup_close_ int fd = -1;
+
+    (void) snprintf(path, sizeof(path), "%s/%s", dir, file);
+    fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || rt_write_all(fd, text, strlen(text)) < 0)
+        return -errno;
+    return 0;
+}
+
+/* The worker group of @slot beside the sandbox group @devcg. */
+static void worker_dir(const char *devcg, unsigned index, char *buf, size_t len)
+{
+    (void) snprintf(buf, len, "%s.gpu-%u", devcg, index);
+}
+
+/* Removes a worker group, waiting a moment for a SIGKILLed worker to leave it. */
+static void remove_group(const char *dir)
+{
+    for (int i = 0; i < 100; i++) {
+        if (rmdir(dir) == 0 || errno == ENOENT)
+            return;
+        if (errno != EBUSY)
+            return;
+        (void) nanosleep(&(struct timespec){ .tv_nsec = 2000000L }, NULL);
+    }
+}
+
+/* Makes @dir allow what the sandbox group @devcg allows (its base devices) plus @u's
+ * nodes: a v1 child starts with its parent's rules, and the parent here is the
+ * sandboxes' common group, not the sandbox. */
+static int make_worker_group(const char *devcg, const char *dir, const struct gpu_unit *u,
+                             struct rt_err *err)
+{
+    char path[CG_PATH + 32], line[128];
+    _cleanup_fclose_ FILE *f = NULL;
+    int r;
+
+    if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+        return rt_err_set(err, errno, "create cgroup '%s'", dir);
+    if ((r = write_file(dir, "devices.deny", "a")) < 0)
+        return rt_err_set(err, -r, "deny devices in '%s'", dir);
+    (void) snprintf(path, sizeof(path), "%s/devices.list", devcg);
+    f = fopen(path, "re");
+    if (!f)
+        return rt_err_set(err, errno, "read '%s'", path);
+    while (fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\n")] = '\0';
+        if (line[0] && (r = write_file(dir, "devices.allow", line)) < 0)
+            return rt_err_set(err, -r, "allow '%s' in '%s'", line, dir);
+    }
+    return gpu_devcg_v1_allow(dir, u->nodes, u->n_nodes, err);
+}
+
+/* --- pids ------------------------------------------------------------------------------- */
+
+/* The last NSpid of host pid @p: the pid it has in its own (the sandbox's) namespace. */
+static pid_t inner_pid(pid_t p)
+{
+    char path[64], line[512];
+    _cleanup_fclose_ FILE *f = NULL;
+    pid_t last = 0;
+
+    (void) snprintf(path, sizeof(path), "/proc/%d/status", (int) p);
+    f = fopen(path, "re");
+    while (f && fgets(line, sizeof(line), f)) {
+        if (strncmp(line, "NSpid:", 6) != 0)
+            continue;
+        char *save = NULL;
+        uint64_t v;
+
+        for (char *tok = strtok_r(line + 6, " \t\n", &save); tok;
+             tok = strtok_r(NULL, " \t\n", &save))
+            last = rt_parse_u64(tok, &v) == 0 && v <= INT32_MAX ? (pid_t) v : 0;
+        break;
+    }
+    return last;
+}
+
+/* Finds the host pid of the process that is @pid in the sandbox, among the processes of
+ * the group @dir.  0 when none. */
+static pid_t host_pid_in(const char *dir, pid_t pid)
+{
+    char path[CG_PATH + 32], line[32];
+    _cleanup_fclose_ FILE *f = NULL;
+
+    (void) snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+    f = fopen(path, "re");
+    while (f && fgets(line, sizeof(line), f)) {
+        uint64_t v;
+
+        line[strcspn(line, "\n")] = '\0';
+        if (rt_parse_u64(line, &v) == 0 && v > 0 && v <= INT32_MAX && inner_pid((pid_t) v) == pid)
+            return (pid_t) v;
+    }
+    return 0;
+}
+
+/* --- hooks (run under z->mu, from inside gpu_api calls) ------------------------------------ */
+
+static const struct gpu_unit *unit_of(struct rt_gpuzero *z, unsigned slot)
+{
+    return slot < z->n_slots ? &z->inv->units[z->units[slot]] : NULL;
+}
+
+static int on_allow(void *ud, const struct gpu_lease_info *l, pid_t pid, pid_t *ret_host,
+                    struct rt_err *err)
+{
+    struct rt_gpuzero *z = ud;
+    const struct gpu_unit *u = unit_of(z, l->slot);
+    char dir[CG_PATH + 32];
+    pid_t host = 0;
+    struct zinst *in = NULL;
+    int r;
+
+    if (!u)
+        return rt_err_set(err, EINVAL, "no unit for slot %u", l->slot);
+    /* Only the Space's own processes: the sandbox group and its worker groups.  The pid
+     * is looked up there, never taken as given, or a caller could have any process
+     * killed at its lease's deadline. */
+    for (size_t i = 0; i < z->n_inst && !host; i++) {
+        if (strcmp(z->inst[i].space, l->space) != 0)
+            continue;
+        in = &z->inst[i];
+        host = host_pid_in(in->devcg, pid);
+        for (size_t s = 0; s < z->n_slots && !host; s++) {
+            worker_dir(in->devcg, unit_of(z, (unsigned) s)->index, dir, sizeof(dir));
+            host = host_pid_in(dir, pid);
+        }
+    }
+    if (!host)
+        return rt_err_set(err, EPERM, "pid %d is not a process of '%s'", (int) pid, l->space);
+    worker_dir(in->devcg, u->index, dir, sizeof(dir));
+    r = make_worker_group(in->devcg, dir, u, err);
+    if (r == 0) {
+        char v[32];
+
+        (void) snprintf(v, sizeof(v), "%d", (int) host);
+        if ((r = write_file(dir, "cgroup.procs", v)) < 0)
+            r = rt_err_set(err, -r, "move pid %d into '%s'", (int) host, dir);
+    }
+    if (r < 0)
+        return r;
+    (void) snprintf(z->worker_cg[l->slot], CG_PATH, "%s", dir);
+    *ret_host = host;
+    return 0;
+}
+
+static void on_revoke(void *ud, const struct gpu_lease_info *l, pid_t pid, enum gpu_end why)
+{
+    struct rt_gpuzero *z = ud;
+    const struct gpu_unit *u = unit_of(z, l->slot);
+    char *dir = l->slot < z->n_slots ? z->worker_cg[l->slot] : NULL;
+
+    (void) pid;
+    (void) why;
+    if (!u || !dir || !dir[0])
+        return;
+    /* Whatever is left in the group cannot open the unit again; fds it has stay, which
+     * is why the worker was killed first. */
+    (void) gpu_devcg_v1_deny(dir, u->nodes, u->n_nodes, true, NULL);
+    remove_group(dir);
+    dir[0] = '\0';
+}
+
+/* --- the thread ------------------------------------------------------------------------- */
+
+static void *loop(void *arg)
+{
+    struct rt_gpuzero *z = arg;
+
+    for (;;) {
+        struct pollfd p[2] = { { .fd = gpu_api_fd(z->api), .events = POLLIN },
+                               { .fd = z->evfd, .events = POLLIN } };
+        int timeout;
+        uint64_t v;
+
+        (void) pthread_mutex_lock(&z->mu);
+        if (z->stop) {
+            (void) pthread_mutex_unlock(&z->mu);
+            return NULL;
+        }
+        timeout = gpu_api_next_ms(z->api);
+        (void) pthread_mutex_unlock(&z->mu);
+        (void) poll(p, 2, timeout);
+        if (p[1].revents & POLLIN)
+            (void) !read(z->evfd, &v, sizeof(v));
+        (void) pthread_mutex_lock(&z->mu);
+        (void) gpu_api_dispatch(z->api, 0, &(struct rt_err){ 0 });
+        (void) pthread_mutex_unlock(&z->mu);
+    }
+}
+
+/* Another thread changed the API's state (timers, listeners): the loop re-reads them. */
+static void kick(struct rt_gpuzero *z)
+{
+    uint64_t one = 1;
+
+    (void) !write(z->evfd, &one, sizeof(one));
+}
+
+static void add_nodes(struct rt_gpuzero *z, const struct gpu_unit *u)
+{
+    for (size_t i = 0; i < u->n_nodes; i++) {
+        bool seen = false;
+
+        if (u->nodes[i].flags & GPU_NODE_OPTIONAL)
+            continue;
+        for (size_t j = 0; j < z->n_nodes && !seen; j++)
+            seen = strcmp(z->nodes[j].path, u->nodes[i].path) == 0;
+        if (!seen && z->n_nodes < POOL_NODES_MAX)
+            z->nodes[z->n_nodes++] = u->nodes[i];
+    }
+}
+
+int rt_gpuzero_new(const struct rt_gpuzero_config *cfg, struct rt_gpuzero **ret, struct rt_err *err)
+{
+    struct rt_gpuzero *z;
+    const struct gpu_slot *slots;
+    struct gpu_sched_config scfg;
+    struct gpu_api_config acfg = { 0 };
+    struct gpu_api_hooks hooks = { .on_allow = on_allow, .on_revoke = on_revoke };
+    size_t n = rt_gpunode_zero_slots(cfg->gpus, &slots);
+    int r;
+
+    if (n == 0)
+        return rt_err_set(err, ENODEV, "no ZeroGPU pool on this node (zero_gpus: 0)");
+    z = calloc(1, sizeof(*z));
+    if (!z || !(z->worker_cg = calloc(n, sizeof(*z->worker_cg)))) {
+        free(z);
+        return rt_err_set(err, ENOMEM, "zerogpu");
+    }
+    (void) pthread_mutex_init(&z->mu, NULL);
+    z->evfd = -1;
+    z->gpus = cfg->gpus;
+    z->inv = rt_gpunode_inventory(cfg->gpus);
+    z->units = rt_gpunode_zero_units(cfg->gpus);
+    z->n_slots = n;
+    for (size_t i = 0; i < n; i++)
+        add_nodes(z, unit_of(z, (unsigned) i));
+    if (cfg->devices_root)
+        (void) snprintf(z->devroot, sizeof(z->devroot), "%s", cfg->devices_root);
+    else
+        find_devices_root(z->devroot, sizeof(z->devroot));
+    gpu_sched_config_default(&scfg);
+    if (cfg->visitor_secret && *cfg->visitor_secret) {
+        gpu_visitor_key(cfg->visitor_secret, strlen(cfg->visitor_secret), z->key);
+        z->have_key = true;
+        acfg.visitor_key = z->key;
+    }
+    hooks.userdata = z;
+    z->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (z->evfd < 0) {
+        r = rt_err_set(err, errno, "eventfd");
+        goto fail;
+    }
+    r = gpu_api_new(&acfg, &scfg, slots, n, &hooks, &z->api, err);
+    if (r < 0)
+        goto fail;
+    r = -pthread_create(&z->thread, NULL, loop, z);
+    if (r < 0) {
+        rt_err_set(err, -r, "zerogpu thread");
+        goto fail;
+    }
+    z->has_thread = true;
+    *ret = z;
+    return 0;
+fail:
+    rt_gpuzero_free(z);
+    return r;
+}
+
+int rt_gpuzero_for_node(struct rt_gpunode *gpus, const char *data_dir, struct rt_gpuzero **ret,
+                        struct rt_err *err)
+{
+    const struct gpu_slot *slots;
+    char path[CG_PATH], secret[256];
+    _cleanup_close_ int fd = -1;
+    ssize_t n;
+    struct rt_gpuzero_config cfg = { .gpus = gpus, .visitor_secret = secret };
+
+    *ret = NULL;
+    if (!gpus || rt_gpunode_zero_slots(gpus, &slots) == 0)
+        return 0;
+    (void) snprintf(path, sizeof(path), "%s/proxy.token", data_dir);
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    n = fd < 0 ? -1 : rt_read_all(fd, secret, sizeof(secret) - 1);
+    if (n < 0)
+        return rt_err_set(err, errno, "read '%s' (the visitor key)", path);
+    while (n > 0 && (secret[n - 1] == '\n' || secret[n - 1] == '\r'))
+        n--;
+    secret[n] = '\0';
+    return rt_gpuzero_new(&cfg, ret, err);
+}
+
+void rt_gpuzero_free(struct rt_gpuzero *z)
+{
+    if (!z)
+        return;
+    if (z->has_thread) {
+        (void) pthread_mutex_lock(&z->mu);
+        z->stop = true;
+        (void) pthread_mutex_unlock(&z->mu);
+        kick(z);
+        (void) pthread_join(z->thread, NULL);
+    }
+    gpu_api_free(z->api);
+    z->evfd = rt_close(z->evfd);
+    (void) pthread_mutex_destroy(&z->mu);
+    free(z->inst);
+    free(z->worker_cg);
+    free(z);
+}
+
+/* --- Spaces ----------------------------------------------------------------------------- */
+
+static int push_fmt(struct rt_strv *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int push_fmt(struct rt_strv *v, const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    (void) vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    return rt_strv_push(v, buf);
+}
+
+int rt_gpuzero_sandbox(struct rt_gpuzero *z, struct rt_strv *env, const char **nodes, size_t *n,
+                       size_t cap)
+{
+    const struct gpu_unit *u = unit_of(z, 0);
+
+    /* The client emulates CUDA in the app's process from these (REFERENCE.md §5.4). */
+    if (push_fmt(env, "SPACES_ZERO_GPU=true") < 0 ||
+        push_fmt(env, "SPACES_ZERO_DEVICE_API_URL=http://127.0.0.1:%d", RT_GPUZERO_PORT) < 0 ||
+        push_fmt(env, "ZEROGPU_CUDA_DEVICE_NAME=%s", u->name) < 0 ||
+        push_fmt(env, "ZEROGPU_CUDA_TOTAL_MEMORY=%llu", (unsigned long long) u->memory) < 0)
+        return -ENOMEM;
+    for (size_t i = 0; i < z->n_nodes; i++) {
+        if (*n >= cap)
+            return -ENOSPC;
+        nodes[(*n)++] = z->nodes[i].path;
+    }
+    return 0;
+}
+
+struct netns_job {
+    pid_t pid;
+    int fd, err;
+};
+
+/* A thread of its own: setns() changes the calling thread's namespace, and this one
+ * ends right after, so no other work ever runs inside a Space's network. */
+static void *listen_in_netns(void *arg)
+{
+    struct netns_job *j = arg;
+    struct sockaddr_in a = { .sin_family = AF_INET,
+                             .sin_port = htons(RT_GPUZERO_PORT),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    char path[64];
+    _cleanup_close_ int ns = -1, fd = -1;
+    int one = 1;
+
+    (void) snprintf(path, sizeof(path), "/proc/%d/ns/net", (int) j->pid);
+    ns = open(path, O_RDONLY | O_CLOEXEC);
+    if (ns < 0 || unshare(CLONE_FS) < 0 || setns(ns, CLONE_NEWNET) < 0) {
+        j->err = errno;
+        return NULL;
+    }
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        bind(fd, (struct sockaddr *) &a, sizeof(a)) < 0 || listen(fd, 64) < 0) {
+        j->err = errno;
+        return NULL;
+    }
+    j->fd = TAKE_FD(fd);
+    return NULL;
+}
+
+/* Worker groups a previous runtimed left (a restart ends every lease): their workers
+ * would keep a unit the new scheduler may give to another Space, so they are killed. */
+static void end_stale_workers(struct rt_gpuzero *z, const char *devcg)
+{
+    for (size_t s = 0; s < z->n_slots; s++) {
+        const struct gpu_unit *u = unit_of(z, (unsigned) s);
+        char dir[CG_PATH + 32], path[CG_PATH + 48], line[32];
+        _cleanup_fclose_ FILE *f = NULL;
+
+        worker_dir(devcg, u->index, dir, sizeof(dir));
+        if (access(dir, F_OK) < 0)
+            continue;
+        (void) gpu_devcg_v1_deny(dir, u->nodes, u->n_nodes, true, NULL);
+        (void) snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+        f = fopen(path, "re");
+        while (f && fgets(line, sizeof(line), f)) {
+            uint64_t v;
+
+            line[strcspn(line, "\n")] = '\0';
+            if (rt_parse_u64(line, &v) == 0 && v > 1 && v <= INT32_MAX)
+                (void) kill((pid_t) v, SIGKILL);
+        }
+        remove_group(dir);
+    }
+}
+
+int rt_gpuzero_attach(struct rt_gpuzero *z, const char *key, const char *space, pid_t pid,
+                      struct rt_err *err)
+{
+    struct netns_job j = { .pid = pid, .fd = -1 };
+    struct zinst in = { .pid = pid }, *p;
+    pthread_t t;
+    int r;
+
+    if (strlen(key) >= sizeof(in.key) || strlen(space) >= sizeof(in.space))
+        return rt_err_set(err, ENAMETOOLONG, "zerogpu: Space name too long");
+    (void) snprintf(in.key, sizeof(in.key), "%s", key);
+    (void) snprintf(in.space, sizeof(in.space), "%s", space);
+    r = devcg_of(z, pid, in.devcg, sizeof(in.devcg), err);
+    if (r < 0)
+        return r;
+    /* The sandbox binds the pool's nodes; none of its processes may open them. */
+    r = gpu_devcg_v1_deny(in.devcg, z->nodes, z->n_nodes, true, err);
+    if (r < 0)
+        return r;
+    end_stale_workers(z, in.devcg);
+    r = pthread_create(&t, NULL, listen_in_netns, &j);
+    if (r != 0)
+        return rt_err_set(err, r, "zerogpu: thread");
+    (void) pthread_join(t, NULL);
+    if (j.fd < 0)
+        return rt_err_set(err, j.err, "listen on 127.0.0.1:%d in the sandbox of '%s'",
+                          RT_GPUZERO_PORT, space);
+    (void) pthread_mutex_lock(&z->mu);
+    p = realloc(z->inst, (z->n_inst + 1) * sizeof(*z->inst));
+    if (!p) {
+        r = rt_err_set(err, ENOMEM, "zerogpu");
+    } else {
+        z->inst = p;
+        r = gpu_api_listener_add(z->api, key, space, j.fd, err);
+        if (r == 0)
+            z->inst[z->n_inst++] = in;
+    }
+    (void) pthread_mutex_unlock(&z->mu);
+    if (r < 0)
+        j.fd = rt_close(j.fd);
+    kick(z);
+    return r;
+}
+
+void rt_gpuzero_detach(struct rt_gpuzero *z, const char *key, const char *space)
+{
+    struct zinst gone = { 0 };
+
+    bool last = true;
+
+    (void) pthread_mutex_lock(&z->mu);
+    (void) gpu_api_listener_remove(z->api, key);
+    for (size_t i = 0; i < z->n_inst; i++) {
+        if (strcmp(z->inst[i].key, key) == 0) {
+            gone = z->inst[i];
+            z->inst[i] = z->inst[--z->n_inst];
+            break;
+        }
+    }
+    for (size_t i = 0; i < z->n_inst; i++)
+        if (strcmp(z->inst[i].space, space) == 0)
+            last = false;
+    /* The Space's last instance: its leases end and its workers are killed (on_revoke
+     * removes their groups).  An old version retiring beside a new one keeps the
+     * Space's leases: its own workers die with its sandbox, which gives theirs back. */
+    if (last)
+        (void) gpu_api_release_space(z->api, space);
+    (void) pthread_mutex_unlock(&z->mu);
+    kick(z);
+    /* Idle workers kept for reuse have groups too. */
+    for (size_t s = 0; gone.devcg[0] && s < z->n_slots; s++) {
+        char dir[CG_PATH + 32];
+
+        worker_dir(gone.devcg, unit_of(z, (unsigned) s)->index, dir, sizeof(dir));
+        remove_group(dir);
+    }
+}
+
+/* --- listings ----------------------------------------------------------------------------- */
+
+static json_t *lease_json(struct rt_gpuzero *z, const struct gpu_lease_info *l, uint64_t now)
+{
+    json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:i, s:b}", "space", l->space, "identity",
+                          l->identity[0] ? l->identity : "", "class", gpu_class_name(l->cls),
+                          "taskId", (json_int_t) l->task_id, "durationSeconds", (int) l->duration_s,
+                          "granted", l->granted);
+
+    if (!j)
+        return NULL;
+    if (l->granted) {
+        (void) json_object_set_new(j, "nvidiaIndex", json_integer(l->nvidia_index));
+        (void) json_object_set_new(j, "unit", json_string(l->uuid));
+        (void) json_object_set_new(j, "grantedAgoMs",
+                                   json_integer((json_int_t) (now - l->granted_ms)));
+        (void) json_object_set_new(
+            j, "deadlineInMs",
+            json_integer(l->deadline_ms > now ? (json_int_t) (l->deadline_ms - now) : 0));
+        (void) json_object_set_new(j, "pid", json_integer(l->pid));
+    } else {
+        (void) json_object_set_new(j, "position",
+                                   json_integer(gpu_sched_position(gpu_api_sched(z->api), l->id)));
+        (void) json_object_set_new(j, "waitingMs",
+                                   json_integer((json_int_t) (now - l->arrival_ms)));
+    }
+    return j;
+}
+
+/* Leases (granted) and queue (waiting) of @space, or of all when NULL.  Under z->mu. */
+static int list_into(struct rt_gpuzero *z, const char *space, json_t *leases, json_t *queue)
+{
+    struct gpu_sched *s = gpu_api_sched(z->api);
+    size_t n = gpu_sched_list(s, NULL, 0);
+    struct gpu_lease_info *all = calloc(n ? n : 1, sizeof(*all));
+    uint64_t now = rt_now_ns() / 1000000;
+
+    if (!all)
+        return -ENOMEM;
+    n = gpu_sched_list(s, all, n);
+    for (size_t i = 0; i < n; i++)
+        if (!space || strcmp(all[i].space, space) == 0)
+            (void) json_array_append_new(all[i].granted ? leases : queue,
+                                         lease_json(z, &all[i], now));
+    free(all);
+    return 0;
+}
+
+json_t *rt_gpuzero_leases_json(struct rt_gpuzero *z)
+{
+    json_t *leases = json_array(), *queue = json_array(), *j;
+    struct gpu_api_stats st;
+
+    (void) pthread_mutex_lock(&z->mu);
+    (void) list_into(z, NULL, leases, queue);
+    gpu_api_stats(z->api, &st);
+    j = json_pack("{s:i, s:i, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I}}", "pool",
+                  (int) z->n_slots, "queueSize", (int) gpu_sched_queue_len(gpu_api_sched(z->api)),
+                  "leases", leases, "queue", queue, "stats", "grants", (json_int_t) st.grants,
+                  "queued", (json_int_t) st.queued, "expired", (json_int_t) st.expired,
+                  "workerDeaths", (json_int_t) st.worker_deaths, "evictions",
+                  (json_int_t) st.evictions, "requests", (json_int_t) st.requests);
+    (void) pthread_mutex_unlock(&z->mu);
+    return j;
+}
+
+json_t *rt_gpuzero_quota_json(struct rt_gpuzero *z, const char *token, const char *identity,
+                              int cls, const char *space)
+{
+    struct gpu_visitor v = { 0 };
+    int64_t left = 0, reset = 0;
+    json_t *j;
+
+    /* A visitor token (the proxy's X-IP-Token) names the visitor as /schedule sees it. */
+    if (token && z->have_key &&
+        gpu_visitor_verify(z->key, token, strlen(token), (uint64_t) time(NULL), 3600, &v) == 0) {
+        identity = v.identity;
+    } else {
+        if (identity)
+            (void) snprintf(v.identity, sizeof(v.identity), "%s", identity);
+        v.cls = (enum gpu_class) cls;
+    }
+    (void) pthread_mutex_lock(&z->mu);
+    gpu_sched_quota(gpu_api_sched(z->api), space ? space : "", identity ? v.identity : NULL, v.cls,
+                    rt_now_ns() / 1000000, &left, &reset);
+    j = json_pack("{s:s?, s:s, s:I, s:I, s:i, s:i}", "identity", identity, "class",
+                  gpu_class_name(v.cls), "left", (json_int_t) left, "resetIn", (json_int_t) reset,
+                  "queueSize", (int) gpu_sched_queue_len(gpu_api_sched(z->api)), "pool",
+                  (int) z->n_slots);
+    if (j && space) {
+        json_t *leases = json_array(), *queue = json_array();
+
+        (void) list_into(z, space, leases, queue);
+        (void) json_object_set_new(
+            j, "space",
+            json_pack("{s:s, s:o, s:o}", "id", space, "leases", leases, "queue", queue));
+    }
+    (void) pthread_mutex_unlock(&z->mu);
+    return j;
+}
