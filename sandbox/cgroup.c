@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "devcg.h"
 #include "sandbox.h"
 #include "util.h"
 #include "banned.h"
@@ -23,10 +24,16 @@ static const char *const ctl_names[_SBX_CTL_MAX] = {
     [SBX_CTL_FREEZER] = "freezer", [SBX_CTL_DEVICES] = "devices",
 };
 
+#define SBX_DEV_RULES_MAX 64
+
 struct sbx_cgroup {
     char dir[_SBX_CTL_MAX][512]; /* "" when the controller is not used */
     int version[_SBX_CTL_MAX];
     bool fake;
+    /* v2 devices: the allowlist program attached to the group, and its rules */
+    int devprog_fd;
+    struct rt_dev_rule dev_rules[SBX_DEV_RULES_MAX];
+    size_t n_dev_rules;
 };
 
 /* --- detection --------------------------------------------------------------------------- */
@@ -112,11 +119,10 @@ int sbx_cgroup_host_version(const struct sbx_cgroup_host *host, enum sbx_ctl ctl
         return 1;
     if (!host->v2[0])
         return 0;
-    /* v2's freezer is built into every group; its device control needs eBPF (not done) */
-    if (ctl == SBX_CTL_FREEZER)
+    /* v2's freezer is built into every group, and so is device control: an eBPF
+     * program attached to the group (common/devcg.h) */
+    if (ctl == SBX_CTL_FREEZER || ctl == SBX_CTL_DEVICES)
         return 2;
-    if (ctl == SBX_CTL_DEVICES)
-        return 0;
     return (host->v2_mask & (1u << ctl)) ? 2 : 0;
 }
 
@@ -244,7 +250,7 @@ static int v2_enable(const struct sbx_cgroup_host *host, const struct sbx_cgroup
     int r;
 
     for (int c = 0; c < _SBX_CTL_MAX; c++) {
-        if ((mask & (1u << c)) && c != SBX_CTL_FREEZER) {
+        if ((mask & (1u << c)) && c != SBX_CTL_FREEZER && c != SBX_CTL_DEVICES) {
             (void) snprintf(want + strlen(want), sizeof(want) - strlen(want), "%s+%s",
                             want[0] ? " " : "", ctl_names[c]);
         }
@@ -272,6 +278,49 @@ static const char *const default_devices[] = {
     "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm",
     "c 1:9 rwm", "c 5:0 rwm", "c 5:2 rwm", "c 136:* rwm",
 };
+
+/* v2: (re)attaches the program allowing cg->dev_rules, replacing the previous one
+ * atomically, so there is never a moment with no program (every device open). */
+static int attach_dev_program(struct sbx_cgroup *cg, struct rt_err *err)
+{
+    _cleanup_close_ int dir_fd = -1;
+    int fd;
+
+    if (cg->fake)
+        return 0;
+    dir_fd = open(cg->dir[SBX_CTL_DEVICES], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd < 0)
+        return rt_err_set(err, errno, "open cgroup '%s'", cg->dir[SBX_CTL_DEVICES]);
+    fd = rt_devcg_v2_attach(dir_fd, cg->dev_rules, cg->n_dev_rules, cg->devprog_fd, err);
+    if (fd < 0)
+        return rt_err_wrap(err, "device rules of cgroup '%s'", cg->dir[SBX_CTL_DEVICES]);
+    (void) rt_close(cg->devprog_fd);
+    cg->devprog_fd = fd;
+    return 0;
+}
+
+static int add_dev_rule(struct sbx_cgroup *cg, char type, int major, int minor, unsigned access,
+                        struct rt_err *err)
+{
+    if (cg->n_dev_rules == SBX_DEV_RULES_MAX)
+        return rt_err_set(err, ENOSPC, "more than %d device rules", SBX_DEV_RULES_MAX);
+    cg->dev_rules[cg->n_dev_rules++] =
+        (struct rt_dev_rule){ .type = type, .major = major, .minor = minor, .access = access };
+    return 0;
+}
+
+/* The v2 twin of default_devices (v1 strings below): what a minimal /dev holds. */
+static int default_dev_rules(struct sbx_cgroup *cg, struct rt_err *err)
+{
+    static const int nodes[][2] = { { 1, 3 }, { 1, 5 }, { 1, 7 }, { 1, 8 },
+                                    { 1, 9 }, { 5, 0 }, { 5, 2 }, { 136, -1 } };
+    unsigned all = RT_DEV_READ | RT_DEV_WRITE | RT_DEV_MKNOD;
+    int r = 0;
+
+    for (size_t i = 0; i < ARRAY_SIZE(nodes) && r == 0; i++)
+        r = add_dev_rule(cg, 'c', nodes[i][0], nodes[i][1], all, err);
+    return r;
+}
 
 static int write_limits(struct sbx_cgroup *cg, const struct sbx_cgroup_limits *lim,
                         struct rt_err *err)
@@ -331,6 +380,9 @@ static int write_limits(struct sbx_cgroup *cg, const struct sbx_cgroup_limits *l
             if ((r = cg_write(cg, cg->dir[SBX_CTL_DEVICES], "devices.allow", default_devices[i],
                               err)) < 0)
                 return r;
+    } else if (cg->version[SBX_CTL_DEVICES] == 2) {
+        if ((r = default_dev_rules(cg, err)) < 0 || (r = attach_dev_program(cg, err)) < 0)
+            return r;
     }
     return 0;
 }
@@ -350,6 +402,7 @@ int sbx_cgroup_create(const struct sbx_cgroup_host *host, const char *parent, co
     if (!cg)
         return rt_err_set(err, ENOMEM, "allocate cgroup");
     cg->fake = host->fake;
+    cg->devprog_fd = -1;
     for (int c = 0; c < _SBX_CTL_MAX; c++) {
         int v = sbx_cgroup_host_version(host, (enum sbx_ctl) c);
         const char *base = v == 1 ? host->v1[c] : host->v2;
@@ -384,7 +437,14 @@ int sbx_cgroup_allow_device(struct sbx_cgroup *cg, char type, unsigned major, un
                             struct rt_err *err)
 {
     char v[64];
+    int r;
 
+    if (major > INT32_MAX || minor > INT32_MAX)
+        return rt_err_set(err, EINVAL, "device %u:%u", major, minor);
+    if (cg->version[SBX_CTL_DEVICES] == 2) {
+        r = add_dev_rule(cg, type, (int) major, (int) minor, RT_DEV_READ | RT_DEV_WRITE, err);
+        return r < 0 ? r : attach_dev_program(cg, err);
+    }
     if (cg->version[SBX_CTL_DEVICES] != 1)
         return 0;
     (void) snprintf(v, sizeof(v), "%c %u:%u rw", type, major, minor);
@@ -564,6 +624,7 @@ int sbx_cgroup_destroy(struct sbx_cgroup *cg, struct rt_err *err)
                 ret = rt_err_set(err, EBUSY, "remove cgroup '%s'", d);
         }
     }
+    (void) rt_close(cg->devprog_fd);
     free(cg);
     return ret;
 }
