@@ -25,6 +25,7 @@
 #include "cleanup.h"
 #include "gpu-sched/devapi.h"
 #include "gpunode.h"
+#include "gpuzero-cg.h"
 #include "util.h"
 #include "banned.h"
 
@@ -36,7 +37,7 @@ struct zinst {
     char key[CG_PATH];
     char space[GPU_ID_MAX];
     pid_t pid;
-    char devcg[CG_PATH]; /* its sandbox's devices cgroup dir */
+    struct zcg cg; /* its sandbox's device cgroup */
 };
 
 struct rt_gpuzero {
@@ -51,171 +52,14 @@ struct rt_gpuzero {
     size_t n_slots;
     struct gpu_node nodes[POOL_NODES_MAX]; /* every pool node, once */
     size_t n_nodes;
-    char devroot[CG_PATH]; /* v1 devices mount, "" when devices is not on v1 */
+    char v1root[ZCG_PATH], v2root[ZCG_PATH]; /* where device cgroups are (gpuzero-cg.h) */
+    const struct gpu_unit **pool;            /* the pool's units, by slot */
     struct zinst *inst;
     size_t n_inst;
-    char (*worker_cg)[CG_PATH]; /* by slot: the group its worker was moved into */
+    struct zcg *worker_cg; /* by slot: the sandbox group of its worker ("" dir: none) */
     uint8_t key[GPU_VISITOR_KEY_LEN];
     bool have_key;
 };
-
-/* --- cgroups ---------------------------------------------------------------------------- */
-
-static void find_devices_root(char *buf, size_t len)
-{
-    _cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
-    char line[2048];
-
-    buf[0] = '\0';
-    while (f && fgets(line, sizeof(line), f)) {
-        char mnt[CG_PATH], *sep = strstr(line, " - ");
-        char fstype[32], src[64], opts[512];
-
-        if (!sep || sscanf(line, "%*s %*s %*s %*s %511s", mnt) != 1 ||
-            sscanf(sep + 3, "%31s %63s %511s", fstype, src, opts) != 3)
-            continue;
-        if (strcmp(fstype, "cgroup") != 0)
-            continue;
-        char *save = NULL;
-
-        for (char *tok = strtok_r(opts, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
-            if (strcmp(tok, "devices") == 0) {
-                (void) snprintf(buf, len, "%s", mnt);
-                return;
-            }
-    }
-}
-
-/* The devices cgroup of @pid ("ROOT/spaceport/sbx-...").  -ENOTSUP without v1 devices. */
-static int devcg_of(struct rt_gpuzero *z, pid_t pid, char *buf, size_t len, struct rt_err *err)
-{
-    char path[64], line[1024];
-    _cleanup_fclose_ FILE *f = NULL;
-
-    if (!z->devroot[0])
-        return rt_err_set(err, ENOTSUP,
-                          "ZeroGPU needs the cgroup v1 devices controller (v2 eBPF isolation "
-                          "of workers is not built into runtimed yet)");
-    (void) snprintf(path, sizeof(path), "/proc/%d/cgroup", (int) pid);
-    f = fopen(path, "re");
-    if (!f)
-        return rt_err_set(err, errno, "read '%s'", path);
-    while (fgets(line, sizeof(line), f)) {
-        char *a = strchr(line, ':'), *b = a ? strchr(a + 1, ':') : NULL;
-
-        if (!b)
-            continue;
-        *b = '\0';
-        if (strcmp(a + 1, "devices") != 0)
-            continue;
-        b[1 + strcspn(b + 1, "\n")] = '\0';
-        if (strcmp(b + 1, "/") == 0 ||
-            (size_t) snprintf(buf, len, "%s%s", z->devroot, b + 1) >= len)
-            break;
-        return 0;
-    }
-    return rt_err_set(err, ENOENT, "pid %d has no devices cgroup of its own", (int) pid);
-}
-
-static int write_file(const char *dir, const char *file, const char *text)
-{
-    char path[CG_PATH + 32];
-    _cleanup_close_ int fd = -1;
-
-    (void) snprintf(path, sizeof(path), "%s/%s", dir, file);
-    fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0 || rt_write_all(fd, text, strlen(text)) < 0)
-        return -errno;
-    return 0;
-}
-
-/* The worker group of @slot beside the sandbox group @devcg. */
-static void worker_dir(const char *devcg, unsigned index, char *buf, size_t len)
-{
-    (void) snprintf(buf, len, "%s.gpu-%u", devcg, index);
-}
-
-/* Removes a worker group, waiting a moment for a SIGKILLed worker to leave it. */
-static void remove_group(const char *dir)
-{
-    for (int i = 0; i < 100; i++) {
-        if (rmdir(dir) == 0 || errno == ENOENT)
-            return;
-        if (errno != EBUSY)
-            return;
-        (void) nanosleep(&(struct timespec){ .tv_nsec = 2000000L }, NULL);
-    }
-}
-
-/* Makes @dir allow what the sandbox group @devcg allows (its base devices) plus @u's
- * nodes: a v1 child starts with its parent's rules, and the parent here is the
- * sandboxes' common group, not the sandbox. */
-static int make_worker_group(const char *devcg, const char *dir, const struct gpu_unit *u,
-                             struct rt_err *err)
-{
-    char path[CG_PATH + 32], line[128];
-    _cleanup_fclose_ FILE *f = NULL;
-    int r;
-
-    if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-        return rt_err_set(err, errno, "create cgroup '%s'", dir);
-    if ((r = write_file(dir, "devices.deny", "a")) < 0)
-        return rt_err_set(err, -r, "deny devices in '%s'", dir);
-    (void) snprintf(path, sizeof(path), "%s/devices.list", devcg);
-    f = fopen(path, "re");
-    if (!f)
-        return rt_err_set(err, errno, "read '%s'", path);
-    while (fgets(line, sizeof(line), f)) {
-        line[strcspn(line, "\n")] = '\0';
-        if (line[0] && (r = write_file(dir, "devices.allow", line)) < 0)
-            return rt_err_set(err, -r, "allow '%s' in '%s'", line, dir);
-    }
-    return gpu_devcg_v1_allow(dir, u->nodes, u->n_nodes, err);
-}
-
-/* --- pids ------------------------------------------------------------------------------- */
-
-/* The last NSpid of host pid @p: the pid it has in its own (the sandbox's) namespace. */
-static pid_t inner_pid(pid_t p)
-{
-    char path[64], line[512];
-    _cleanup_fclose_ FILE *f = NULL;
-    pid_t last = 0;
-
-    (void) snprintf(path, sizeof(path), "/proc/%d/status", (int) p);
-    f = fopen(path, "re");
-    while (f && fgets(line, sizeof(line), f)) {
-        if (strncmp(line, "NSpid:", 6) != 0)
-            continue;
-        char *save = NULL;
-        uint64_t v;
-
-        for (char *tok = strtok_r(line + 6, " \t\n", &save); tok;
-             tok = strtok_r(NULL, " \t\n", &save))
-            last = rt_parse_u64(tok, &v) == 0 && v <= INT32_MAX ? (pid_t) v : 0;
-        break;
-    }
-    return last;
-}
-
-/* Finds the host pid of the process that is @pid in the sandbox, among the processes of
- * the group @dir.  0 when none. */
-static pid_t host_pid_in(const char *dir, pid_t pid)
-{
-    char path[CG_PATH + 32], line[32];
-    _cleanup_fclose_ FILE *f = NULL;
-
-    (void) snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
-    f = fopen(path, "re");
-    while (f && fgets(line, sizeof(line), f)) {
-        uint64_t v;
-
-        line[strcspn(line, "\n")] = '\0';
-        if (rt_parse_u64(line, &v) == 0 && v > 0 && v <= INT32_MAX && inner_pid((pid_t) v) == pid)
-            return (pid_t) v;
-    }
-    return 0;
-}
 
 /* --- hooks (run under z->mu, from inside gpu_api calls) ------------------------------------ */
 
@@ -229,40 +73,26 @@ static int on_allow(void *ud, const struct gpu_lease_info *l, pid_t pid, pid_t *
 {
     struct rt_gpuzero *z = ud;
     const struct gpu_unit *u = unit_of(z, l->slot);
-    char dir[CG_PATH + 32];
     pid_t host = 0;
     struct zinst *in = NULL;
     int r;
 
     if (!u)
         return rt_err_set(err, EINVAL, "no unit for slot %u", l->slot);
-    /* Only the Space's own processes: the sandbox group and its worker groups.  The pid
-     * is looked up there, never taken as given, or a caller could have any process
-     * killed at its lease's deadline. */
+    /* Only the Space's own processes: the pid is looked up among them, never taken as
+     * given, or a caller could have any process killed at its lease's deadline. */
     for (size_t i = 0; i < z->n_inst && !host; i++) {
         if (strcmp(z->inst[i].space, l->space) != 0)
             continue;
         in = &z->inst[i];
-        host = host_pid_in(in->devcg, pid);
-        for (size_t s = 0; s < z->n_slots && !host; s++) {
-            worker_dir(in->devcg, unit_of(z, (unsigned) s)->index, dir, sizeof(dir));
-            host = host_pid_in(dir, pid);
-        }
+        host = zcg_host_pid(&in->cg, z->pool, z->n_slots, pid);
     }
     if (!host)
         return rt_err_set(err, EPERM, "pid %d is not a process of '%s'", (int) pid, l->space);
-    worker_dir(in->devcg, u->index, dir, sizeof(dir));
-    r = make_worker_group(in->devcg, dir, u, err);
-    if (r == 0) {
-        char v[32];
-
-        (void) snprintf(v, sizeof(v), "%d", (int) host);
-        if ((r = write_file(dir, "cgroup.procs", v)) < 0)
-            r = rt_err_set(err, -r, "move pid %d into '%s'", (int) host, dir);
-    }
+    r = zcg_worker_add(&in->cg, u, host, err);
     if (r < 0)
         return r;
-    (void) snprintf(z->worker_cg[l->slot], CG_PATH, "%s", dir);
+    z->worker_cg[l->slot] = in->cg;
     *ret_host = host;
     return 0;
 }
@@ -271,17 +101,14 @@ static void on_revoke(void *ud, const struct gpu_lease_info *l, pid_t pid, enum 
 {
     struct rt_gpuzero *z = ud;
     const struct gpu_unit *u = unit_of(z, l->slot);
-    char *dir = l->slot < z->n_slots ? z->worker_cg[l->slot] : NULL;
 
     (void) pid;
     (void) why;
-    if (!u || !dir || !dir[0])
+    if (!u || !z->worker_cg[l->slot].dir[0])
         return;
-    /* Whatever is left in the group cannot open the unit again; fds it has stay, which
-     * is why the worker was killed first. */
-    (void) gpu_devcg_v1_deny(dir, u->nodes, u->n_nodes, true, NULL);
-    remove_group(dir);
-    dir[0] = '\0';
+    /* The worker was killed (or died) first: its group goes. */
+    zcg_worker_end(&z->worker_cg[l->slot], u, false);
+    z->worker_cg[l->slot].dir[0] = '\0';
 }
 
 /* --- the thread ------------------------------------------------------------------------- */
@@ -347,7 +174,10 @@ int rt_gpuzero_new(const struct rt_gpuzero_config *cfg, struct rt_gpuzero **ret,
     if (n == 0)
         return rt_err_set(err, ENODEV, "no ZeroGPU pool on this node (zero_gpus: 0)");
     z = calloc(1, sizeof(*z));
-    if (!z || !(z->worker_cg = calloc(n, sizeof(*z->worker_cg)))) {
+    if (!z || !(z->worker_cg = calloc(n, sizeof(*z->worker_cg))) ||
+        !(z->pool = calloc(n, sizeof(*z->pool)))) {
+        if (z)
+            free(z->worker_cg);
         free(z);
         return rt_err_set(err, ENOMEM, "zerogpu");
     }
@@ -357,12 +187,11 @@ int rt_gpuzero_new(const struct rt_gpuzero_config *cfg, struct rt_gpuzero **ret,
     z->inv = rt_gpunode_inventory(cfg->gpus);
     z->units = rt_gpunode_zero_units(cfg->gpus);
     z->n_slots = n;
-    for (size_t i = 0; i < n; i++)
-        add_nodes(z, unit_of(z, (unsigned) i));
-    if (cfg->devices_root)
-        (void) snprintf(z->devroot, sizeof(z->devroot), "%s", cfg->devices_root);
-    else
-        find_devices_root(z->devroot, sizeof(z->devroot));
+    for (size_t i = 0; i < n; i++) {
+        z->pool[i] = unit_of(z, (unsigned) i);
+        add_nodes(z, z->pool[i]);
+    }
+    zcg_roots(z->v1root, z->v2root);
     gpu_sched_config_default(&scfg);
     if (cfg->visitor_secret && *cfg->visitor_secret) {
         gpu_visitor_key(cfg->visitor_secret, strlen(cfg->visitor_secret), z->key);
@@ -430,6 +259,7 @@ void rt_gpuzero_free(struct rt_gpuzero *z)
     (void) pthread_mutex_destroy(&z->mu);
     free(z->inst);
     free(z->worker_cg);
+    free(z->pool);
     free(z);
 }
 
@@ -499,32 +329,6 @@ static void *listen_in_netns(void *arg)
     return NULL;
 }
 
-/* Worker groups a previous runtimed left (a restart ends every lease): their workers
- * would keep a unit the new scheduler may give to another Space, so they are killed. */
-static void end_stale_workers(struct rt_gpuzero *z, const char *devcg)
-{
-    for (size_t s = 0; s < z->n_slots; s++) {
-        const struct gpu_unit *u = unit_of(z, (unsigned) s);
-        char dir[CG_PATH + 32], path[CG_PATH + 48], line[32];
-        _cleanup_fclose_ FILE *f = NULL;
-
-        worker_dir(devcg, u->index, dir, sizeof(dir));
-        if (access(dir, F_OK) < 0)
-            continue;
-        (void) gpu_devcg_v1_deny(dir, u->nodes, u->n_nodes, true, NULL);
-        (void) snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
-        f = fopen(path, "re");
-        while (f && fgets(line, sizeof(line), f)) {
-            uint64_t v;
-
-            line[strcspn(line, "\n")] = '\0';
-            if (rt_parse_u64(line, &v) == 0 && v > 1 && v <= INT32_MAX)
-                (void) kill((pid_t) v, SIGKILL);
-        }
-        remove_group(dir);
-    }
-}
-
 int rt_gpuzero_attach(struct rt_gpuzero *z, const char *key, const char *space, pid_t pid,
                       struct rt_err *err)
 {
@@ -537,14 +341,17 @@ int rt_gpuzero_attach(struct rt_gpuzero *z, const char *key, const char *space, 
         return rt_err_set(err, ENAMETOOLONG, "zerogpu: Space name too long");
     (void) snprintf(in.key, sizeof(in.key), "%s", key);
     (void) snprintf(in.space, sizeof(in.space), "%s", space);
-    r = devcg_of(z, pid, in.devcg, sizeof(in.devcg), err);
+    r = zcg_of_pid(z->v1root, z->v2root, pid, &in.cg, err);
     if (r < 0)
         return r;
     /* The sandbox binds the pool's nodes; none of its processes may open them. */
-    r = gpu_devcg_v1_deny(in.devcg, z->nodes, z->n_nodes, true, err);
+    r = zcg_isolate(&in.cg, z->nodes, z->n_nodes, err);
     if (r < 0)
         return r;
-    end_stale_workers(z, in.devcg);
+    /* Workers a previous runtimed allowed (a restart ends every lease) would keep a unit
+     * the new scheduler may give to another Space: they are killed. */
+    for (size_t s = 0; s < z->n_slots; s++)
+        zcg_worker_end(&in.cg, z->pool[s], true);
     r = pthread_create(&t, NULL, listen_in_netns, &j);
     if (r != 0)
         return rt_err_set(err, r, "zerogpu: thread");
@@ -594,13 +401,9 @@ void rt_gpuzero_detach(struct rt_gpuzero *z, const char *key, const char *space)
         (void) gpu_api_release_space(z->api, space);
     (void) pthread_mutex_unlock(&z->mu);
     kick(z);
-    /* Idle workers kept for reuse have groups too. */
-    for (size_t s = 0; gone.devcg[0] && s < z->n_slots; s++) {
-        char dir[CG_PATH + 32];
-
-        worker_dir(gone.devcg, unit_of(z, (unsigned) s)->index, dir, sizeof(dir));
-        remove_group(dir);
-    }
+    /* Idle workers kept for reuse have groups too; v2: the app leaves main. */
+    if (gone.cg.dir[0])
+        zcg_release(&gone.cg, z->pool, z->n_slots);
 }
 
 /* --- listings ----------------------------------------------------------------------------- */

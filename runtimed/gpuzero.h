@@ -9,12 +9,10 @@
  * sandbox, so the Space's environment (SPACES_ZERO_DEVICE_API_URL) is known before
  * the app starts and a restarted runtimed re-creates the same listener.
  *
- * Device access (cgroup v1 devices, this host's layout): the sandbox binds the pool's
- * nodes (spec "gpus"), its cgroup then denies them all, so the app's processes cannot
- * open a GPU; /allow moves the worker, in the devices hierarchy only, into a sibling
- * group "<sandbox leaf>.gpu-<nvidiaIndex>" that allows the sandbox's base devices and
- * exactly the leased unit's nodes.  Expiry or death: the worker is killed through its
- * pidfd, the group denies the unit and is removed.
+ * Device access (gpuzero-cg.h, cgroup v1 or v2): the sandbox binds the pool's nodes
+ * (spec "gpus"), its app's processes are then denied them all; /allow moves the worker
+ * into a group that allows the sandbox's base devices and exactly the leased unit's
+ * nodes.  Expiry or death: the worker is killed through its pidfd and its group goes.
  *
  * One thread runs the device API's epoll loop; every call here takes the same lock. */
 #ifndef SP_RUNTIMED_GPUZERO_H
@@ -37,7 +35,6 @@ struct rt_gpuzero;
 struct rt_gpuzero_config {
     struct rt_gpunode *gpus;    /* the pool: rt_gpunode_zero_slots() */
     const char *visitor_secret; /* the proxy token (its visitor key signs X-IP-Token) */
-    const char *devices_root;   /* the v1 devices mount; NULL: found in mountinfo */
 };
 
 /* Creates the device API over the pool and starts its thread.  A pool of 0 units is
