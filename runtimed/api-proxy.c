@@ -1,6 +1,7 @@
 /* The internal contract with spaceproxy (docs/ARCHITECTURE.md): routes, wake, activity
  * and check-token.  Only the proxy token (and admins, for debugging) may call these. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,18 +28,77 @@ static int on_route(const struct rt_space *s, void *userdata)
     return 0;
 }
 
+/* Long-poll waiters hold an API worker each: at most a quarter of api_threads, and
+ * never more than RT_ROUTE_WAITERS_MAX, so the API keeps its other workers (one proxy
+ * uses one waiter; a request beyond the cap is answered at once, as without wait). */
+#define RT_ROUTE_WAITERS_MAX 4
+#define RT_ROUTE_WAIT_MAX_S 30
+#define RT_ROUTE_WAIT_SLICE_MS 250 /* re-reads: shutdown, and bumps by another process */
+
+static atomic_int route_waiters;
+
+static bool waiter_enter(const struct rt_req *r)
+{
+    int64_t cap = r->api->cfg->api_threads / 4;
+    int n = atomic_fetch_add(&route_waiters, 1);
+
+    if (cap > RT_ROUTE_WAITERS_MAX)
+        cap = RT_ROUTE_WAITERS_MAX;
+    if (n < cap)
+        return true;
+    atomic_fetch_sub(&route_waiters, 1);
+    return false;
+}
+
+/* With the store locked: until the generation leaves @since, @wait_s passes or runtimed
+ * stops.  The lock is free while it waits. */
+static int64_t wait_change(struct rt_req *r, int64_t since, uint64_t wait_s)
+{
+    uint64_t end = rt_now_ns() + wait_s * 1000000000ULL;
+    int64_t gen = since;
+
+    if (!waiter_enter(r))
+        return rt_store_generation(r->st);
+    while (gen == since && !atomic_load(&r->api->stopping)) {
+        uint64_t now = rt_now_ns(), left_ms;
+        if (now >= end)
+            break;
+        left_ms = (end - now) / 1000000;
+        gen = rt_store_generation_wait(r->st, since,
+                                       left_ms < RT_ROUTE_WAIT_SLICE_MS ? (unsigned) left_ms + 1
+                                                                        : RT_ROUTE_WAIT_SLICE_MS);
+    }
+    atomic_fetch_sub(&route_waiters, 1);
+    return gen;
+}
+
+/* ?since=N: 304 when the generation is still N; &wait=S (seconds, at most 30) holds the
+ * request until it changes (200) or S passes (304): the proxy learns a change at once. */
 static int routes(struct rt_req *r)
 {
     int64_t gen = rt_store_generation(r->st);
     struct rt_err err = { 0 };
-    char since[24];
+    char since[24], wait[24];
+    uint64_t wait_s = 0;
     json_t *spaces;
     int rc;
 
+    if (rt__query(r, "wait", wait, sizeof(wait)) != -1) {
+        if (rt_parse_u64(wait, &wait_s) < 0)
+            return rt__reply_error(r, 400, "wait must be a number of seconds");
+        if (wait_s > RT_ROUTE_WAIT_MAX_S)
+            wait_s = RT_ROUTE_WAIT_MAX_S;
+    }
     if (rt__query(r, "since", since, sizeof(since)) != -1) {
         uint64_t v;
         if (rt_parse_u64(since, &v) < 0)
             return rt__reply_error(r, 400, "since must be a generation number");
+        if ((int64_t) v == gen && wait_s) {
+            gen = wait_change(r, gen, wait_s);
+            /* Not a 304: the proxy would take it for "not held" and slow down. */
+            if ((int64_t) v == gen && atomic_load(&r->api->stopping))
+                return rt__reply_error(r, 503, "runtimed is stopping");
+        }
         if ((int64_t) v == gen)
             return rt__reply_empty(r, 304);
     }
@@ -97,7 +157,13 @@ static int wake(struct rt_req *r)
         goto out;
     }
     (void) rt_store_space_get(r->st, s.owner, s.name, &s, &err);
-    rt__reply_json(r, 202, json_pack("{s:s}", "stage", rt__space_stage(&s)));
+    /* A thawed Space (or one woken in its sleep grace) answers now: the proxy may send
+     * its held requests there without waiting for the route table. */
+    rt__reply_json(
+        r, 202,
+        s.upstream[0] && !s.paused
+            ? json_pack("{s:s, s:s}", "stage", rt__space_stage(&s), "upstream", s.upstream)
+            : json_pack("{s:s}", "stage", rt__space_stage(&s)));
 out:
     json_decref(body);
     return r->status;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 #include <sqlite3.h>
 
@@ -19,6 +20,10 @@ struct rt_store {
     sqlite3 *db;
     pthread_mutex_t lock;
     int version;
+    /* Route generation waiters (rt_store_generation_wait): signalled at the unlock
+     * after a bump, once no transaction is open, so a waiter reads the new table. */
+    pthread_cond_t gen_cv;
+    bool gen_bumped;
 };
 
 /* Versioned migrations: migrations[i] takes the schema from version i to i + 1, inside
@@ -325,6 +330,13 @@ int rt_store_open(const char *path, struct rt_store **ret, struct rt_err *err)
     if (!st)
         return rt_err_set(err, ENOMEM, "allocate store");
     (void) pthread_mutex_init(&st->lock, NULL);
+    {
+        pthread_condattr_t ca;
+        (void) pthread_condattr_init(&ca);
+        (void) pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        (void) pthread_cond_init(&st->gen_cv, &ca);
+        (void) pthread_condattr_destroy(&ca);
+    }
     /* FULLMUTEX on top of our own lock: cheap, and safe if a caller forgets it. */
     rc = sqlite3_open_v2(path, &st->db,
                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX |
@@ -359,6 +371,7 @@ void rt_store_close(struct rt_store *st)
         return;
     if (st->db)
         (void) sqlite3_close(st->db);
+    (void) pthread_cond_destroy(&st->gen_cv);
     (void) pthread_mutex_destroy(&st->lock);
     free(st);
 }
@@ -375,6 +388,10 @@ void rt_store_lock(struct rt_store *st)
 
 void rt_store_unlock(struct rt_store *st)
 {
+    if (st->gen_bumped && sqlite3_get_autocommit(st->db)) {
+        st->gen_bumped = false;
+        (void) pthread_cond_broadcast(&st->gen_cv);
+    }
     (void) pthread_mutex_unlock(&st->lock);
 }
 
@@ -429,10 +446,29 @@ int64_t rt_store_generation(struct rt_store *st)
     return strtoll(buf, NULL, 10);
 }
 
+int64_t rt_store_generation_wait(struct rt_store *st, int64_t since, unsigned timeout_ms)
+{
+    struct timespec ts;
+    int64_t gen = rt_store_generation(st);
+
+    (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += (time_t) (timeout_ms / 1000);
+    ts.tv_nsec += (long) (timeout_ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    while (gen == since && pthread_cond_timedwait(&st->gen_cv, &st->lock, &ts) == 0)
+        gen = rt_store_generation(st);
+    return gen == since ? rt_store_generation(st) : gen;
+}
+
 static int bump_generation(struct rt_store *st, struct rt_err *err)
 {
     int r = exec(st, err,
                  "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'", "");
+    if (r >= 0)
+        st->gen_bumped = true;
     return r < 0 ? r : 0;
 }
 

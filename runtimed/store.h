@@ -118,6 +118,11 @@ int rt_store_meta_get(struct rt_store *st, const char *key, char *buf, size_t le
 int rt_store_meta_set(struct rt_store *st, const char *key, const char *value, struct rt_err *err);
 /* The route generation: bumped by every change spaceproxy cares about. */
 int64_t rt_store_generation(struct rt_store *st);
+/* With the store locked: waits until the generation differs from @since or @timeout_ms
+ * passes, the lock released meanwhile, and returns the generation then.  Woken by the
+ * rt_store_unlock() that follows a bump with no transaction open, so the new table is
+ * committed; a bump by another process is only seen at the timeout. */
+int64_t rt_store_generation_wait(struct rt_store *st, int64_t since, unsigned timeout_ms);
 
 /* users */
 int rt_store_user_add(struct rt_store *st, const char *name, bool admin, struct rt_user *ret,

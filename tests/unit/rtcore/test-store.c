@@ -1,9 +1,11 @@
 /* Unit tests for runtimed's store against a real SQLite file, and for first start. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sqlite3.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../tap.h"
@@ -283,6 +285,68 @@ static void test_newer_schema_refused(void)
     (void) unlink(path);
 }
 
+struct bumper {
+    struct rt_store *st;
+    int64_t id;
+    int64_t in_tx_gen; /* what a waiter could have read inside the open transaction */
+};
+
+/* Another API thread: changes a Space inside a transaction, slowly. */
+static void *bump_later(void *arg)
+{
+    struct bumper *b = arg;
+    struct rt_err err = { 0 };
+    struct rt_space s;
+
+    (void) nanosleep(&(struct timespec){ .tv_nsec = 200000000L }, NULL);
+    rt_store_lock(b->st);
+    (void) rt_store_begin(b->st, &err);
+    (void) rt_store_space_get(b->st, "carol", "wait", &s, &err);
+    s.sleep_set = true;
+    s.sleep_time = 60;
+    (void) rt_store_space_update(b->st, &s, &err);
+    b->in_tx_gen = rt_store_generation(b->st);
+    (void) rt_store_commit(b->st, &err);
+    rt_store_unlock(b->st);
+    return NULL;
+}
+
+static void test_generation_wait(void)
+{
+    struct rt_store *st = NULL;
+    struct rt_err err = { 0 };
+    struct rt_space a;
+    struct bumper b = { 0 };
+    pthread_t t;
+    int64_t gen, got;
+    uint64_t t0;
+
+    if (rt_store_open(db, &st, &err) < 0) {
+        ok(0, "open: %s", err.msg);
+        return;
+    }
+    new_space(&a, "carol", "wait");
+    is_int(rt_store_space_add(st, &a, &err), 0, "add a Space");
+    rt_store_lock(st);
+    gen = rt_store_generation(st);
+    t0 = rt_now_ns();
+    is_int(rt_store_generation_wait(st, gen, 100), gen, "no change: the same generation");
+    ok(rt_now_ns() - t0 >= 90000000ULL, "after the timeout");
+    b.st = st;
+    b.id = a.id;
+    ok(pthread_create(&t, NULL, bump_later, &b) == 0, "a thread changes the Space");
+    t0 = rt_now_ns();
+    got = rt_store_generation_wait(st, gen, 20000);
+    ok(got > gen, "the wait ends at the change (%lld > %lld)", (long long) got, (long long) gen);
+    ok(rt_now_ns() - t0 < 15000000000ULL, "woken by the change, not by the 20 s timeout");
+    is_int(got, b.in_tx_gen, "woken once the transaction is committed");
+    printf("# woken %.1f ms after the wait began (the change came at 200 ms)\n",
+           (double) (rt_now_ns() - t0) / 1e6);
+    rt_store_unlock(st);
+    (void) pthread_join(t, NULL);
+    rt_store_close(st);
+}
+
 int main(void)
 {
     char path[400];
@@ -297,6 +361,7 @@ int main(void)
     (void) snprintf(db, sizeof(db), "%s/spaceport.db", dir);
     test_open_and_bootstrap();
     test_spaces();
+    test_generation_wait();
     test_users_tokens();
     test_newer_schema_refused();
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
