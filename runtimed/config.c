@@ -73,6 +73,9 @@ static const struct conf_key keys[] = {
         "Kind of the ZeroGPU pool's units (e.g. a10g).  Empty: the kind of the first unit."),
     INT("light_sleep_ms", light_sleep_ms, -1, INT64_C(86400000) * 365,
         "Idle time (ms) before a running Space's cgroup is frozen (light sleep); -1 never."),
+    INT("sleep_grace_ms", sleep_grace_ms, 0, 600000,
+        "Deep sleep: how long (ms) a Space's app keeps running after its route is withdrawn,\n"
+        "so a visit already on its way is answered; a wake in it resumes without a restart."),
     STR("templates_dir", templates_dir,
         "SDK templates (templates/*.yaml).  Empty: ../templates beside the runtimed binary\n"
         "(the source tree); make install sets PREFIX/share/spaceport/templates in\n"
@@ -119,6 +122,7 @@ void rt_config_defaults(struct rt_config *c)
     c->gpus = -1;
     (void) snprintf(c->gpu_backend, sizeof(c->gpu_backend), "auto");
     c->light_sleep_ms = 60000;
+    c->sleep_grace_ms = 3000;
     (void) snprintf(c->metrics_listen, sizeof(c->metrics_listen), "127.0.0.1:9090");
     c->build_timeout_s = 1800;
     (void) snprintf(c->build_network, sizeof(c->build_network), "host");

@@ -26,7 +26,9 @@ enum lc_state {
     LC_NONE = 0, /* nothing runs */
     LC_STARTING, /* the shim runs, the app does not answer yet */
     LC_RUNNING,
-    LC_FROZEN, /* light sleep: its cgroup frozen, no upstream for the proxy */
+    LC_FROZEN,   /* light sleep: its cgroup frozen, no upstream for the proxy */
+    LC_DOZING,   /* deep sleep decided: no upstream, stopped when the grace ends */
+    LC_STOPPING, /* deep sleep: being stopped (not live: a wake starts it afresh) */
 };
 
 /* One running version of a Space. */
@@ -68,11 +70,14 @@ struct lc_space {
     int64_t last_activity_ms;
     uint64_t wake_ns;        /* when a visit asked a stopped Space to start, 0: none (metrics) */
     struct lc_build pending; /* a finished build to switch to */
-    /* The supervisor's (cur.state also moves FROZEN -> RUNNING in a wake, under mu): */
+    /* The supervisor's (cur.state also moves FROZEN or DOZING -> RUNNING in a wake, under
+     * mu and the store lock): */
     struct lc_build build; /* what the Space runs, or ran last */
     struct lc_inst cur, nxt;
     struct lc_inst old; /* replaced by a new version, stopped at retire_ns */
     uint64_t retire_ns;
+    uint64_t doze_end_ns; /* LC_DOZING: when the grace ends */
+    bool doze_frozen;     /* LC_DOZING: it was frozen (light sleep) when it dozed off */
     char tail[LC_TAIL_LINES][LC_TAIL_LEN];
     unsigned tail_n;
     char host[300]; /* for log lines */
@@ -103,7 +108,8 @@ struct rt_lifecycle {
 
 static inline bool live(const struct lc_inst *in)
 {
-    return in->state == LC_STARTING || in->state == LC_RUNNING || in->state == LC_FROZEN;
+    return in->state == LC_STARTING || in->state == LC_RUNNING || in->state == LC_FROZEN ||
+           in->state == LC_DOZING;
 }
 
 /* A change to a Space's row; NULL fields stay. */

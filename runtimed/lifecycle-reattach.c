@@ -128,7 +128,11 @@ static void found_inst(struct rt_lifecycle *lc, struct lc_space *sp, struct rt_s
         (void) snprintf(in.upstream, sizeof(in.upstream), "%s", ss.upstream);
         in.started_ns = rt_now_ns();
         in.next_probe_ns = in.started_ns;
-        if (ss.frozen)
+        if (strcmp(row->stage, "SLEEPING") == 0 || strcmp(row->stage, "STOPPED") == 0) {
+            in.state = LC_DOZING; /* we died in its sleep grace: it stops at once */
+            sp->doze_frozen = ss.frozen;
+            sp->doze_end_ns = rt_now_ns();
+        } else if (ss.frozen)
             in.state = LC_FROZEN;
         else if (strcmp(row->stage, "RUNNING") == 0 && row->upstream[0])
             in.state = LC_RUNNING;

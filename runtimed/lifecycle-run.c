@@ -583,6 +583,61 @@ static void start_cur(struct rt_lifecycle *lc, struct lc_space *sp)
     (void) pthread_mutex_unlock(&lc->mu);
 }
 
+/* Deep sleep, once the grace is over (a wake in it took the Space back: resume_now in
+ * lifecycle.c).  Decided under the store lock, so a wake cannot resume it meanwhile;
+ * stopped without it (seconds).  A wake from here on starts it afresh. */
+static void doze_end(struct rt_lifecycle *lc, struct lc_space *sp)
+{
+    bool stop;
+
+    rt_store_lock(lc->st);
+    (void) pthread_mutex_lock(&lc->mu);
+    stop = sp->cur.state == LC_DOZING && rt_now_ns() >= sp->doze_end_ns;
+    if (stop) {
+        sp->cur.state = LC_STOPPING;
+        sp->doze_frozen = false;
+    }
+    (void) pthread_mutex_unlock(&lc->mu);
+    rt_store_unlock(lc->st);
+    if (!stop)
+        return;
+    lc__log(sp, RT_LOG_INFO, "sleep grace over: stopping");
+    lc__stop_inst(lc, sp, &sp->cur);
+    rt_metrics_sleep(true);
+}
+
+/* Deep sleep, first step: the route goes at once (the proxy hears of it through its
+ * long-poll, or at its next poll) while the app runs on for sleep_grace_ms, so a visit
+ * already on its way to the old upstream is still answered, and a wake or activity in
+ * the grace takes the Space back without a restart. */
+static void doze(struct rt_lifecycle *lc, struct lc_space *sp, int64_t deep, bool is_free)
+{
+    int64_t idle;
+    enum lc_state st;
+
+    rt_store_lock(lc->st);
+    (void) pthread_mutex_lock(&lc->mu);
+    idle = rt_store_now_ms() - sp->last_activity_ms;
+    st = sp->cur.state;
+    if ((st == LC_RUNNING || st == LC_FROZEN) && idle >= deep) {
+        sp->cur.state = LC_DOZING;
+        sp->doze_frozen = st == LC_FROZEN;
+        sp->doze_end_ns = rt_now_ns() + (uint64_t) lc->cfg->sleep_grace_ms * 1000000ULL;
+    }
+    (void) pthread_mutex_unlock(&lc->mu);
+    if ((st == LC_RUNNING || st == LC_FROZEN) && idle >= deep) {
+        lc__log(sp, RT_LOG_INFO, "idle %lld s: sleeping (the app stops in %lld ms)",
+                (long long) (idle / 1000), (long long) lc->cfg->sleep_grace_ms);
+        (void) lc__store_set(
+            lc, sp,
+            &(struct lc_change){ .stage = is_free ? "SLEEPING" : "STOPPED", .upstream = "" },
+            false);
+    }
+    rt_store_unlock(lc->st);
+    if (lc->cfg->sleep_grace_ms == 0)
+        doze_end(lc, sp);
+}
+
 /* Light and deep sleep of a running Space. */
 static void idle_check(struct rt_lifecycle *lc, struct lc_space *sp)
 {
@@ -595,16 +650,15 @@ static void idle_check(struct rt_lifecycle *lc, struct lc_space *sp)
     idle = now - sp->last_activity_ms;
     st = sp->cur.state;
     (void) pthread_mutex_unlock(&lc->mu);
+    if (st == LC_DOZING) {
+        doze_end(lc, sp);
+        return;
+    }
     if (st != LC_RUNNING && st != LC_FROZEN)
         return;
     deep = sleep_ms_of(lc, sp, &is_free);
     if (deep >= 0 && idle >= deep) {
-        lc__log(sp, RT_LOG_INFO, "idle %lld s: sleeping", (long long) (idle / 1000));
-        lc__stop_inst(lc, sp, &sp->cur);
-        rt_metrics_sleep(true);
-        (void) lc__store_set(
-            lc, sp,
-            &(struct lc_change){ .stage = is_free ? "SLEEPING" : "STOPPED", .upstream = "" }, true);
+        doze(lc, sp, deep, is_free);
         return;
     }
     if (st != LC_RUNNING || light < 0 || idle < light || sp->nxt.state != LC_NONE)
@@ -730,8 +784,9 @@ static void tick_space(struct rt_lifecycle *lc, struct lc_space *sp)
         memset(&sp->nxt, 0, sizeof(sp->nxt));
         (void) pthread_mutex_unlock(&lc->mu);
         became_healthy(lc, sp, &sp->cur);
-        if (old.state == LC_FROZEN)
+        if (old.state == LC_FROZEN || (old.state == LC_DOZING && sp->doze_frozen))
             (void) rt_shim_command(old.dir, "thaw", &(struct rt_shim_status){ 0 }, &err);
+        sp->doze_frozen = false;
         /* The proxy learns the new upstream at its next poll: the old version answers
          * until then, and a little more for the requests it already has. */
         lc__stop_inst(lc, sp, &sp->old);

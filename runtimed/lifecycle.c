@@ -8,8 +8,8 @@
  *
  * Locks: the API calls in with the store locked, so the request functions never take
  * the store lock; the supervisor takes the store lock before lc->mu, never after.  A
- * freeze (supervisor) and a thaw (wake) both run under the store lock, so they cannot
- * cross. */
+ * freeze or the end of a deep sleep's grace (supervisor) and a thaw or resume (wake,
+ * activity) all run under the store lock, so they cannot cross. */
 #include "lifecycle.h"
 
 #include <dirent.h>
@@ -109,33 +109,40 @@ bool rt_lifecycle_is_running(struct rt_lifecycle *lc, int64_t space_id)
     return r;
 }
 
-/* Thaws a frozen Space at once and gives the proxy its upstream back.  The caller holds
- * the store lock (see the top of this file). */
-static void thaw_now(struct rt_lifecycle *lc, struct lc_space *sp)
+/* Gives a frozen Space (light sleep) or a dozing one (deep sleep, still in its grace)
+ * its route back at once, thawing it when frozen: no restart.  The caller holds the
+ * store lock (see the top of this file), as the end of a grace does. */
+static void resume_now(struct rt_lifecycle *lc, struct lc_space *sp)
 {
     char dir[LC_PATH], upstream[64];
     struct rt_shim_status ss;
     struct rt_err err = { 0 };
-    bool frozen;
+    bool dozing, thaw;
 
     (void) pthread_mutex_lock(&lc->mu);
-    frozen = sp->cur.state == LC_FROZEN;
-    if (frozen) {
+    dozing = sp->cur.state == LC_DOZING;
+    thaw = sp->cur.state == LC_FROZEN || (dozing && sp->doze_frozen);
+    if (dozing || thaw) {
         sp->cur.state = LC_RUNNING;
+        sp->doze_frozen = false;
         (void) snprintf(dir, sizeof(dir), "%s", sp->cur.dir);
         (void) snprintf(upstream, sizeof(upstream), "%s", sp->cur.upstream);
     }
     (void) pthread_mutex_unlock(&lc->mu);
-    if (!frozen)
+    if (!dozing && !thaw)
         return;
     {
         uint64_t t0 = rt_now_ns();
-        int r = rt_shim_command(dir, "thaw", &ss, &err);
+        int r = thaw ? rt_shim_command(dir, "thaw", &ss, &err) : 0;
         if (r < 0)
             lc__log(sp, RT_LOG_WARN, "thaw: %s", err.msg);
         rt_metrics_wake((double) (rt_now_ns() - t0) / 1e6, r >= 0);
     }
-    (void) lc__store_set(lc, sp, &(struct lc_change){ .upstream = upstream }, false);
+    if (dozing)
+        lc__log(sp, RT_LOG_INFO, "woken in its sleep grace: running on, no restart");
+    (void) lc__store_set(
+        lc, sp, &(struct lc_change){ .upstream = upstream, .stage = dozing ? "RUNNING" : NULL },
+        false);
 }
 
 int rt_lifecycle_wake(struct rt_lifecycle *lc, int64_t space_id, struct rt_err *err)
@@ -154,7 +161,7 @@ int rt_lifecycle_wake(struct rt_lifecycle *lc, int64_t space_id, struct rt_err *
         return rt_err_set(err, EBUSY, "this Space is paused by its owner");
     }
     sp->last_activity_ms = rt_store_now_ms();
-    frozen = sp->cur.state == LC_FROZEN;
+    frozen = sp->cur.state == LC_FROZEN || sp->cur.state == LC_DOZING;
     if (!live(&sp->cur)) {
         sp->want_start = true;
         if (!sp->wake_ns)
@@ -163,7 +170,7 @@ int rt_lifecycle_wake(struct rt_lifecycle *lc, int64_t space_id, struct rt_err *
     }
     (void) pthread_mutex_unlock(&lc->mu);
     if (frozen)
-        thaw_now(lc, sp);
+        resume_now(lc, sp);
     return 0;
 }
 
@@ -176,12 +183,13 @@ void rt_lifecycle_activity(struct rt_lifecycle *lc, int64_t space_id)
     sp = find(lc, space_id);
     if (sp) {
         sp->last_activity_ms = rt_store_now_ms();
-        frozen = sp->cur.state == LC_FROZEN;
+        frozen = sp->cur.state == LC_FROZEN || sp->cur.state == LC_DOZING;
     }
     (void) pthread_mutex_unlock(&lc->mu);
-    /* The proxy may still hold the old route to a Space that just froze. */
+    /* The proxy may still hold the old route to a Space that just froze or dozed off:
+     * a request there is a visit. */
     if (frozen)
-        thaw_now(lc, sp);
+        resume_now(lc, sp);
 }
 
 static int request(struct rt_lifecycle *lc, int64_t space_id, unsigned what, struct rt_err *err)

@@ -254,6 +254,13 @@ def test_deep_sleep_then_a_visit(env, web):
     assert r.status_code == 200, r.text
     j = wait_stage(rt, "web", token, ("SLEEPING",), timeout=20)
     assert route(rt, "web")["upstream"] is None
+    # The app outlives its route by the sleep grace (3 s by default), then stops: a
+    # wake from here on is a real cold start.
+    deadline = time.time() + 30
+    while time.time() < deadline and web_instances(rt, web):
+        time.sleep(0.1)
+    assert not web_instances(rt, web), rt.log()[-2000:]
+    assert "sleep grace over: stopping" in rt.log()
     t0 = time.monotonic()
     assert rt.post("/api/proxy/wake", rt.proxy, json={"id": "alice/web"}).status_code == 202
     wait_stage(rt, "web", token, ("RUNNING",), timeout=30)
@@ -449,3 +456,85 @@ def test_light_sleep_tier_default(env):
     set_light(rt, "tiered", token, -1)
     awake_upstream(rt, "tiered")
     assert not cgroup_frozen(rt, "tiered")
+
+
+# --- deep sleep's grace -------------------------------------------------------------------
+# Deep sleep withdraws the route first and stops the app only when sleep_grace_ms is over,
+# so a visit the proxy already sent to the old upstream is answered; a wake in the grace
+# gives the route back at once, with no restart.
+
+
+def only_app_pid(rt):
+    """The sandbox pid of the one live shim of @rt (a runtimed with one Space)."""
+    live = live_shims(rt)
+    assert len(live) == 1, live
+    sdir, idir = live[0]
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(2)
+        s.connect(str(pathlib.Path(rt.data_dir) / "run" / sdir / idir / "shim.sock"))
+        s.sendall(b"status\n")
+        st = json.loads(s.recv(65536))
+    assert st["pid"] > 0, st
+    return st["pid"]
+
+
+@pytest.fixture(scope="module")
+def graceful(bin_dir, tmp_path_factory):
+    """A runtimed whose grace (60 s) outlasts any slowness of the test, with one running
+    static Space 'nap' and no light sleep."""
+    base = tmp_path_factory.mktemp("rt75grace")
+    conf = base / "runtimed.yaml"
+    conf.write_text("light_sleep_ms: -1\nsleep_grace_ms: 60000\n")
+    rt = Runtimed(bin_dir, base / "data", config=conf).start()
+    rt.add_user("alice")
+    token = rt.token("alice", "write")
+    create_and_push(rt, token, base, "nap")
+    j = wait_stage(rt, "nap", token, ("RUNNING", "RUNTIME_ERROR", "BUILD_ERROR"))
+    assert j["stage"] == "RUNNING", j
+    yield rt, token
+    rt.stop()
+    for sdir, idir in live_shims(rt):
+        try:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.connect(str(pathlib.Path(rt.data_dir) / "run" / sdir / idir / "shim.sock"))
+                s.sendall(b"stop 0\n")
+        except OSError:
+            pass
+
+
+def test_a_wake_in_the_sleep_grace_keeps_the_app(graceful):
+    rt, token = graceful
+    before = only_app_pid(rt)
+    assert rt.post("/api/spaces/alice/nap/sleeptime", token, json={"seconds": 1}).status_code == 200
+    wait_stage(rt, "nap", token, ("SLEEPING",), timeout=30)
+    assert rt.post("/api/spaces/alice/nap/sleeptime", token, json={"seconds": -1}).status_code == 200
+    assert route(rt, "nap")["upstream"] is None  # the route went first...
+    assert only_app_pid(rt) == before  # ...and the app runs on in the grace
+    t0 = time.monotonic()
+    w = rt.post("/api/proxy/wake", rt.proxy, json={"id": "alice/nap"})
+    took = (time.monotonic() - t0) * 1000
+    assert w.status_code == 202, w.text
+    j = w.json()
+    assert j["stage"] == "RUNNING" and j["upstream"], j  # usable at once: no table needed
+    assert runtime(rt, "nap", token)["stage"] == "RUNNING"
+    assert route(rt, "nap")["upstream"] == j["upstream"]
+    assert only_app_pid(rt) == before  # no restart
+    assert fetch(j["upstream"]).status_code == 200
+    assert "woken in its sleep grace" in rt.log()
+    print(f"wake in the sleep grace: 202 with the upstream in {took:.1f} ms")
+
+
+def test_activity_in_the_sleep_grace_keeps_the_app(graceful):
+    """A request the proxy sent down its old route is reported as activity: it takes the
+    Space back too."""
+    rt, token = graceful
+    before = only_app_pid(rt)
+    assert rt.post("/api/spaces/alice/nap/sleeptime", token, json={"seconds": 1}).status_code == 200
+    wait_stage(rt, "nap", token, ("SLEEPING",), timeout=30)
+    assert rt.post("/api/spaces/alice/nap/sleeptime", token, json={"seconds": -1}).status_code == 200
+    r = rt.post("/api/proxy/activity", rt.proxy, json={"ids": ["alice/nap"]})
+    assert r.status_code == 204
+    assert runtime(rt, "nap", token)["stage"] == "RUNNING"
+    up = route(rt, "nap")["upstream"]
+    assert up and fetch(up).status_code == 200
+    assert only_app_pid(rt) == before
