@@ -1,7 +1,7 @@
-/* The runtimed feed: one thread that polls GET /api/proxy/routes (?since=N, so an
- * unchanged table costs a 304), runs queued wake and check-token calls, and reports
- * activity.  The last good table stays in force whenever runtimed is down or answers
- * nonsense: running Spaces keep being served. */
+/* The runtimed feed, two threads: the routes thread (feed-routes.c) keeps the route
+ * table, and the jobs thread here runs queued wake and check-token calls and reports
+ * activity, so neither waits on the other.  The last good table stays in force
+ * whenever runtimed is down or answers nonsense: running Spaces keep being served. */
 #include "proxy.h"
 
 #include <curl/curl.h>
@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "cleanup.h"
+#include "feed-internal.h"
 #include "log.h"
 #include "util.h"
 #include "banned.h"
@@ -32,7 +33,8 @@ static unsigned njobs;
 static bool quit;
 static pthread_t thread;
 static bool started;
-static char auth_header[600];
+static pthread_mutex_t token_lock = PTHREAD_MUTEX_INITIALIZER;
+static char auth_header[600]; /* under token_lock: both threads read it */
 
 bool px_feed_post(enum px_job_kind kind, const char *id, const char *token)
 {
@@ -145,14 +147,9 @@ nomem:
     return rt_err_set(err, ENOMEM, "routes: allocate");
 }
 
-struct answer {
-    char *buf;
-    size_t len;
-};
-
 static size_t on_data(char *p, size_t size, size_t nmemb, void *ud)
 {
-    struct answer *a = ud;
+    struct px_answer *a = ud;
     size_t n = size * nmemb;
 
     if (a->len + n > MAX_ANSWER)
@@ -167,85 +164,64 @@ static size_t on_data(char *p, size_t size, size_t nmemb, void *ud)
     return n;
 }
 
-/* One call to runtimed.  Returns the HTTP status, or -1 when it could not be reached. */
-static long call(CURL *h, const char *method, const char *path, const char *body, struct answer *a)
+struct curl_slist *px__feed_setup(CURL *h, const char *method, const char *path, const char *body,
+                                  struct px_answer *a, long timeout_ms)
 {
-    char url[1024];
+    char url[1024], auth[sizeof(auth_header)];
     struct curl_slist *hdrs = NULL;
-    long status = -1;
 
     snprintf(url, sizeof(url), "%s%s", px_g.cfg.runtimed, path);
+    pthread_mutex_lock(&token_lock);
+    memcpy(auth, auth_header, sizeof(auth));
+    pthread_mutex_unlock(&token_lock);
     curl_easy_reset(h);
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 5000L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, a);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    if (auth_header[0])
-        hdrs = curl_slist_append(hdrs, auth_header);
+    if (auth[0])
+        hdrs = curl_slist_append(hdrs, auth);
     if (body) {
         hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
         curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
     }
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    return hdrs;
+}
+
+long px__feed_call(CURL *h, const char *method, const char *path, const char *body,
+                   struct px_answer *a)
+{
+    struct curl_slist *hdrs = px__feed_setup(h, method, path, body, a, 5000L);
+    long status = -1;
+
     if (curl_easy_perform(h) == CURLE_OK)
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
     curl_slist_free_all(hdrs);
     return status;
 }
 
-static void poll_routes(CURL *h)
+/* A wake's answer: 202 {"stage", "upstream"} when the Space answers at once (a thaw). */
+static void wake_answered(const char *id, long st, const struct px_answer *a)
 {
-    struct answer a = { 0 };
-    char path[128];
-    struct rt_err err = { 0 };
-    struct px_feed_space *spaces = NULL;
-    size_t n = 0;
-    uint64_t gen = 0;
-    static bool warned;
+    json_t *r = st == 202 && a->buf ? json_loadb(a->buf, a->len, 0, NULL) : NULL;
+    const char *up = json_string_value(json_object_get(r, "upstream"));
+    const char *stage = json_string_value(json_object_get(r, "stage"));
 
-    pthread_mutex_lock(&px_g.table_lock);
-    uint64_t since = px_g.feed_generation;
-    pthread_mutex_unlock(&px_g.table_lock);
-    if (since)
-        snprintf(path, sizeof(path), "/api/proxy/routes?since=%llu", (unsigned long long) since);
+    if (up && stage)
+        px__routes_wake_answer(id, stage, up);
     else
-        snprintf(path, sizeof(path), "/api/proxy/routes");
-    long st = call(h, "GET", path, NULL, &a);
-    if (st == 304 || st == 200)
-        atomic_store(&px_g.feed_ok_ms, rt_now_ns() / 1000000);
-    atomic_store(&px_g.runtimed_up, st == 200 || st == 304);
-    if (st != 200) {
-        if (st != 304 && !warned) {
-            rt_log(RT_LOG_WARN, NULL, "runtimed routes: status %ld, keeping the last table", st);
-            warned = true;
-        }
-        free(a.buf);
-        return;
-    }
-    warned = false;
-    if (px_feed_parse(a.buf ? a.buf : "", a.len, &spaces, &n, &gen, &err) < 0) {
-        rt_log(RT_LOG_WARN, NULL, "%s, keeping the last table", err.msg);
-        free(a.buf);
-        return;
-    }
-    free(a.buf);
-    pthread_mutex_lock(&px_g.table_lock);
-    px_feed_free_spaces(px_g.feed, px_g.nfeed);
-    px_g.feed = spaces;
-    px_g.nfeed = n;
-    px_g.feed_generation = gen;
-    pthread_mutex_unlock(&px_g.table_lock);
-    if (px_global_rebuild(&err) < 0)
-        rt_log(RT_LOG_WARN, NULL, "%s, keeping the last table", err.msg);
+        px__routes_poll_now();
+    json_decref(r);
 }
 
 static void run_job(CURL *h, struct job *j)
 {
-    struct answer a = { 0 };
+    struct px_answer a = { 0 };
     json_t *body = j->kind == PX_JOB_WAKE ? json_pack("{s:s}", "id", j->id)
                                           : json_pack("{s:s,s:s}", "id", j->id, "token", j->token);
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
@@ -254,12 +230,13 @@ static void run_job(CURL *h, struct job *j)
     if (!text)
         return;
     if (j->kind == PX_JOB_WAKE) {
-        long st = call(h, "POST", "/api/proxy/wake", text, &a);
+        long st = px__feed_call(h, "POST", "/api/proxy/wake", text, &a);
         struct rt_log_ctx ctx = { .app = j->id, .action = "waking" };
         if (st != 202 && st != 200)
             rt_log(RT_LOG_WARN, &ctx, "runtimed answered %ld", st);
+        wake_answered(j->id, st, &a);
     } else {
-        long st = call(h, "POST", "/api/proxy/check-token", text, &a);
+        long st = px__feed_call(h, "POST", "/api/proxy/check-token", text, &a);
         json_t *r = st == 200 && a.buf ? json_loadb(a.buf, a.len, 0, NULL) : NULL;
         if (r) {
             px_auth_token_store(j->id, j->token, json_is_true(json_object_get(r, "read")));
@@ -279,7 +256,7 @@ static void run_job(CURL *h, struct job *j)
 static void report_activity(CURL *h, uint64_t since_ms)
 {
     json_t *ids = json_array();
-    struct answer a = { 0 };
+    struct px_answer a = { 0 };
 
     if (!ids)
         return;
@@ -298,7 +275,7 @@ static void report_activity(CURL *h, uint64_t since_ms)
         json_t *body = json_pack("{s:o}", "ids", ids);
         char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
         if (text)
-            (void) call(h, "POST", "/api/proxy/activity", text, &a);
+            (void) px__feed_call(h, "POST", "/api/proxy/activity", text, &a);
         free(text);
         free(a.buf);
         json_decref(body);
@@ -307,26 +284,36 @@ static void report_activity(CURL *h, uint64_t since_ms)
     json_decref(ids);
 }
 
-static void read_token(void)
+void px__feed_read_token(void)
 {
-    char buf[512];
+    char buf[512], hdr[sizeof(auth_header)] = "";
     FILE *f = fopen(px_g.cfg.token_file, "re");
 
-    auth_header[0] = '\0';
-    if (!f)
-        return;
-    if (fgets(buf, sizeof(buf), f)) {
-        buf[strcspn(buf, "\r\n")] = '\0';
-        if (buf[0])
-            snprintf(auth_header, sizeof(auth_header), "Authorization: Bearer %s", buf);
+    if (f) {
+        if (fgets(buf, sizeof(buf), f)) {
+            buf[strcspn(buf, "\r\n")] = '\0';
+            if (buf[0])
+                snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", buf);
+        }
+        fclose(f);
     }
-    fclose(f);
+    pthread_mutex_lock(&token_lock);
+    memcpy(auth_header, hdr, sizeof(hdr));
+    pthread_mutex_unlock(&token_lock);
+}
+
+static bool have_token(void)
+{
+    pthread_mutex_lock(&token_lock);
+    bool r = auth_header[0] != '\0';
+    pthread_mutex_unlock(&token_lock);
+    return r;
 }
 
 static void *feed_main(void *arg)
 {
     CURL *h = curl_easy_init();
-    uint64_t last_poll = 0, last_activity = rt_now_ns() / 1000000, last_token = 0;
+    uint64_t last_activity = rt_now_ns() / 1000000, last_token = rt_now_ns() / 1000000;
 
     (void) arg;
     if (!h)
@@ -335,13 +322,13 @@ static void *feed_main(void *arg)
         struct job batch[64];
         unsigned nb = 0;
         uint64_t now = rt_now_ns() / 1000000;
-        unsigned interval = px_g.cfg.poll_interval_ms;
+        unsigned interval = px_g.cfg.activity_interval_ms;
 
         pthread_mutex_lock(&qlock);
-        if (!quit && njobs == 0 && now - last_poll < interval) {
+        if (!quit && njobs == 0 && now - last_activity < interval) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
-            uint64_t wait = interval - (now - last_poll);
+            uint64_t wait = interval - (now - last_activity);
             ts.tv_sec += (time_t) (wait / 1000);
             ts.tv_nsec += (long) (wait % 1000) * 1000000;
             if (ts.tv_nsec >= 1000000000) {
@@ -359,23 +346,16 @@ static void *feed_main(void *arg)
         pthread_mutex_unlock(&qlock);
 
         now = rt_now_ns() / 1000000;
-        if (!auth_header[0] || now - last_token > 10000) {
-            read_token(); /* runtimed may write it after we start, or rotate it */
+        if (!have_token() || now - last_token > 10000) {
+            px__feed_read_token(); /* runtimed may write it after we start, or rotate it */
             last_token = now;
         }
-        bool woke = false;
         for (unsigned i = 0; i < nb; i++) {
             run_job(h, &batch[i]);
-            woke |= batch[i].kind == PX_JOB_WAKE;
             free(batch[i].id);
             free(batch[i].token);
         }
         now = rt_now_ns() / 1000000;
-        /* after a wake, poll at once: the Space's new stage should show up quickly */
-        if (woke || now - last_poll >= interval) {
-            poll_routes(h);
-            last_poll = rt_now_ns() / 1000000;
-        }
         if (now - last_activity >= px_g.cfg.activity_interval_ms) {
             report_activity(h, last_activity);
             last_activity = now;
@@ -392,11 +372,15 @@ int px_feed_start(struct rt_err *err)
     if (!px_g.cfg.runtimed)
         return 0;
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    read_token();
+    px__feed_read_token();
     r = pthread_create(&thread, NULL, feed_main, NULL);
     if (r != 0)
         return rt_err_set(err, r, "start the runtimed feed thread");
     started = true;
+    if (px__routes_start(err) < 0) {
+        px_feed_stop();
+        return -err->code;
+    }
     return 0;
 }
 
@@ -404,6 +388,7 @@ void px_feed_stop(void)
 {
     if (!started)
         return;
+    px__routes_stop();
     pthread_mutex_lock(&qlock);
     quit = true;
     pthread_cond_signal(&qcond);

@@ -267,3 +267,98 @@ def test_runtimed_unreachable_at_start_leaves_config_routes_working(bin_dir, tmp
         assert p.wait(timeout=15) == 0
         up.shutdown()
         up.server_close()
+
+
+def routes_call(rt, timeout=40, **params):
+    return rt.get("/api/proxy/routes", rt.proxy, params=params, timeout=timeout)
+
+
+def test_routes_long_poll_answers_a_change_at_once_and_304_after_the_wait(stack):
+    rt = stack.rt
+    gen = routes_call(rt).json()["generation"]
+    # Nothing changes: held for the whole wait, then 304.
+    t0 = time.monotonic()
+    r = routes_call(rt, since=gen, wait=1)
+    held = time.monotonic() - t0
+    assert r.status_code == 304 and held >= 0.9, (r.status_code, held)
+    # A change made through runtimed's API while the request waits: answered with the
+    # new table (not a 304 at the end of the 20 s wait).
+    result = {}
+
+    def poll():
+        t = time.monotonic()
+        result["r"] = routes_call(rt, since=gen, wait=20)
+        result["t"] = time.monotonic() - t
+
+    th = threading.Thread(target=poll)
+    th.start()
+    time.sleep(0.5)
+    assert th.is_alive(), "the long-poll should be held while nothing changes"
+    owner_token = rt.token("alice", "write")
+    assert rt.post("/api/spaces/alice/open/sleeptime", owner_token,
+                   json={"seconds": 3600}).status_code == 200
+    th.join(25)
+    r = result["r"]
+    assert r.status_code == 200 and r.json()["generation"] > gen, r.status_code
+    print(f"long-poll: answered {result['t'] - 0.5:.3f} s after the change (wait was 20 s)")
+    # A stale generation is answered at once; no wait param is today's plain poll.
+    assert routes_call(rt, since=gen, wait=20, timeout=5).status_code == 200
+    new = r.json()["generation"]
+    assert routes_call(rt, since=new, timeout=5).status_code == 304
+    assert routes_call(rt, since=new, wait="soon").status_code == 400
+
+
+def test_proxy_learns_a_change_by_long_poll_not_by_its_poll_interval(bin_dir, tmp_path):
+    """A proxy whose plain poll would come only every 60 s still sees a Space paused
+    within moments: runtimed answers its held routes request at the change."""
+    rt = Runtimed(bin_dir, tmp_path / "data").start()
+    up = start_upstream("space")
+    port = free_port()
+    conf = tmp_path / "slow-poll.yaml"
+    conf.write_text("poll_interval: 60s\nwake_timeout: 3s\nactivity_interval: 300ms\n")
+    p = __import__("subprocess").Popen(
+        [str(bin_dir / "spaceproxy"), "--listen", f"127.0.0.1:{port}", "--runtimed", rt.url,
+         "--token-file", str(rt.data_dir / "proxy.token"), "--workers", "1",
+         "--config", str(conf)], stderr=open(tmp_path / "proxy.log", "wb"))
+    st = Stack()
+    st.port = port
+    try:
+        rt.add_user("alice")
+        assert rt.create_space("alice", "open").status_code == 200
+        set_running(rt, "alice", "open", up.port)
+        wait_port(port)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and get(st, "alice-open").status_code != 200:
+            time.sleep(0.05)
+        assert get(st, "alice-open").status_code == 200
+        owner = rt.token("alice", "write")
+        t0 = time.monotonic()
+        assert rt.post("/api/spaces/alice/open/pause", owner).status_code == 200
+        while time.monotonic() - t0 < 20 and get(st, "alice-open").status_code == 200:
+            time.sleep(0.02)
+        took = time.monotonic() - t0
+        r = get(st, "alice-open", "/", headers={"Accept": "text/html"})
+        assert r.status_code == 503 and "PAUSED" in r.text, (r.status_code, took)
+        print(f"pause seen by the proxy {took * 1000:.0f} ms after the API call (poll_interval 60 s)")
+        # runtimed restarted: the proxy serves on meanwhile, then reconnects and follows.
+        rt.stop()
+        assert get(st, "alice-open", "/", headers={"Accept": "text/html"}).status_code == 503
+        rt.start()
+        db = sqlite3.connect(rt.data_dir / "spaceport.db", timeout=10)
+        with db:  # unpaused and running, as the supervisor would leave it
+            db.execute("UPDATE spaces SET paused = 0 WHERE owner = 'alice' AND name = 'open'")
+        db.close()
+        set_running(rt, "alice", "open", up.port)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and get(st, "alice-open").status_code != 200:
+            time.sleep(0.05)
+        assert get(st, "alice-open").status_code == 200, (
+            routes_call(rt).json(), get(st, "alice-open", "/.spaceport/status").text,
+            [l for l in (tmp_path / "proxy.log").read_text().splitlines() if "access" not in l])
+    finally:
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(timeout=15) == 0
+        if rt.alive():
+            rt.stop()
+        up.shutdown()
+        up.server_close()
