@@ -29,7 +29,11 @@ ROUNDS = int(os.environ.get("BENCH_WAKE_ROUNDS", "5"))
 # Longer than the proxy's wake throttle (one wake call per Space per 3 s), or a visit
 # right after the previous wake's freeze would not ask for a wake at all.
 LIGHT_MS = 4000
+# Deep sleep withdraws the route, then stops the app after this grace (a wake in it
+# resumes without a restart): the deep rounds visit only once the app is stopped.
+GRACE_MS = 1000
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
+sys.path.insert(0, str(ROOT / "tests"))  # shimsocks, which test_70_support uses
 from test_5_support import Runtimed, free_port  # noqa: E402
 from test_70_support import head, make_repo, push  # noqa: E402
 
@@ -77,13 +81,21 @@ def wait(pred, timeout, what):
     raise SystemExit(f"bench_wake: timed out waiting for {what}")
 
 
+def wait_stopped(rt, sid, token):
+    """Deep sleep with the app stopped: SLEEPING, then the end of the sleep grace."""
+    n = rt.log().count("sleep grace over")
+    wait(lambda: rt.get(f"/api/spaces/{sid}/runtime", token).json()["stage"] in
+         ("SLEEPING", "STOPPED"), 60, "deep sleep")
+    wait(lambda: rt.log().count("sleep grace over") > n, 30, "the end of the sleep grace")
+
+
 def main():
     if os.geteuid() != 0:
         print("bench_wake: needs root (sandboxes); skipped")
         return 0
     DATA.mkdir(parents=True, exist_ok=True)
     conf = DATA / "runtimed.yaml"
-    conf.write_text(f"light_sleep_ms: {LIGHT_MS}\n")
+    conf.write_text(f"light_sleep_ms: {LIGHT_MS}\nsleep_grace_ms: {GRACE_MS}\n")
     rt = Runtimed(BIN, DATA / "data", config=conf).start(timeout=30)
     proxy = None
     try:
@@ -146,8 +158,7 @@ def main():
         rt.post(f"/api/spaces/{sid}/sleeptime", token, json={"seconds": 3})
         deep, cold = [], []
         for _ in range(max(2, ROUNDS // 2)):
-            wait(lambda: rt.get(f"/api/spaces/{sid}/runtime", token).json()["stage"] in
-                 ("SLEEPING", "STOPPED"), 60, "deep sleep")
+            wait_stopped(rt, sid, token)
             time.sleep(0.3)
             n_before = len(re.findall(r"alice-hello-gradio.*answers after (\d+) ms", rt.log()))
             t, status = ttfb(port, host)
@@ -161,8 +172,7 @@ def main():
         # The lifecycle's own part: runtimed's wake call to RUNNING, then the first byte.
         deep_direct = []
         for _ in range(max(2, ROUNDS // 2)):
-            wait(lambda: rt.get(f"/api/spaces/{sid}/runtime", token).json()["stage"] in
-                 ("SLEEPING", "STOPPED"), 60, "deep sleep")
+            wait_stopped(rt, sid, token)
             n_before = len(re.findall(r"alice-hello-gradio.*answers after (\d+) ms", rt.log()))
             t0 = time.perf_counter()
             rt.post("/api/proxy/wake", rt.proxy, json={"id": sid})
