@@ -27,6 +27,9 @@ long px__feed_call(CURL *h, const char *method, const char *path, const char *bo
 /* Reads runtimed's proxy token file again (it may appear after we start, or rotate). */
 void px__feed_read_token(void);
 
+/* Reports activity now rather than at the next activity_interval. */
+void px__feed_report_now(void);
+
 /* feed-routes.c: the routes thread. */
 int px__routes_start(struct rt_err *err);
 void px__routes_stop(void);

@@ -79,6 +79,22 @@ static void rearm_wakes(void)
     px_table_unref(t);
 }
 
+/* Requests in flight to a Space whose route just went: it was frozen or is dozing off
+ * under them.  An activity report now has runtimed thaw it or take it back, rather
+ * than at the next activity_interval. */
+static bool vanished_under_requests(const struct px_table *old, const struct px_table *t)
+{
+    for (size_t i = 0; old && t && i < t->n; i++) {
+        const struct px_route *r = &t->routes[i], *o;
+        if (!r->id || r->has_upstream || !r->stats || atomic_load(&r->stats->active) == 0)
+            continue;
+        o = px_table_find(old, r->host, strlen(r->host));
+        if (o && o->has_upstream)
+            return true;
+    }
+    return false;
+}
+
 /* One request for the table (held by runtimed up to @wait_s).  Returns the status. */
 static long poll_routes(CURL *h, unsigned wait_s)
 {
@@ -111,9 +127,13 @@ static long poll_routes(CURL *h, unsigned wait_s)
         return st;
     }
     warned = false;
+    pthread_mutex_lock(&px_g.table_lock);
+    struct px_table *old = px_table_ref(px_g.table);
+    pthread_mutex_unlock(&px_g.table_lock);
     if (px_feed_parse(a.buf ? a.buf : "", a.len, &spaces, &n, &gen, &err) < 0) {
         rt_log(RT_LOG_WARN, NULL, "%s, keeping the last table", err.msg);
         free(a.buf);
+        px_table_unref(old);
         return -1;
     }
     free(a.buf);
@@ -126,6 +146,13 @@ static long poll_routes(CURL *h, unsigned wait_s)
     if (px_global_rebuild(&err) < 0)
         rt_log(RT_LOG_WARN, NULL, "%s, keeping the last table", err.msg);
     rearm_wakes();
+    pthread_mutex_lock(&px_g.table_lock);
+    struct px_table *t = px_table_ref(px_g.table);
+    pthread_mutex_unlock(&px_g.table_lock);
+    if (vanished_under_requests(old, t))
+        px__feed_report_now();
+    px_table_unref(t);
+    px_table_unref(old);
     return st;
 }
 

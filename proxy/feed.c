@@ -30,11 +30,19 @@ static pthread_mutex_t qlock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t qcond = PTHREAD_COND_INITIALIZER;
 static struct job jobs[MAX_JOBS];
 static unsigned njobs;
-static bool quit;
+static bool quit, report_now;
 static pthread_t thread;
 static bool started;
 static pthread_mutex_t token_lock = PTHREAD_MUTEX_INITIALIZER;
 static char auth_header[600]; /* under token_lock: both threads read it */
+
+void px__feed_report_now(void)
+{
+    pthread_mutex_lock(&qlock);
+    report_now = true;
+    pthread_cond_signal(&qcond);
+    pthread_mutex_unlock(&qlock);
+}
 
 bool px_feed_post(enum px_job_kind kind, const char *id, const char *token)
 {
@@ -321,11 +329,12 @@ static void *feed_main(void *arg)
     for (;;) {
         struct job batch[64];
         unsigned nb = 0;
+        bool report;
         uint64_t now = rt_now_ns() / 1000000;
         unsigned interval = px_g.cfg.activity_interval_ms;
 
         pthread_mutex_lock(&qlock);
-        if (!quit && njobs == 0 && now - last_activity < interval) {
+        if (!quit && njobs == 0 && !report_now && now - last_activity < interval) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
             uint64_t wait = interval - (now - last_activity);
@@ -343,6 +352,8 @@ static void *feed_main(void *arg)
         }
         while (njobs && nb < 64)
             batch[nb++] = jobs[--njobs];
+        report = report_now;
+        report_now = false;
         pthread_mutex_unlock(&qlock);
 
         now = rt_now_ns() / 1000000;
@@ -356,7 +367,7 @@ static void *feed_main(void *arg)
             free(batch[i].token);
         }
         now = rt_now_ns() / 1000000;
-        if (now - last_activity >= px_g.cfg.activity_interval_ms) {
+        if (report || now - last_activity >= px_g.cfg.activity_interval_ms) {
             report_activity(h, last_activity);
             last_activity = now;
         }

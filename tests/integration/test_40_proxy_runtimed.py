@@ -362,3 +362,48 @@ def test_proxy_learns_a_change_by_long_poll_not_by_its_poll_interval(bin_dir, tm
             rt.stop()
         up.shutdown()
         up.server_close()
+
+
+def test_a_request_in_flight_when_its_route_goes_is_reported_at_once(bin_dir, tmp_path):
+    """Light sleep freezes a Space and withdraws its route in one step; a request the
+    proxy had already sent there waits on a frozen app until runtimed hears of activity
+    and thaws it.  The proxy reports such a request as soon as the route goes, not at its
+    next activity_interval (60 s here)."""
+    rt = Runtimed(bin_dir, tmp_path / "data").start()
+    up = start_upstream("space")
+    port = free_port()
+    conf = tmp_path / "slow-activity.yaml"
+    conf.write_text("poll_interval: 200ms\nwake_timeout: 3s\nactivity_interval: 60s\n")
+    p = __import__("subprocess").Popen(
+        [str(bin_dir / "spaceproxy"), "--listen", f"127.0.0.1:{port}", "--runtimed", rt.url,
+         "--token-file", str(rt.data_dir / "proxy.token"), "--workers", "1",
+         "--config", str(conf)], stderr=open(tmp_path / "proxy.log", "wb"))
+    st = Stack()
+    st.port = port
+    try:
+        rt.add_user("alice")
+        assert rt.create_space("alice", "open").status_code == 200
+        set_running(rt, "alice", "open", up.port)
+        wait_port(port)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and get(st, "alice-open").status_code != 200:
+            time.sleep(0.05)
+        before = last_activity(rt, "alice", "open")
+        result = {}
+        th = threading.Thread(target=lambda: result.update(r=get(st, "alice-open", "/slow?delay=4")))
+        th.start()
+        time.sleep(0.5)  # in flight at the upstream
+        set_running(rt, "alice", "open", None)  # what a freeze does to the route
+        deadline = time.monotonic() + 3.5
+        while time.monotonic() < deadline and last_activity(rt, "alice", "open") == before:
+            time.sleep(0.05)
+        assert last_activity(rt, "alice", "open") > before, "no activity report until the 60 s tick"
+        th.join(10)
+        assert result["r"].status_code == 200
+    finally:
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(timeout=15) == 0
+        if rt.alive():
+            rt.stop()
+        up.shutdown()
+        up.server_close()
