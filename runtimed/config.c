@@ -47,7 +47,9 @@ static const struct conf_key keys[] = {
         "Spaces answer at OWNER-NAME.DOMAIN:PROXY_PORT (used in the URLs runtimed reports)."),
     INT("proxy_port", proxy_port, 1, 65535, "The port spaceproxy serves Spaces on."),
     INT("api_threads", api_threads, 2, 256,
-        "HTTP worker threads: each request, and each open log stream, holds one."),
+        "HTTP worker threads: each request, and each open log stream, holds one; so does\n"
+        "each held spaceproxy routes long-poll, at most api_threads / 4 and 4 at once (none\n"
+        "under 4 threads: the proxy then polls)."),
     { "max_body", CONF_SIZE, offsetof(struct rt_config, max_body), 0, 1024, 1 << 30,
       "Largest JSON request body; bigger ones get 413." },
     INT("sse_keepalive_ms", sse_keepalive_ms, 50, 3600 * 1000,
