@@ -241,7 +241,7 @@ def test_leases_are_listed_for_admins_and_the_quota_for_users(env, zero, node, b
         assert json.loads(p.stdout.readline()) == {"release": 200}
     finally:
         p.kill()
-        p.wait()
+        p.communicate()  # reaps it and closes its pipes
 
 
 def test_listener_comes_back_after_a_runtimed_restart(env, zero, node):
@@ -275,7 +275,7 @@ def test_listener_comes_back_after_a_runtimed_restart(env, zero, node):
         assert json.loads(p.stdout.readline()) == {"release": 404}  # a lease of the old one
     finally:
         p.kill()
-        p.wait()
+        p.communicate()  # reaps it and closes its pipes
     zero.refresh()
     grant, rel, _ = zero.client("grant", node)
     assert grant["worker"] == {"allowed": True, "open": errno.ENXIO}, grant
