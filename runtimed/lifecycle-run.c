@@ -641,8 +641,7 @@ static void doze(struct rt_lifecycle *lc, struct lc_space *sp, int64_t deep, boo
 /* Light and deep sleep of a running Space. */
 static void idle_check(struct rt_lifecycle *lc, struct lc_space *sp)
 {
-    int64_t now = rt_store_now_ms(), idle, deep,
-            light = rt_sleep_light_ms_of(lc->st, sp->id, lc->cfg->light_sleep_ms);
+    int64_t now = rt_store_now_ms(), idle, deep, light;
     bool is_free;
     enum lc_state st;
 
@@ -661,7 +660,11 @@ static void idle_check(struct rt_lifecycle *lc, struct lc_space *sp)
         doze(lc, sp, deep, is_free);
         return;
     }
-    if (st != LC_RUNNING || light < 0 || idle < light || sp->nxt.state != LC_NONE)
+    if (st != LC_RUNNING || sp->nxt.state != LC_NONE)
+        return;
+    /* Read only for a Space that could freeze now: it is a store query per tick. */
+    light = rt_sleep_light_ms_of(lc->st, sp->id, lc->cfg->light_sleep_ms);
+    if (light < 0 || idle < light)
         return;
     /* Under the store lock, so a wake cannot thaw between our check and the freeze. */
     rt_store_lock(lc->st);
