@@ -253,12 +253,17 @@ void zcg_worker_end(const struct zcg *cg, const struct gpu_unit *u, bool kill)
     zcg_worker_dir(cg, u->index, dir, sizeof(dir));
     if (access(dir, F_OK) < 0)
         return;
-    /* v1: whatever is left cannot open the unit again (fds it has stay: the worker was
-     * killed first).  v2: the group is removed, and nothing can join it meanwhile. */
+    /* v1: whatever is left cannot open the unit again.  The GPU fds a process holds
+     * outlive any deny, so with @kill everything in the group dies too: a worker's
+     * children had the GPU as much as the worker. */
     if (cg->ver == 1)
         (void) gpu_devcg_v1_deny(dir, u->nodes, u->n_nodes, true, NULL);
-    if (kill)
-        (void) each_pid(dir, kill_pid, NULL);
+    if (kill && !(cg->ver == 2 && write_file(dir, "cgroup.kill", "1") == 0)) {
+        /* v1 (or a kernel before 5.14): no atomic kill; a child forked between two
+         * passes is caught by the next one */
+        for (int i = 0; i < 50 && each_pid(dir, kill_pid, NULL) > 0; i++)
+            (void) nanosleep(&(struct timespec){ .tv_nsec = 2000000L }, NULL);
+    }
     remove_group(dir);
 }
 

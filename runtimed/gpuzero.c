@@ -106,8 +106,9 @@ static void on_revoke(void *ud, const struct gpu_lease_info *l, pid_t pid, enum 
     (void) why;
     if (!u || !z->worker_cg[l->slot].dir[0])
         return;
-    /* The worker was killed (or died) first: its group goes. */
-    zcg_worker_end(&z->worker_cg[l->slot], u, false);
+    /* The worker was killed (or died) first; whatever it left in its group (children
+     * that may hold GPU fds) dies with the group. */
+    zcg_worker_end(&z->worker_cg[l->slot], u, true);
     z->worker_cg[l->slot].dir[0] = '\0';
 }
 

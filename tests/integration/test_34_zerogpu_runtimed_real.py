@@ -537,8 +537,8 @@ def client_check(api, report, check, spid, cgdir, node, token, uuid):
             report["kill_after_deadline_ms"] = round((j["t_dead"] - deadline) * 1000, 1)
         lg = j["lingerer"]
         report["lingerer"] = lg
-        check(lg.get("gone") or lg.get("open") not in (0, errno.ENXIO),
-              f"a process left in the expired worker's cgroup opens the GPU: {lg}")
+        # its child may have opened the GPU (its fds outlive any deny): it dies too
+        check(lg.get("gone"), f"a process left in the expired worker's cgroup lives on: {lg}")
         check(j["release"] == 404, f"release after the deadline: {j['release']}")
         _, leases = api("GET", "/api/admin/gpu-leases")
         report["leases_after"] = leases
@@ -559,6 +559,18 @@ def test_zerogpu_space_on_a_real_gpu(tmp_path):
         pytest.skip("Spaces run in sandboxes: root")
     if not FAKE and inventory() is None:
         pytest.skip("no NVIDIA GPU here")
+    os.chmod(tmp_path, 0o755)
+    report, failures = run_check(tmp_path)
+    assert failures == [], json.dumps(report, indent=1)[-6000:]
+
+
+def test_zerogpu_space_plumbing_on_the_fake_backend(tmp_path, monkeypatch):
+    """Everything but the driver, in every run: the same check over fake nodes."""
+    import pytest
+    if os.geteuid() != 0:
+        pytest.skip("Spaces run in sandboxes: root")
+    monkeypatch.setenv("SPACEPORT_TEST34_FAKE", "1")  # the in-Space client reads it too
+    monkeypatch.setitem(globals(), "FAKE", True)
     os.chmod(tmp_path, 0o755)
     report, failures = run_check(tmp_path)
     assert failures == [], json.dumps(report, indent=1)[-6000:]
