@@ -18,13 +18,13 @@ for l in $(for b in build/dev/tests/unit/sandbox/test-cgroup bin/spaceport-gpud 
     cp build/gpu-carry/lib/"$l" "$LIBDIR"/ || echo "missing library $l"
 done
 echo "== sandbox cgroups on this host, eBPF device program included"
-LD_LIBRARY_PATH=$LIBDIR timeout 120 build/dev/tests/unit/sandbox/test-cgroup 2>&1 | tail -12
+LD_LIBRARY_PATH=$LIBDIR timeout 60 build/dev/tests/unit/sandbox/test-cgroup 2>&1 | tail -12
 echo "== dedicated GPU through runtimed (nvml backend)"
-timeout 300 tests/helpers/gpu-runtimed-check.sh 2>&1 | tee "$OUT/dedicated.log" | tail -60
+timeout 200 tests/helpers/gpu-runtimed-check.sh 2>&1 | tee "$OUT/dedicated.log" | tail -60
 echo "== ZeroGPU through runtimed (nvml backend, device API inside the Space; rc 0 pass, 1 fail, 3 no GPU)"
-SPACEPORT_BIN=bin LD_LIBRARY_PATH=$LIBDIR timeout 150 python3 tests/integration/test_34_zerogpu_runtimed_real.py \
+SPACEPORT_BIN=bin LD_LIBRARY_PATH=$LIBDIR timeout 120 python3 tests/integration/test_34_zerogpu_runtimed_real.py \
     >"$OUT/zerogpu-runtimed.json" 2>&1
 echo "rc=$?"; tail -c 6000 "$OUT/zerogpu-runtimed.json"
 echo "== ZeroGPU device API on the real GPU (spaceport-gpud)"
-SPACEPORT_BIN=bin OUT=$OUT LD_LIBRARY_PATH=$LIBDIR timeout 150 python3 tests/integration/test_31_zerogpu_gpu.py 2>&1 | tail -30
+SPACEPORT_BIN=bin OUT=$OUT LD_LIBRARY_PATH=$LIBDIR timeout 100 python3 tests/integration/test_31_zerogpu_gpu.py 2>&1 | tail -30
 echo "== done"
