@@ -52,6 +52,25 @@ static ssize_t read_line(int fd, char *buf, size_t cap, int timeout_ms)
     return (ssize_t) len;
 }
 
+/* The last line the shim wrote to @log_fd (its stderr): why it could not start. */
+static void last_log_line(int log_fd, char *buf, size_t cap)
+{
+    char tail[512];
+    off_t end = lseek(log_fd, 0, SEEK_END);
+    off_t from = end > (off_t) sizeof(tail) - 1 ? end - (off_t) sizeof(tail) + 1 : 0;
+    ssize_t n = end > 0 ? pread(log_fd, tail, (size_t) (end - from), from) : 0;
+    char *line;
+
+    buf[0] = '\0';
+    if (n <= 0)
+        return;
+    tail[n] = '\0';
+    while (n > 0 && (tail[n - 1] == '\n' || tail[n - 1] == '\r'))
+        tail[--n] = '\0';
+    line = strrchr(tail, '\n');
+    (void) snprintf(buf, cap, "%s", line ? line + 1 : tail);
+}
+
 int rt_shim_start(const char *shim_path, const char *state_dir, struct rt_err *err)
 {
     _cleanup_close_ int rd = -1, wr = -1, log_fd = -1;
@@ -62,7 +81,7 @@ int rt_shim_start(const char *shim_path, const char *state_dir, struct rt_err *e
     int p[2], r;
 
     (void) snprintf(log_path, sizeof(log_path), "%s/shim.log", state_dir);
-    log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0640);
+    log_fd = open(log_path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0640);
     if (log_fd < 0)
         return rt_err_set(err, errno, "open '%s'", log_path);
     if (pipe2(p, O_CLOEXEC) < 0)
@@ -78,8 +97,11 @@ int rt_shim_start(const char *shim_path, const char *state_dir, struct rt_err *e
         return r;
     /* The first process only forks the detached shim and exits. */
     r = rt_spawn_wait(pid);
-    if (r != 0)
-        return rt_err_set(err, EIO, "the shim exited with status %d before detaching", r);
+    if (r != 0) {
+        last_log_line(log_fd, line, sizeof(line));
+        return rt_err_set(err, EIO, "the shim exited with status %d before detaching%s%s", r,
+                          line[0] ? ": " : "", line);
+    }
     n = read_line(rd, line, sizeof(line), START_TIMEOUT_MS);
     if (n < 0)
         return rt_err_set(err, (int) -n, "wait for the shim to start the sandbox");

@@ -17,6 +17,12 @@ for l in $(for b in build/dev/tests/unit/sandbox/test-cgroup bin/spaceport-gpud 
                ldd "$b" | awk '/not found/{print $1}'; done | sort -u); do
     cp build/gpu-carry/lib/"$l" "$LIBDIR"/ || echo "missing library $l"
 done
+# runtimed starts its shims with a clean environment (no LD_LIBRARY_PATH): on this
+# throwaway machine the carried libraries it lacks go where the loader looks
+if [ -n "$(ls "$LIBDIR")" ]; then
+    echo "$LIBDIR" >/etc/ld.so.conf.d/zz-spaceport-carry.conf && ldconfig
+    echo "carried libraries registered: $(ls "$LIBDIR" | tr '\n' ' ')"
+fi
 echo "== sandbox cgroups on this host, eBPF device program included"
 LD_LIBRARY_PATH=$LIBDIR timeout 60 build/dev/tests/unit/sandbox/test-cgroup 2>&1 | tail -12
 echo "== dedicated GPU through runtimed (nvml backend)"

@@ -73,6 +73,25 @@ int main(void)
     ok(strstr(err.msg, "/no/such/app") != NULL, "naming what failed");
     printf("# %s\n", err.msg);
 
+    /* A shim that cannot even run (a missing library: the loader's 127) says why. */
+    {
+        char fake[PATH_MAX + 16];
+        FILE *f;
+
+        (void) snprintf(fake, sizeof(fake), "%s/fake-shim", tmp);
+        f = fopen(fake, "we");
+        if (f) {
+            fputs("#!/bin/sh\necho 'fake-shim: error while loading shared libraries: "
+                  "libx.so.1' >&2\nexit 127\n",
+                  f);
+            fclose(f);
+        }
+        (void) chmod(fake, 0755);
+        is_int(rt_shim_start(fake, tmp, &err), -EIO, "a shim that exits at once is an error");
+        ok(strstr(err.msg, "status 127") && strstr(err.msg, "libx.so.1"),
+           "with its status and the last line it wrote: %s", err.msg);
+    }
+
     {
         char cmd[PATH_MAX + 16];
         (void) snprintf(cmd, sizeof(cmd), "%s", tmp);
