@@ -31,6 +31,7 @@ import json
 import os
 import pathlib
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -102,8 +103,18 @@ def gpu_probe(uuid):
             "print(torch.cuda.device_count(), s, time.monotonic() - t)")
     env = dict(os.environ, CUDA_VISIBLE_DEVICES=uuid)  # as the client sets it
     t0 = time.monotonic()
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                       timeout=PROBE_S - 10)
+    # This worker runs in the host's mount namespace (for the host's python and torch),
+    # so its /proc is the host's while its pid namespace is the Space's (getpid() names
+    # another process there: libcuda fails with error 304), and its /dev has nodes a
+    # Space's lacks (the MIG caps).  Give it the Space's view, as its sandbox would: a
+    # private mount namespace with a /proc of its own pid namespace and the caps hidden.
+    argv = [sys.executable, "-c", code]
+    if shutil.which("unshare"):
+        hide = ("mount -t tmpfs -o size=4k,mode=755 none /dev/nvidia-caps && "
+                if os.path.isdir("/dev/nvidia-caps") else "")
+        argv = ["unshare", "-m", "--propagation", "private", "sh", "-c",
+                "mount -t proc proc /proc && " + hide + "exec \"$0\" \"$@\"", *argv]
+    r = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=PROBE_S - 10)
     if r.returncode != 0 and "No module named 'torch'" in r.stderr:
         res["torch"] = {"skipped": "no torch in " + sys.executable}
     elif r.returncode != 0:
