@@ -62,18 +62,18 @@ int gpu_devcg_v1_deny(const char *cgroup_dir, const struct gpu_node *nodes, size
 }
 
 int gpu_dev_rules_from_nodes(const struct gpu_node *nodes, size_t n_nodes,
-                             struct gpu_dev_rule *rules, size_t *n, size_t cap)
+                             struct rt_dev_rule *rules, size_t *n, size_t cap)
 {
     for (size_t i = 0; i < n_nodes; i++) {
         if (nodes[i].flags & GPU_NODE_OPTIONAL)
             continue;
         if (*n >= cap)
             return -ENOSPC;
-        rules[(*n)++] = (struct gpu_dev_rule){
+        rules[(*n)++] = (struct rt_dev_rule){
             .type = 'c',
             .major = (int) nodes[i].major,
             .minor = (int) nodes[i].minor,
-            .access = GPU_DEV_READ | GPU_DEV_WRITE,
+            .access = RT_DEV_READ | RT_DEV_WRITE,
         };
     }
     return 0;

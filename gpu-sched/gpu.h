@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "devcg.h"
 #include "error.h"
 
 #define GPU_UUID_MAX 96
@@ -144,27 +145,10 @@ int gpu_devcg_v1_allow(const char *cgroup_dir, const struct gpu_node *nodes, siz
 int gpu_devcg_v1_deny(const char *cgroup_dir, const struct gpu_node *nodes, size_t n,
                       bool include_shared, struct rt_err *err);
 
-/* One device-cgroup rule for cgroup v2 (eBPF). */
-struct gpu_dev_rule {
-    char type;        /* 'c', 'b' or 'a' (any) */
-    int major, minor; /* -1: any */
-    unsigned access;  /* GPU_DEV_READ | GPU_DEV_WRITE | GPU_DEV_MKNOD */
-};
-enum {
-    GPU_DEV_MKNOD = 1u << 0, /* the kernel's BPF_DEVCG_ACC_* values */
-    GPU_DEV_READ = 1u << 1,
-    GPU_DEV_WRITE = 1u << 2,
-};
-
-/* cgroup v2: loads a BPF_PROG_TYPE_CGROUP_DEVICE program that allows exactly
- * @rules (default deny) and attaches it to the cgroup open at @cgroup_fd,
- * atomically replacing @replace_fd when >= 0.  Returns the program fd (keep it to
- * replace the program later) or -errno. */
-int gpu_devcg_v2_attach(int cgroup_fd, const struct gpu_dev_rule *rules, size_t n, int replace_fd,
-                        struct rt_err *err);
+/* cgroup v2 device rules and their eBPF program: common/devcg.h. */
 
 /* Appends the rules for @nodes (non-optional, rw) to rules[*n..cap). -ENOSPC when full. */
 int gpu_dev_rules_from_nodes(const struct gpu_node *nodes, size_t n_nodes,
-                             struct gpu_dev_rule *rules, size_t *n, size_t cap);
+                             struct rt_dev_rule *rules, size_t *n, size_t cap);
 
 #endif

@@ -97,7 +97,7 @@ static int on_resolve(void *ud, const char *cgroup_path, char *ret_space, size_t
 static int set_v2(struct gpud *d, unsigned slot, const char *dir, const struct gpu_unit *u,
                   bool allow, struct rt_err *err)
 {
-    struct gpu_dev_rule rules[GPU_NODES_MAX];
+    struct rt_dev_rule rules[GPU_NODES_MAX];
     size_t n = 0;
     _cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     int prog;
@@ -106,7 +106,7 @@ static int set_v2(struct gpud *d, unsigned slot, const char *dir, const struct g
         return rt_err_set(err, errno, "open cgroup '%s'", dir);
     if (allow && gpu_dev_rules_from_nodes(u->nodes, u->n_nodes, rules, &n, GPU_NODES_MAX) < 0)
         return rt_err_set(err, ENOSPC, "too many device rules");
-    prog = gpu_devcg_v2_attach(fd, rules, n, d->progs[slot], err);
+    prog = rt_devcg_v2_attach(fd, rules, n, d->progs[slot], err);
     if (prog < 0)
         return prog;
     d->progs[slot] = rt_close(d->progs[slot]);

@@ -3,7 +3,7 @@
 LIBS += gpu
 gpu_SRCS := gpu-sched/inventory.c gpu-sched/backend-fake.c gpu-sched/backend-nvml.c \
             gpu-sched/nvidia-proc.c gpu-sched/alloc.c gpu-sched/quota.c gpu-sched/lease.c \
-            gpu-sched/sim.c gpu-sched/devcg.c gpu-sched/devcg-bpf.c
+            gpu-sched/sim.c gpu-sched/devcg.c
 gpu_PKGS :=
 gpu_DEPS := common
 

@@ -18,8 +18,8 @@
 #define MOVE_PASSES 50 /* v2: moving a forking app into main */
 
 /* What every sandbox may open (sandbox/cgroup.c's v1 list), the v2 programs' base. */
-#define RWM (GPU_DEV_READ | GPU_DEV_WRITE | GPU_DEV_MKNOD)
-static const struct gpu_dev_rule base_rules[] = {
+#define RWM (RT_DEV_READ | RT_DEV_WRITE | RT_DEV_MKNOD)
+static const struct rt_dev_rule base_rules[] = {
     { 'c', 1, 3, RWM }, { 'c', 1, 5, RWM }, { 'c', 1, 7, RWM }, { 'c', 1, 8, RWM },
     { 'c', 1, 9, RWM }, { 'c', 5, 0, RWM }, { 'c', 5, 2, RWM }, { 'c', 136, -1, RWM },
 };
@@ -147,7 +147,7 @@ static int move_all(const char *from, const char *to)
 static int v2_attach(const char *dir, const struct gpu_node *nodes, size_t n_nodes,
                      struct rt_err *err)
 {
-    struct gpu_dev_rule rules[ARRAY_SIZE(base_rules) + GPU_NODES_MAX];
+    struct rt_dev_rule rules[ARRAY_SIZE(base_rules) + GPU_NODES_MAX];
     size_t n = ARRAY_SIZE(base_rules);
     _cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     int prog;
@@ -158,7 +158,7 @@ static int v2_attach(const char *dir, const struct gpu_node *nodes, size_t n_nod
     if (fd < 0)
         return rt_err_set(err, errno, "open cgroup '%s'", dir);
     /* The attachment holds the program; its fd is not needed afterwards. */
-    prog = gpu_devcg_v2_attach(fd, rules, n, -1, err);
+    prog = rt_devcg_v2_attach(fd, rules, n, -1, err);
     if (prog < 0)
         return prog;
     (void) close(prog);

@@ -116,7 +116,7 @@ static void test_v1(void)
 static void test_v2(void)
 {
     char dir[128], procs[160];
-    struct gpu_dev_rule rules[8];
+    struct rt_dev_rule rules[8];
     size_t n = 0;
     struct gpu_node nodes[] = { { "/dev/nvidia0", 195, 0, 0 },
                                 { "/dev/nvidia-uvm-tools", 510, 1, GPU_NODE_OPTIONAL } };
@@ -139,8 +139,8 @@ static void test_v2(void)
     cg = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     ok(cg >= 0, "open the cgroup");
     /* Only /dev/null (c 1:3) read-write. */
-    rules[0] = (struct gpu_dev_rule){ 'c', 1, 3, GPU_DEV_READ | GPU_DEV_WRITE };
-    prog = gpu_devcg_v2_attach(cg, rules, 1, -1, &err);
+    rules[0] = (struct rt_dev_rule){ 'c', 1, 3, RT_DEV_READ | RT_DEV_WRITE };
+    prog = rt_devcg_v2_attach(cg, rules, 1, -1, &err);
     if (prog == -EPERM || prog == -ENOSYS) {
         ok(1, "# skip bpf not permitted here: %s", err.msg);
     } else {
@@ -148,22 +148,22 @@ static void test_v2(void)
         ok(prog < 0 || (fcntl(prog, F_GETFD) & FD_CLOEXEC), "program fd is close-on-exec");
         is_int(probe_child(procs), 1, "v2 child: /dev/null opens, /dev/zero is refused");
         /* Replace atomically: now /dev/zero read-only too, /dev/null no more. */
-        rules[0] = (struct gpu_dev_rule){ 'c', 1, 5, GPU_DEV_READ };
-        prog2 = gpu_devcg_v2_attach(cg, rules, 1, prog, &err);
+        rules[0] = (struct rt_dev_rule){ 'c', 1, 5, RT_DEV_READ };
+        prog2 = rt_devcg_v2_attach(cg, rules, 1, prog, &err);
         ok(prog2 >= 0, "replace: %s", prog2 < 0 ? err.msg : "ok");
         is_int(probe_child(procs), 2, "after replace: /dev/zero opens, /dev/null is refused");
         /* A wildcard rule: any char device of major 1, any access. */
-        rules[0] = (struct gpu_dev_rule){ 'c', 1, -1, 7 };
+        rules[0] = (struct rt_dev_rule){ 'c', 1, -1, 7 };
         {
-            int p3 = gpu_devcg_v2_attach(cg, rules, 1, prog2, &err);
+            int p3 = rt_devcg_v2_attach(cg, rules, 1, prog2, &err);
 
             ok(p3 >= 0, "replace with a wildcard: %s", p3 < 0 ? err.msg : "ok");
             is_int(probe_child(procs), 3, "major 1, any minor: both open");
             p3 = rt_close(p3);
         }
     }
-    rules[0] = (struct gpu_dev_rule){ 'x', 1, 3, 7 };
-    is_int(gpu_devcg_v2_attach(cg, rules, 1, -1, &err), -EINVAL, "bad rule type refused");
+    rules[0] = (struct rt_dev_rule){ 'x', 1, 3, 7 };
+    is_int(rt_devcg_v2_attach(cg, rules, 1, -1, &err), -EINVAL, "bad rule type refused");
     ok(rmdir(dir) == 0, "temp cgroup removed: %s", strerror(errno));
 }
 
