@@ -15,7 +15,6 @@ import os
 import pathlib
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,8 +22,9 @@ import time
 import urllib.error
 import urllib.request
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
-BIN = pathlib.Path(os.environ.get("SPACEPORT_BIN", ROOT / "bin")).resolve()
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))  # run as a script too
+from gpu_real_support import BIN, ROOT, Api, free_port, inventory  # noqa: E402
+
 
 PROBE = r'''
 import ctypes, http.server, json, os, subprocess, sys
@@ -132,50 +132,10 @@ http.server.ThreadingHTTPServer(("0.0.0.0", int(sys.argv[1])), H).serve_forever(
 '''
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 # A dry run of this script's own plumbing without a GPU: GPU_CHECK_FAKE_DIR=/dev/DIR
 # holding the fake nodes of "1xa10g:24G" (test_32_gpu_runtimed.py makes such).  The GPU
 # checks then fail, as they must; everything before them is exercised.
 FAKE_DIR = os.environ.get("GPU_CHECK_FAKE_DIR")
-
-
-def backend_args():
-    if FAKE_DIR:
-        return ["--backend", "fake", "--fake", "1xa10g:24G", "--dev-dir", FAKE_DIR]
-    return ["--backend", "nvml"]
-
-
-def nvml_inventory():
-    """The inventory NVML sees, or None when there is no driver."""
-    r = subprocess.run([str(BIN / "gpu-sim"), "--inventory", *backend_args()],
-                       capture_output=True, text=True, timeout=60)
-    if r.returncode != 0:
-        return None
-    inv = json.loads(r.stdout)
-    return inv if inv["units"] else None
-
-
-class Api:
-    def __init__(self, url, token):
-        self.url, self.token = url, token
-
-    def __call__(self, method, path, body=None, token=None, timeout=30):
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.url + path, data=data, method=method)
-        req.add_header("Authorization", f"Bearer {token or self.token}")
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as r:
-                text = r.read().decode()
-                return r.status, json.loads(text) if text else None
-        except urllib.error.HTTPError as e:
-            return e.code, e.read().decode()
 
 
 def run_check(work):
@@ -186,7 +146,7 @@ def run_check(work):
         if not cond:
             failures.append(what)
 
-    inv = nvml_inventory()
+    inv = inventory(FAKE_DIR)
     report["inventory"] = inv
     if inv is None:
         return report, None
@@ -295,7 +255,7 @@ def test_dedicated_space_on_a_real_gpu(tmp_path):
     import pytest
     if os.geteuid() != 0:
         pytest.skip("Spaces run in sandboxes: root")
-    if nvml_inventory() is None:
+    if inventory(FAKE_DIR) is None:
         pytest.skip("no NVIDIA GPU here")
     report, failures = run_check(tmp_path)
     assert not failures, json.dumps(report, indent=1)[-6000:]

@@ -33,7 +33,6 @@ import pathlib
 import select
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -42,8 +41,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
-BIN = pathlib.Path(os.environ.get("SPACEPORT_BIN", ROOT / "bin")).resolve()
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))  # run as a script too
+from gpu_real_support import BIN, ROOT, Api, free_port, inventory  # noqa: E402
+
 FAKE = os.environ.get("SPACEPORT_TEST34_FAKE") == "1"
 PORT = 7911  # RT_GPUZERO_PORT: the device API inside every zero Space
 LEASE_S = 5  # the lease that must end at its deadline
@@ -272,51 +272,6 @@ def fake_nodes(d):
                            ("nvidia-uvm", 121, 0), ("nvidia-uvm-tools", 121, 1),
                            ("nvidia0", 120, 0)):
         os.mknod(d / name, 0o600 | 0o020000, os.makedev(maj, mnr))
-
-
-def backend_args(fake_dir):
-    if fake_dir:
-        return ["--backend", "fake", "--fake", "1xa10g:24G", "--dev-dir", str(fake_dir)]
-    return ["--backend", "nvml"]
-
-
-def inventory(fake_dir=None):
-    """The inventory the backend sees, or None when there is no GPU."""
-    try:
-        r = subprocess.run([str(BIN / "gpu-sim"), "--inventory", *backend_args(fake_dir)],
-                           capture_output=True, text=True, timeout=60)
-    except OSError:
-        return None
-    if r.returncode != 0:
-        return None
-    inv = json.loads(r.stdout)
-    return inv if inv["units"] else None
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Api:
-    def __init__(self, url, token):
-        self.url, self.token = url, token
-
-    def __call__(self, method, path, body=None, token=None, headers=None, timeout=30):
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.url + path, data=data, method=method)
-        req.add_header("Authorization", f"Bearer {token or self.token}")
-        for k, v in (headers or {}).items():
-            req.add_header(k, v)
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as r:
-                text = r.read().decode()
-                return r.status, json.loads(text) if text else None
-        except urllib.error.HTTPError as e:
-            return e.code, e.read().decode()
 
 
 def cgroup_roots():
