@@ -304,9 +304,14 @@ static void h_schedule(struct gpu_api *api, struct gpu__conn *c, struct gpu__par
     }
     if ((s = gpu__param(p, n, "tokenVersion")) && get_u64(s, 100, &u) < 0)
         return bad(api, c, 400, "tokenVersion: expected an integer");
-    /* One pool today: xlarge is served from it (README: per-size pools are planned). */
-    if ((s = gpu__param(p, n, "gpuSize")) && strcmp(s, "large") != 0 && strcmp(s, "xlarge") != 0)
-        return bad(api, c, 400, "gpuSize: expected large or xlarge");
+    /* Absent = large (half a GPU); xlarge wants a whole GPU and costs 2x quota. */
+    if ((s = gpu__param(p, n, "gpuSize"))) {
+        int z = gpu_size_from_name(s);
+
+        if (z < 0)
+            return bad(api, c, 400, "gpuSize: expected large or xlarge");
+        req.size = (enum gpu_size) z;
+    }
     if (c->space[0]) {
         /* The listener is the Space's own (reachable only inside its sandbox): that, not
          * the path the caller sends, says who it is. */
@@ -359,6 +364,14 @@ static void h_schedule(struct gpu_api *api, struct gpu__conn *c, struct gpu__par
         break;
     case GPU_NONE_FREE:
         gpu__respond(api, c, 503, hdr, "application/json", "{\"detail\":\"no GPU is free\"}", true);
+        break;
+    case GPU_NO_SIZE:
+        /* 503, not a 4xx: the spaces client shows "No GPU was available" for it, but
+         * only a bare status code for anything else. */
+        gpu__respond(api, c, 503, hdr, "application/json",
+                     "{\"detail\":\"gpuSize=xlarge needs a whole GPU, and this node's "
+                     "ZeroGPU pool has only MIG slices (large): use size=large\"}",
+                     true);
         break;
     }
     gpu__flush_grants(api);

@@ -21,7 +21,8 @@ static void usage(FILE *f)
     fputs("usage: gpu-sim [OPTIONS] TRACE            replay a trace (README.md: format)\n"
           "       gpu-sim --inventory [--backend nvml|fake|none] [--fake SPEC] [--dev-dir DIR]\n"
           "       gpu-sim --bench-grant N             scheduler latency, N requests\n"
-          "  --gpus N              units in the ZeroGPU pool (default 4)\n"
+          "  --gpus N              whole GPUs in the ZeroGPU pool: large or xlarge (default 4)\n"
+          "  --slices N            MIG slices in the pool besides them: large only (default 0)\n"
           "  --policy P            priority, fifo or both (default both)\n"
           "  --max-duration S      tier maximum per call (default 300)\n"
           "  --concurrency N       leases per Space at once, 0 = no cap (default 2)\n"
@@ -34,7 +35,7 @@ static void usage(FILE *f)
 }
 
 struct opts {
-    unsigned gpus;
+    unsigned gpus, slices;
     const char *policy;
     bool json;
     struct gpu_sched_config cfg;
@@ -122,9 +123,11 @@ static int run_trace(const char *path, const struct opts *o)
     _cleanup_fclose_ FILE *f = fopen(path, "re");
     struct gpu_trace t = { 0 };
     struct rt_err err = { 0 };
-    char buf[600];
+    char buf[600], slices[48] = "";
     bool first = true;
 
+    if (o->slices)
+        (void) snprintf(slices, sizeof(slices), " + %u MIG slices", o->slices);
     if (!f) {
         fprintf(stderr, "gpu-sim: open '%s': %s\n", path, strerror(errno));
         return 1;
@@ -134,12 +137,13 @@ static int run_trace(const char *path, const struct opts *o)
         return 1;
     }
     if (o->json)
-        printf("{\"requests\":%zu,\"gpus\":%u,\"policies\":{", t.n, o->gpus);
+        printf("{\"requests\":%zu,\"gpus\":%u,\"slices\":%u,\"policies\":{", t.n, o->gpus,
+               o->slices);
     else
-        printf("gpu-sim: %zu requests on %u gpus; waits in seconds; refused = 429 quota or "
+        printf("gpu-sim: %zu requests on %u gpus%s; waits in seconds; refused = 429 quota or "
                "too long, dropped = 503 or queue timeout\n"
                "%-9s %-10s %6s %7s %5s %5s %7s %9s %9s %9s %9s\n",
-               t.n, o->gpus, "policy", "class", "reqs", "granted", "429", "503", "expired",
+               t.n, o->gpus, slices, "policy", "class", "reqs", "granted", "429", "503", "expired",
                "p50_wait", "p99_wait", "max_wait", "gpu_s");
     for (size_t i = 0; i < ARRAY_SIZE(policies); i++) {
         struct gpu_sched_config cfg = o->cfg;
@@ -148,7 +152,7 @@ static int run_trace(const char *path, const struct opts *o)
         if (strcmp(o->policy, "both") != 0 && strcmp(o->policy, policies[i].name) != 0)
             continue;
         cfg.policy = policies[i].policy;
-        if (gpu_sim_run(&t, &cfg, o->gpus, &r, &err) < 0) {
+        if (gpu_sim_run(&t, &cfg, o->gpus, o->slices, &r, &err) < 0) {
             fprintf(stderr, "gpu-sim: %s\n", rt_err_str(&err, buf, sizeof(buf)));
             gpu_trace_done(&t);
             return 1;
@@ -236,7 +240,8 @@ static int bench_grant(unsigned n, bool json)
     }
     for (unsigned i = 0; i < n; i++) {
         char who[32], space[32];
-        struct gpu_lease_req req = { space, who, (enum gpu_class)(i % 3), 60, i, true };
+        struct gpu_lease_req req = { space, who,  (enum gpu_class)(i % 3), 60,
+                                     i,     true, GPU_SIZE_LARGE };
         struct gpu_answer a;
         uint64_t t0;
 
@@ -256,8 +261,9 @@ static int bench_grant(unsigned n, bool json)
 
         for (unsigned i = 0; i < 8 + q; i++) {
             char who[32];
-            struct gpu_lease_req req = { "owner/busy", who, (enum gpu_class)(i % 3),
-                                         10 + i % 100, i,   true };
+            struct gpu_lease_req req = { "owner/busy",  who, (enum gpu_class)(i % 3),
+                                         10 + i % 100,  i,   true,
+                                         GPU_SIZE_LARGE };
             struct gpu_answer a;
 
             (void) snprintf(who, sizeof(who), "ip:10.1.%u.%u", i / 256, i % 256);
@@ -299,6 +305,7 @@ int main(int argc, char **argv)
 {
     enum {
         OPT_GPUS = 256,
+        OPT_SLICES,
         OPT_POLICY,
         OPT_MAXDUR,
         OPT_CONC,
@@ -315,6 +322,7 @@ int main(int argc, char **argv)
     };
     static const struct option long_opts[] = {
         { "gpus", required_argument, NULL, OPT_GPUS },
+        { "slices", required_argument, NULL, OPT_SLICES },
         { "policy", required_argument, NULL, OPT_POLICY },
         { "max-duration", required_argument, NULL, OPT_MAXDUR },
         { "concurrency", required_argument, NULL, OPT_CONC },
@@ -341,11 +349,18 @@ int main(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "", long_opts, NULL)) != -1) {
         switch (c) {
         case OPT_GPUS:
-            if (parse_u32("--gpus", optarg, &v) < 0 || v == 0 || v > 1024) {
-                fprintf(stderr, "gpu-sim: --gpus: 1..1024\n");
+            if (parse_u32("--gpus", optarg, &v) < 0 || v > 1024) {
+                fprintf(stderr, "gpu-sim: --gpus: 0..1024\n");
                 return 2;
             }
             o.gpus = v;
+            break;
+        case OPT_SLICES:
+            if (parse_u32("--slices", optarg, &v) < 0 || v > 1024) {
+                fprintf(stderr, "gpu-sim: --slices: 0..1024\n");
+                return 2;
+            }
+            o.slices = v;
             break;
         case OPT_POLICY:
             if (strcmp(optarg, "priority") && strcmp(optarg, "fifo") && strcmp(optarg, "both")) {
@@ -408,6 +423,10 @@ int main(int argc, char **argv)
         return bench_grant(bench, o.json);
     if (optind != argc - 1) {
         usage(stderr);
+        return 2;
+    }
+    if (!o.gpus && !o.slices) {
+        fprintf(stderr, "gpu-sim: --gpus 0 needs --slices: the pool is empty\n");
         return 2;
     }
     o.cfg.queue_max = UINT32_MAX; /* the simulator measures waiting, not a full queue */

@@ -511,6 +511,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < d.inv->n_units; i++) {
         slots[i].nvidia_index = d.inv->units[i].index;
         snprintf(slots[i].uuid, sizeof(slots[i].uuid), "%s", d.inv->units[i].uuid);
+        slots[i].size = d.inv->units[i].mig_gi < 0 ? GPU_SIZE_XLARGE : GPU_SIZE_LARGE;
     }
     if (d.app_cgroup)
         hooks.on_resolve = on_resolve;

@@ -14,8 +14,9 @@
 
 struct ticket {
     struct gpu_lease_info info;
-    uint64_t key; /* queue order: smaller first, ties by id */
-    uint64_t duration_ms;
+    uint64_t key;         /* queue order: smaller first, ties by id */
+    uint64_t duration_ms; /* declared: the deadline */
+    unsigned weight;      /* quota charge per second on the GPU: 2 for xlarge, else 1 */
     struct gpu__quota_rec *quota;
 };
 
@@ -39,6 +40,20 @@ struct gpu_sched {
 };
 
 static const char *const class_names[_GPU_CLASS_MAX] = { "anonymous", "user", "pro" };
+static const char *const size_names[_GPU_SIZE_MAX] = { "large", "xlarge" };
+
+const char *gpu_size_name(enum gpu_size z)
+{
+    return (unsigned) z < _GPU_SIZE_MAX ? size_names[z] : "?";
+}
+
+int gpu_size_from_name(const char *name)
+{
+    for (int i = 0; name && i < _GPU_SIZE_MAX; i++)
+        if (strcmp(name, size_names[i]) == 0)
+            return i;
+    return -1;
+}
 
 const char *gpu_class_name(enum gpu_class c)
 {
@@ -77,8 +92,12 @@ int gpu_sched_new(const struct gpu_sched_config *cfg, const struct gpu_slot *slo
                   const struct gpu_sched_events *ev, struct gpu_sched **ret_sched,
                   struct rt_err *err)
 {
-    struct gpu_sched *s = calloc(1, sizeof(*s));
+    struct gpu_sched *s;
 
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned) slots[i].size >= _GPU_SIZE_MAX)
+            return rt_err_set(err, EINVAL, "gpu slot %zu: unknown size %d", i, (int) slots[i].size);
+    s = calloc(1, sizeof(*s));
     if (!s)
         return rt_err_set(err, ENOMEM, "allocate gpu scheduler");
     s->cfg = *cfg;
@@ -138,23 +157,38 @@ static bool space_at_cap(const struct gpu_sched *s, const char *space)
     return s->cfg.space_concurrency && space_active(s, space) >= s->cfg.space_concurrency;
 }
 
-/* A free slot for @space: the one its last clean lease used (its worker is warm
- * there), else the first free one.  -1 when none is free. */
-static ssize_t pick_slot(const struct gpu_sched *s, const char *space)
+/* A free slot of at least @size for @space.  A large request takes a MIG slice
+ * before a whole GPU, so whole GPUs stay free for xlarge; within that, the slot
+ * its last clean lease used (its worker is warm there) before the first free one.
+ * -1 when none is free. */
+static ssize_t pick_slot(const struct gpu_sched *s, const char *space, enum gpu_size size)
 {
-    ssize_t first = -1;
+    ssize_t best = -1;
+    int best_rank = 4;
 
     for (size_t i = 0; i < s->n_slots; i++) {
         const struct slot *sl = &s->slots[i];
+        int rank;
 
-        if (sl->lease)
+        if (sl->lease || sl->slot.size < size)
             continue;
-        if (sl->last_clean && strcmp(sl->last_space, space) == 0)
-            return (ssize_t) i;
-        if (first < 0)
-            first = (ssize_t) i;
+        /* 0: same size, warm; 1: same size; 2: larger, warm; 3: larger. */
+        rank = (sl->slot.size > size) * 2 + !(sl->last_clean && strcmp(sl->last_space, space) == 0);
+        if (rank < best_rank) {
+            best = (ssize_t) i;
+            best_rank = rank;
+        }
     }
-    return first;
+    return best;
+}
+
+/* Whether any slot of the pool can ever serve @size. */
+static bool pool_has(const struct gpu_sched *s, enum gpu_size size)
+{
+    for (size_t i = 0; i < s->n_slots; i++)
+        if (s->slots[i].slot.size >= size)
+            return true;
+    return false;
 }
 
 static void grant(struct gpu_sched *s, struct ticket *t, size_t slot, uint64_t now_ms)
@@ -182,7 +216,9 @@ static void queue_remove(struct gpu_sched *s, size_t i)
 }
 
 /* Grants queued requests in key order while slots are free; a request whose Space
- * is at its cap is passed over (it keeps its place), not granted. */
+ * is at its cap, or that no free slot fits (an xlarge while only MIG slices are
+ * free), is passed over (it keeps its place), not granted: a large behind it may
+ * take the slice.  Key order still decides who gets a freed whole GPU. */
 static void dispatch(struct gpu_sched *s, uint64_t now_ms)
 {
     for (size_t i = 0; i < s->qlen;) {
@@ -193,9 +229,13 @@ static void dispatch(struct gpu_sched *s, uint64_t now_ms)
             i++;
             continue;
         }
-        slot = pick_slot(s, t->info.space);
-        if (slot < 0)
-            return;
+        slot = pick_slot(s, t->info.space, t->info.size);
+        if (slot < 0 && t->info.size == GPU_SIZE_LARGE)
+            return; /* a large fits any slot: none is free */
+        if (slot < 0) {
+            i++;
+            continue;
+        }
         queue_remove(s, i);
         grant(s, t, (size_t) slot, now_ms);
         if (s->ev.on_grant)
@@ -213,7 +253,8 @@ static void end_lease(struct gpu_sched *s, struct ticket *t, enum gpu_end why, b
     /* Actual time, never more than declared: the deadline stops the rest. */
     if (used > t->duration_ms)
         used = t->duration_ms;
-    gpu__quota_settle(t->quota, t->duration_ms, used);
+    used *= t->weight;
+    gpu__quota_settle(t->quota, t->duration_ms * t->weight, used);
     memcpy(sl->last_space, t->info.space, sizeof(sl->last_space));
     sl->last_clean = why == GPU_END_RELEASED;
     /* Only a worker the client keeps is remembered for eviction: a dead or killed
@@ -224,6 +265,7 @@ static void end_lease(struct gpu_sched *s, struct ticket *t, enum gpu_end why, b
         *ret_charged_ms = used;
 }
 
+/* @duration_ms is the weighted one: an xlarge call counts as twice as long. */
 static uint64_t penalty_ms(const struct gpu_sched *s, const struct gpu_lease_req *req,
                            uint64_t duration_ms, int64_t left_ms)
 {
@@ -300,6 +342,7 @@ int gpu_sched_request(struct gpu_sched *s, const struct gpu_lease_req *req, uint
     struct gpu__quota_rec *q;
     struct ticket *t;
     uint32_t duration = req->duration_s ? req->duration_s : c->default_duration_s;
+    unsigned weight = req->size == GPU_SIZE_XLARGE ? 2 : 1;
     uint32_t quota;
     int64_t left_ms;
     ssize_t slot;
@@ -311,6 +354,8 @@ int gpu_sched_request(struct gpu_sched *s, const struct gpu_lease_req *req, uint
                           GPU_ID_MAX);
     if ((unsigned) req->cls >= _GPU_CLASS_MAX)
         return rt_err_set(err, EINVAL, "gpu request: unknown visitor class %d", (int) req->cls);
+    if ((unsigned) req->size >= _GPU_SIZE_MAX)
+        return rt_err_set(err, EINVAL, "gpu request: unknown gpu size %d", (int) req->size);
     q = gpu__quota_get(&s->quota, req->space, req->identity, true, now_ms);
     if (!q)
         return rt_err_set(err, ENOMEM, "gpu request");
@@ -318,12 +363,17 @@ int gpu_sched_request(struct gpu_sched *s, const struct gpu_lease_req *req, uint
     quota = c->quota_s[req->cls];
     left_ms = gpu__quota_left_ms(q, quota);
     ret->left_s = quota ? (left_ms > 0 ? left_ms / 1000 : 0) : INT32_MAX;
+    /* Never fits: refused at once rather than queued forever. */
+    if (s->n_slots && !pool_has(s, req->size)) {
+        ret->verdict = GPU_NO_SIZE;
+        return 0;
+    }
     if (c->max_duration_s && duration > c->max_duration_s) {
         ret->verdict = GPU_TOO_LONG;
         ret->wait_s = -1;
         return 0;
     }
-    if (quota && (int64_t) duration * 1000 > left_ms) {
+    if (quota && (int64_t) duration * 1000 * weight > left_ms) {
         ret->verdict = GPU_QUOTA;
         ret->wait_s =
             q->window
@@ -331,7 +381,7 @@ int gpu_sched_request(struct gpu_sched *s, const struct gpu_lease_req *req, uint
                 : (int64_t) (s->quota.period_ms / 1000);
         return 0;
     }
-    slot = space_at_cap(s, req->space) ? -1 : pick_slot(s, req->space);
+    slot = space_at_cap(s, req->space) ? -1 : pick_slot(s, req->space, req->size);
     if (slot < 0 && (!req->enable_queue || !s->n_slots || s->qlen >= c->queue_max)) {
         ret->verdict = GPU_NONE_FREE;
         return 0;
@@ -350,10 +400,12 @@ int gpu_sched_request(struct gpu_sched *s, const struct gpu_lease_req *req, uint
     t->info.cls = req->cls;
     t->info.task_id = req->task_id;
     t->info.duration_s = duration;
+    t->info.size = req->size;
     t->info.arrival_ms = now_ms;
     t->duration_ms = (uint64_t) duration * 1000;
+    t->weight = weight;
     t->quota = q;
-    t->key = now_ms + penalty_ms(s, req, t->duration_ms, left_ms);
+    t->key = now_ms + penalty_ms(s, req, t->duration_ms * weight, left_ms);
 
     if (slot >= 0) {
         grant(s, t, (size_t) slot, now_ms);
@@ -367,7 +419,7 @@ int gpu_sched_request(struct gpu_sched *s, const struct gpu_lease_req *req, uint
         ret->position = gpu_sched_position(s, t->info.id);
         ret->reason = space_at_cap(s, req->space) ? GPU_WAIT_CONCURRENCY : GPU_WAIT_NODE;
     }
-    gpu__quota_reserve(q, t->duration_ms, now_ms);
+    gpu__quota_reserve(q, t->duration_ms * weight, now_ms);
     ret->lease = t->info;
     left_ms = gpu__quota_left_ms(q, quota);
     ret->left_s = quota ? (left_ms > 0 ? left_ms / 1000 : 0) : INT32_MAX;
@@ -422,7 +474,7 @@ int gpu_sched_release(struct gpu_sched *s, uint64_t id, bool fail, uint64_t now_
         return -ENOENT;
     t = s->queue[i];
     queue_remove(s, (size_t) i);
-    gpu__quota_settle(t->quota, t->duration_ms, 0);
+    gpu__quota_settle(t->quota, t->duration_ms * t->weight, 0);
     free(t);
     if (ret_charged_ms)
         *ret_charged_ms = 0;
@@ -471,7 +523,7 @@ unsigned gpu_sched_release_space(struct gpu_sched *s, const char *space, uint64_
             continue;
         }
         queue_remove(s, i);
-        gpu__quota_settle(t->quota, t->duration_ms, 0);
+        gpu__quota_settle(t->quota, t->duration_ms * t->weight, 0);
         free(t);
         n++;
     }
@@ -501,7 +553,7 @@ void gpu_sched_tick(struct gpu_sched *s, uint64_t now_ms)
             continue;
         }
         queue_remove(s, i);
-        gpu__quota_settle(t->quota, t->duration_ms, 0);
+        gpu__quota_settle(t->quota, t->duration_ms * t->weight, 0);
         if (s->ev.on_end)
             s->ev.on_end(s->ev.userdata, &t->info, GPU_END_TIMED_OUT);
         free(t);

@@ -26,6 +26,14 @@ enum gpu_class {
     _GPU_CLASS_MAX,
 };
 
+/* gpuSize (REFERENCE.md §5.1): `large` is half a GPU (a MIG slice on the Hub),
+ * `xlarge` a whole GPU, charged twice the quota and queued as a longer call. */
+enum gpu_size {
+    GPU_SIZE_LARGE = 0, /* the default (gpuSize absent) */
+    GPU_SIZE_XLARGE,
+    _GPU_SIZE_MAX,
+};
+
 enum gpu_policy {
     GPU_POLICY_PRIORITY = 0, /* shorter, richer in quota, higher class first, with aging */
     GPU_POLICY_FIFO,         /* arrival order (the simulator's baseline) */
@@ -57,6 +65,9 @@ struct gpu_slot {
     unsigned
         nvidia_index; /* ZeroGPU nvidiaIndex: unique per slot (the client keys workers by it) */
     char uuid[GPU_UUID_MAX];
+    /* The largest size it serves: XLARGE for a whole GPU (serves large too), LARGE for
+     * a MIG slice.  Zero (LARGE) unless the embedder says it is a whole GPU. */
+    enum gpu_size size;
 };
 
 enum gpu_verdict {
@@ -65,6 +76,7 @@ enum gpu_verdict {
     GPU_QUOTA,       /* 429 {left, wait}: not enough quota left for the declared duration */
     GPU_TOO_LONG,    /* 429 {left, wait: -1}: longer than the tier maximum */
     GPU_NONE_FREE,   /* 503: no unit and no queueing (queue off, full, or empty pool) */
+    GPU_NO_SIZE,     /* 503 + detail: xlarge asked of a pool with no whole GPU (never fits) */
 };
 
 enum gpu_queue_reason {
@@ -84,6 +96,7 @@ struct gpu_lease_req {
     uint32_t duration_s; /* declared; 0 = default */
     uint64_t task_id;    /* taskId, kept for listings */
     bool enable_queue;   /* false: 503 instead of queueing */
+    enum gpu_size size;  /* gpuSize; XLARGE reserves and charges 2x its seconds */
 };
 
 /* A lease, queued or granted. */
@@ -95,6 +108,7 @@ struct gpu_lease_info {
     enum gpu_class cls;
     uint64_t task_id;
     uint32_t duration_s; /* declared, after default and cap */
+    enum gpu_size size;  /* as requested (the slot may be larger) */
     uint64_t arrival_ms;
     bool granted;
     unsigned slot;         /* granted: index into the pool */
@@ -161,9 +175,9 @@ uint64_t gpu_sched_find_token(const struct gpu_sched *s, const char *token);
 int gpu_sched_allow(struct gpu_sched *s, uint64_t id, pid_t pid, struct gpu_lease_info *ret_lease);
 
 /* POST /release: ends a granted lease and charges the ACTUAL time used
- * (now - granted, at most the declared duration), or cancels a queued one (no
- * charge).  -ENOENT when unknown (404).  *ret_charged_ms (may be NULL) gets the
- * charge; *ret_used (may be NULL) whether a pid was ever allowed (else 204). */
+ * (now - granted, at most the declared duration; twice that for xlarge), or cancels
+ * a queued one (no charge).  -ENOENT when unknown (404).  *ret_charged_ms (may be
+ * NULL) gets the quota charge; *ret_used (may be NULL) whether a pid was ever allowed (else 204). */
 int gpu_sched_release(struct gpu_sched *s, uint64_t id, bool fail, uint64_t now_ms,
                       uint64_t *ret_charged_ms, bool *ret_used);
 
@@ -200,6 +214,8 @@ void gpu_sched_quota(struct gpu_sched *s, const char *space, const char *identit
 size_t gpu_sched_list(const struct gpu_sched *s, struct gpu_lease_info *out, size_t cap);
 
 const char *gpu_class_name(enum gpu_class c);
-int gpu_class_from_name(const char *name); /* -1 when unknown */
+int gpu_class_from_name(const char *name);  /* -1 when unknown */
+const char *gpu_size_name(enum gpu_size z); /* "large", "xlarge" */
+int gpu_size_from_name(const char *name);   /* -1 when unknown */
 
 #endif

@@ -64,10 +64,10 @@ int gpu_trace_parse(FILE *f, const char *name, struct gpu_trace *ret, struct rt_
     char line[1024];
 
     while (fgets(line, sizeof(line), f)) {
-        char arrival[32], cls[32], declared[32], actual[32], *p = line;
+        char arrival[32], cls[32], declared[32], actual[32], size[32] = "large", *p = line;
         struct gpu_sim_req *r;
         double v;
-        int c;
+        int c, z = 0, more = 0;
 
         lineno++;
         if (!strchr(line, '\n') && !feof(f)) {
@@ -93,19 +93,26 @@ int gpu_trace_parse(FILE *f, const char *name, struct gpu_trace *ret, struct rt_
         if (field(&p, arrival, sizeof(arrival)) != 1 ||
             field(&p, r->space, sizeof(r->space)) != 1 ||
             field(&p, r->visitor, sizeof(r->visitor)) != 1 || field(&p, cls, sizeof(cls)) != 1 ||
-            field(&p, declared, sizeof(declared)) != 1 || field(&p, actual, sizeof(actual)) != 0) {
+            field(&p, declared, sizeof(declared)) != 1 ||
+            (more = field(&p, actual, sizeof(actual))) < 0 ||
+            (more && field(&p, size, sizeof(size)) != 0)) {
             gpu_trace_done(&t);
-            return rt_err_set(err, EINVAL,
-                              "%s:%zu: expected arrival_s,space,visitor,class,declared_s,actual_s",
-                              name, lineno);
+            return rt_err_set(
+                err, EINVAL,
+                "%s:%zu: expected arrival_s,space,visitor,class,declared_s,actual_s[,size]", name,
+                lineno);
         }
         if (number(arrival, 1e9, &r->arrival_s) < 0 || !r->space[0] ||
             (c = gpu_class_from_name(cls)) < 0 || number(declared, 86400, &v) < 0 ||
-            v != floor(v) || number(actual, 1e6, &r->actual_s) < 0) {
+            v != floor(v) || number(actual, 1e6, &r->actual_s) < 0 ||
+            (z = gpu_size_from_name(size)) < 0) {
             gpu_trace_done(&t);
-            return rt_err_set(err, EINVAL, "%s:%zu: bad value (class: anonymous, user or pro)",
+            return rt_err_set(err, EINVAL,
+                              "%s:%zu: bad value (class: anonymous, user or pro; size: large or "
+                              "xlarge)",
                               name, lineno);
         }
+        r->size = (enum gpu_size) z;
         r->cls = (enum gpu_class) c;
         r->declared_s = (uint32_t) v;
         t.n++;
@@ -302,10 +309,11 @@ static void sim_free(struct sim *m)
 }
 
 int gpu_sim_run(const struct gpu_trace *t, const struct gpu_sched_config *cfg, unsigned n_gpus,
-                struct gpu_sim_result *ret, struct rt_err *err)
+                unsigned n_slices, struct gpu_sim_result *ret, struct rt_err *err)
 {
     _cleanup_(sim_free) struct sim m = { .trace = t };
-    _cleanup_free_ struct gpu_slot *slots = calloc(n_gpus ? n_gpus : 1, sizeof(*slots));
+    unsigned n_units = n_gpus + n_slices;
+    _cleanup_free_ struct gpu_slot *slots = calloc(n_units ? n_units : 1, sizeof(*slots));
     _cleanup_free_ double *w = calloc(t->n ? t->n : 1, sizeof(*w));
     struct gpu_sched_events ev = { on_grant, on_end, &m };
     struct gpu_sched *s = NULL;
@@ -320,13 +328,15 @@ int gpu_sim_run(const struct gpu_trace *t, const struct gpu_sched_config *cfg, u
     m.heap = calloc(t->n ? t->n : 1, sizeof(*m.heap));
     if (!slots || !w || !m.req_of_id || !m.wait_s || !m.run_s || !m.expired || !m.heap)
         return rt_err_set(err, ENOMEM, "simulate");
-    for (unsigned i = 0; i < n_gpus; i++) {
+    for (unsigned i = 0; i < n_units; i++) {
         slots[i].nvidia_index = i;
-        (void) snprintf(slots[i].uuid, sizeof(slots[i].uuid), "GPU-sim-%u", i);
+        slots[i].size = i < n_gpus ? GPU_SIZE_XLARGE : GPU_SIZE_LARGE;
+        (void) snprintf(slots[i].uuid, sizeof(slots[i].uuid),
+                        i < n_gpus ? "GPU-sim-%u" : "MIG-sim-%u", i);
     }
     for (size_t i = 0; i < t->n; i++)
         m.wait_s[i] = -1;
-    r = gpu_sched_new(cfg, slots, n_gpus, &ev, &s, err);
+    r = gpu_sched_new(cfg, slots, n_units, &ev, &s, err);
     if (r < 0)
         return r;
 
@@ -353,9 +363,15 @@ int gpu_sim_run(const struct gpu_trace *t, const struct gpu_sched_config *cfg, u
             gpu_sched_tick(s, at);
         while (next < t->n && ms(t->reqs[next].arrival_s) <= at) {
             const struct gpu_sim_req *q = &t->reqs[next];
-            struct gpu_lease_req req = { q->space, q->visitor[0] ? q->visitor : NULL,
-                                         q->cls,   q->declared_s,
-                                         next,     true };
+            struct gpu_lease_req req = {
+                .space = q->space,
+                .identity = q->visitor[0] ? q->visitor : NULL,
+                .cls = q->cls,
+                .duration_s = q->declared_s,
+                .task_id = next,
+                .enable_queue = true,
+                .size = q->size,
+            };
             struct gpu_answer a;
             struct gpu_sim_stats *st = &res.cls[q->cls];
 
@@ -371,7 +387,7 @@ int gpu_sim_run(const struct gpu_trace *t, const struct gpu_sched_config *cfg, u
                 started(&m, &a.lease);
             st->quota += a.verdict == GPU_QUOTA;
             st->too_long += a.verdict == GPU_TOO_LONG;
-            st->none_free += a.verdict == GPU_NONE_FREE;
+            st->none_free += a.verdict == GPU_NONE_FREE || a.verdict == GPU_NO_SIZE;
             next++;
         }
     }
@@ -411,7 +427,7 @@ int gpu_sim_run(const struct gpu_trace *t, const struct gpu_sched_config *cfg, u
 
         res.makespan_s = m.last_end_ms > first ? (double) (m.last_end_ms - first) / 1000.0 : 0;
     }
-    res.utilization = res.makespan_s > 0 && n_gpus ? m.busy_s / (n_gpus * res.makespan_s) : 0;
+    res.utilization = res.makespan_s > 0 && n_units ? m.busy_s / (n_units * res.makespan_s) : 0;
     res.jain = jain(&m, t, &res.visitors);
     *ret = res;
     return 0;

@@ -166,6 +166,7 @@ int rt_gpuzero_new(const struct rt_gpuzero_config *cfg, struct rt_gpuzero **ret,
 {
     struct rt_gpuzero *z;
     const struct gpu_slot *slots;
+    _cleanup_free_ struct gpu_slot *sized = NULL;
     struct gpu_sched_config scfg;
     struct gpu_api_config acfg = { 0 };
     struct gpu_api_hooks hooks = { .on_allow = on_allow, .on_revoke = on_revoke };
@@ -188,9 +189,18 @@ int rt_gpuzero_new(const struct rt_gpuzero_config *cfg, struct rt_gpuzero **ret,
     z->inv = rt_gpunode_inventory(cfg->gpus);
     z->units = rt_gpunode_zero_units(cfg->gpus);
     z->n_slots = n;
+    /* gpuSize: each slot's size from its unit, a MIG instance serves large only, a
+     * whole GPU xlarge too (gpu-sched/README.md "Sizes"). */
+    sized = calloc(n, sizeof(*sized));
+    if (!sized) {
+        r = rt_err_set(err, ENOMEM, "zerogpu");
+        goto fail;
+    }
     for (size_t i = 0; i < n; i++) {
         z->pool[i] = unit_of(z, (unsigned) i);
         add_nodes(z, z->pool[i]);
+        sized[i] = slots[i];
+        sized[i].size = z->pool[i]->mig_gi < 0 ? GPU_SIZE_XLARGE : GPU_SIZE_LARGE;
     }
     zcg_roots(z->v1root, z->v2root);
     gpu_sched_config_default(&scfg);
@@ -205,7 +215,7 @@ int rt_gpuzero_new(const struct rt_gpuzero_config *cfg, struct rt_gpuzero **ret,
         r = rt_err_set(err, errno, "eventfd");
         goto fail;
     }
-    r = gpu_api_new(&acfg, &scfg, slots, n, &hooks, &z->api, err);
+    r = gpu_api_new(&acfg, &scfg, sized, n, &hooks, &z->api, err);
     if (r < 0)
         goto fail;
     r = -pthread_create(&z->thread, NULL, loop, z);
@@ -418,6 +428,7 @@ static json_t *lease_json(struct rt_gpuzero *z, const struct gpu_lease_info *l, 
 
     if (!j)
         return NULL;
+    (void) json_object_set_new(j, "size", json_string(gpu_size_name(l->size)));
     if (l->granted) {
         (void) json_object_set_new(j, "nvidiaIndex", json_integer(l->nvidia_index));
         (void) json_object_set_new(j, "unit", json_string(l->uuid));

@@ -1,6 +1,7 @@
 /* Unit tests for ZeroGPU leases, driven by a virtual clock: grant, queue order,
  * aging, deadline expiry, actual-time charging, quotas (429 left/wait), the
- * per-Space cap, crashed workers, timeouts. */
+ * per-Space cap, crashed workers, timeouts, sizes (large on MIG slices first,
+ * xlarge on whole GPUs only, charged twice). */
 #include <errno.h>
 #include <string.h>
 
@@ -44,10 +45,10 @@ static void on_end(void *ud, const struct gpu_lease_info *l, enum gpu_end why)
 static struct gpu_sched *make(struct gpu_sched_config *cfg, size_t slots, struct events *e)
 {
     struct gpu_slot sl[4] = {
-        { 0, "MIG-a" },
-        { 1, "MIG-b" },
-        { 2, "MIG-c" },
-        { 3, "MIG-d" },
+        { 0, "MIG-a", GPU_SIZE_LARGE },
+        { 1, "MIG-b", GPU_SIZE_LARGE },
+        { 2, "MIG-c", GPU_SIZE_LARGE },
+        { 3, "MIG-d", GPU_SIZE_LARGE },
     };
     struct gpu_sched_events ev = { on_grant, on_end, e };
     struct gpu_sched *s = NULL;
@@ -62,7 +63,43 @@ static struct gpu_sched *make(struct gpu_sched_config *cfg, size_t slots, struct
 static struct gpu_answer ask(struct gpu_sched *s, const char *space, const char *who,
                              enum gpu_class cls, uint32_t dur, uint64_t now)
 {
-    struct gpu_lease_req req = { space, who, cls, dur, 7, true };
+    struct gpu_lease_req req = { space, who, cls, dur, 7, true, GPU_SIZE_LARGE };
+    struct gpu_answer a;
+    struct rt_err err = { 0 };
+
+    if (gpu_sched_request(s, &req, now, &a, &err) < 0) {
+        printf("# request: %s\n", err.msg);
+        memset(&a, 0, sizeof(a));
+        a.verdict = GPU_NONE_FREE;
+    }
+    return a;
+}
+
+/* A pool of @n slots: whole GPUs ("GPU-N", xlarge) first, then MIG slices. */
+static struct gpu_sched *make_sized(struct gpu_sched_config *cfg, size_t whole, size_t mig,
+                                    struct events *e)
+{
+    struct gpu_slot sl[8] = { 0 };
+    struct gpu_sched_events ev = { on_grant, on_end, e };
+    struct gpu_sched *s = NULL;
+    struct rt_err err = { 0 };
+
+    memset(e, 0, sizeof(*e));
+    for (size_t i = 0; i < whole + mig && i < ARRAY_SIZE(sl); i++) {
+        sl[i].nvidia_index = (unsigned) i;
+        sl[i].size = i < whole ? GPU_SIZE_XLARGE : GPU_SIZE_LARGE;
+        (void) snprintf(sl[i].uuid, sizeof(sl[i].uuid), "%s-%zu", i < whole ? "GPU" : "MIG", i);
+    }
+    if (gpu_sched_new(cfg, sl, whole + mig, &ev, &s, &err) < 0)
+        printf("# %s\n", err.msg);
+    return s;
+}
+
+static struct gpu_answer ask_size(struct gpu_sched *s, const char *space, const char *who,
+                                  enum gpu_class cls, uint32_t dur, enum gpu_size size,
+                                  uint64_t now)
+{
+    struct gpu_lease_req req = { space, who, cls, dur, 7, true, size };
     struct gpu_answer a;
     struct rt_err err = { 0 };
 
@@ -424,7 +461,7 @@ static void test_none_free_and_timeout(void)
     struct events e = { 0 };
     struct gpu_sched *s;
     struct gpu_answer a;
-    struct gpu_lease_req req = { "a/a", "user:z", GPU_CLASS_USER, 10, 1, false };
+    struct gpu_lease_req req = { "a/a", "user:z", GPU_CLASS_USER, 10, 1, false, GPU_SIZE_LARGE };
     struct rt_err err = { 0 };
     int64_t left;
 
@@ -461,21 +498,23 @@ static void test_none_free_and_timeout(void)
 
 /* Random requests, releases, crashes, cancels and ticks on a virtual clock.  After
  * every step: no unit has two leases, no Space is over its cap, and the scheduler
- * is work-conserving (nobody waits while a unit is free and their Space may run). */
-static void test_random_invariants(void)
+ * is work-conserving (nobody waits while a unit is free and their Space may run).
+ * @sized: a pool of one whole GPU (slot 0) and two MIG slices, random sizes: never
+ * an xlarge on a slice, and nobody waits beside a free unit that fits them. */
+static void test_random_invariants(bool sized)
 {
     struct gpu_sched_config cfg;
     struct events e = { 0 };
     struct gpu_sched *s;
     struct gpu_lease_info l[64];
-    unsigned seed = 12345, bad_slot = 0, bad_cap = 0, idle_waste = 0, grants = 0;
+    unsigned seed = 12345, bad_slot = 0, bad_cap = 0, idle_waste = 0, grants = 0, bad_size = 0;
     uint64_t now = 0;
 
     gpu_sched_config_default(&cfg);
     cfg.space_concurrency = 1;
     cfg.queue_max = 40;
     cfg.queue_timeout_s = 90;
-    s = make(&cfg, 3, &e);
+    s = sized ? make_sized(&cfg, 1, 2, &e) : make(&cfg, 3, &e);
     if (!s)
         return;
     for (unsigned step = 0; step < 20000; step++) {
@@ -489,7 +528,8 @@ static void test_random_invariants(void)
 
             (void) snprintf(sp, sizeof(sp), "s/%u", op % 6);
             (void) snprintf(who, sizeof(who), "ip:%u", (op >> 3) % 50);
-            a = ask(s, sp, who, (enum gpu_class)(op % 3), 5 + op % 120, now);
+            a = ask_size(s, sp, who, (enum gpu_class)(op % 3), 5 + op % 120,
+                         sized && (op >> 9) % 3 == 0 ? GPU_SIZE_XLARGE : GPU_SIZE_LARGE, now);
             grants += a.verdict == GPU_GRANTED;
             if (a.verdict == GPU_GRANTED && op % 3 == 0)
                 (void) gpu_sched_allow(s, a.lease.id, (pid_t) (1000 + a.lease.id), NULL);
@@ -501,10 +541,14 @@ static void test_random_invariants(void)
             gpu_sched_tick(s, now);
         }
         n = gpu_sched_list(s, l, 64);
+        bool whole_free = true;
+
         for (size_t i = 0; i < n && i < 64; i++) {
             if (!l[i].granted)
                 continue;
             granted++;
+            whole_free &= l[i].slot != 0;
+            bad_size += sized && l[i].size == GPU_SIZE_XLARGE && l[i].slot != 0;
             for (size_t k = 0; k < i; k++) {
                 bad_slot += l[k].granted && l[k].slot == l[i].slot;
                 bad_cap += l[k].granted && strcmp(l[k].space, l[i].space) == 0;
@@ -516,13 +560,150 @@ static void test_random_invariants(void)
 
                 for (size_t k = 0; k < n && k < 64; k++)
                     space_busy |= l[k].granted && strcmp(l[k].space, l[i].space) == 0;
-                idle_waste += !l[i].granted && !space_busy;
+                idle_waste +=
+                    !l[i].granted && !space_busy && (l[i].size == GPU_SIZE_LARGE || whole_free);
             }
     }
     ok(grants > 1000, "many immediate grants (%u)", grants);
     is_int(bad_slot, 0, "never two leases on one unit");
     is_int(bad_cap, 0, "never a Space over its cap");
     is_int(idle_waste, 0, "never a runnable request waiting beside a free unit");
+    is_int(bad_size, 0, "never an xlarge on a MIG slice");
+    gpu_sched_free(s);
+}
+
+/* A large call takes a MIG slice before a whole GPU; an xlarge one only a whole GPU,
+ * and waits for one while large calls behind it take the slices. */
+static void test_sizes_placement(void)
+{
+    struct gpu_sched_config cfg;
+    struct events e = { 0 };
+    struct gpu_sched *s;
+    struct gpu_answer a, b, c, d, x;
+    struct gpu_lease_info l[8];
+    struct gpu_slot bad = { 0, "GPU-x", (enum gpu_size) 7 };
+    struct rt_err err = { 0 };
+
+    gpu_sched_config_default(&cfg);
+    is_int(gpu_sched_new(&cfg, &bad, 1, NULL, &s, &err), -EINVAL,
+           "a slot of unknown size: -EINVAL");
+    cfg.space_concurrency = 0;
+    /* slot 0: a whole GPU; 1, 2: MIG slices. */
+    s = make_sized(&cfg, 1, 2, &e);
+    if (!s)
+        return;
+    a = ask_size(s, "a/a", "user:a", GPU_CLASS_USER, 10, GPU_SIZE_LARGE, S(0));
+    ok(a.verdict == GPU_GRANTED && a.lease.slot == 1,
+       "large: a MIG slice, not the whole GPU first");
+    is_str(a.lease.uuid, "MIG-1", "its MIG uuid");
+    is_int(a.lease.size, GPU_SIZE_LARGE, "lease size large");
+    b = ask_size(s, "b/b", "user:b", GPU_CLASS_USER, 10, GPU_SIZE_LARGE, S(0));
+    ok(b.verdict == GPU_GRANTED && b.lease.slot == 2, "second large: the other slice");
+    c = ask_size(s, "c/c", "user:c", GPU_CLASS_USER, 10, GPU_SIZE_LARGE, S(0));
+    ok(c.verdict == GPU_GRANTED && c.lease.slot == 0, "slices busy: large falls back to the GPU");
+    x = ask_size(s, "x/x", "user:x", GPU_CLASS_PRO, 10, GPU_SIZE_XLARGE, S(1));
+    is_int(x.verdict, GPU_QUEUED, "xlarge with the GPU busy: queued");
+    is_int(x.reason, GPU_WAIT_NODE, "reason node");
+    (void) gpu_sched_release(s, a.lease.id, false, S(2), NULL, NULL);
+    is_int(gpu_sched_position(s, x.lease.id), 1, "a slice is free: xlarge still waits");
+    is_int(e.grants, 0, "the slice is not given to it");
+    d = ask_size(s, "d/d", "user:d", GPU_CLASS_USER, 10, GPU_SIZE_LARGE, S(3));
+    ok(d.verdict == GPU_GRANTED && d.lease.slot == 1, "a new large takes the free slice at once");
+    /* All busy; a large queued behind the xlarge (anonymous: larger key). */
+    a = ask_size(s, "e/e", "ip:e", GPU_CLASS_ANON, 10, GPU_SIZE_LARGE, S(4));
+    is_int(a.verdict, GPU_QUEUED, "large queued");
+    is_int(gpu_sched_position(s, a.lease.id), 2, "behind the xlarge");
+    is_int(gpu_sched_list(s, l, 8), 5, "3 leases + 2 queued");
+    ok(l[3].id == x.lease.id && l[3].size == GPU_SIZE_XLARGE && !l[3].granted,
+       "the listing shows the queued xlarge's size");
+    (void) gpu_sched_release(s, b.lease.id, false, S(5), NULL, NULL);
+    ok(e.grants == 1 && e.last_grant_id == a.lease.id, "a freed slice goes past the xlarge");
+    is_int(gpu_sched_position(s, x.lease.id), 1, "xlarge keeps its place");
+    (void) gpu_sched_release(s, c.lease.id, false, S(6), NULL, NULL);
+    ok(e.grants == 2 && e.last_grant_id == x.lease.id, "the freed whole GPU goes to the xlarge");
+    is_int(gpu_sched_list(s, l, 8), 3, "3 leases");
+    for (size_t i = 0; i < 3; i++)
+        if (l[i].id == x.lease.id)
+            ok(l[i].slot == 0 && strcmp(l[i].uuid, "GPU-0") == 0, "xlarge on the whole GPU");
+    gpu_sched_free(s);
+
+    /* A pool of MIG slices only: xlarge can never run there. */
+    s = make_sized(&cfg, 0, 2, &e);
+    if (!s)
+        return;
+    x = ask_size(s, "x/x", "user:x", GPU_CLASS_USER, 10, GPU_SIZE_XLARGE, S(0));
+    is_int(x.verdict, GPU_NO_SIZE, "xlarge on a MIG-only pool: refused, not queued");
+    is_int(x.left_s, 300, "nothing reserved");
+    is_int(gpu_sched_queue_len(s), 0, "queue empty");
+    x = ask_size(s, "x/x", "user:x", GPU_CLASS_USER, 10, GPU_SIZE_LARGE, S(0));
+    is_int(x.verdict, GPU_GRANTED, "large there: granted");
+    is_int(gpu_sched_request(s,
+                             &(struct gpu_lease_req){ "x/x", NULL, GPU_CLASS_USER, 10, 1, true,
+                                                      (enum gpu_size) 9 },
+                             S(0), &x, &err),
+           -EINVAL, "unknown size: -EINVAL");
+    gpu_sched_free(s);
+}
+
+/* xlarge reserves and charges twice its seconds, and queues as a call twice as long. */
+static void test_sizes_quota(void)
+{
+    struct gpu_sched_config cfg;
+    struct events e = { 0 };
+    struct gpu_sched *s;
+    struct gpu_answer a, b;
+    uint64_t charged = 0;
+    int64_t left, reset;
+
+    gpu_sched_config_default(&cfg);
+    cfg.space_concurrency = 0;
+    s = make_sized(&cfg, 1, 0, &e);
+    if (!s)
+        return;
+    a = ask_size(s, "p/p", "user:pro", GPU_CLASS_PRO, 60, GPU_SIZE_XLARGE, S(0));
+    is_int(a.verdict, GPU_GRANTED, "xlarge on a whole GPU: granted");
+    is_int(a.lease.deadline_ms, S(60), "deadline: the declared 60 s, not doubled");
+    is_int(a.left_s, 2400 - 120, "reserves 2 x 60 s");
+    gpu_sched_quota(s, "p/p", "user:pro", GPU_CLASS_PRO, S(1), &left, NULL);
+    is_int(left, 2280, "quota query counts the doubled reservation");
+    (void) gpu_sched_release(s, a.lease.id, false, S(10) + 500, &charged, NULL);
+    is_int(charged, 21000, "10.5 s used: 21 s charged");
+    gpu_sched_quota(s, "p/p", "user:pro", GPU_CLASS_PRO, S(11), &left, NULL);
+    is_int(left, 2379, "2400 - 21");
+
+    /* Expired at its deadline: charged 2x the declared time. */
+    a = ask_size(s, "p/p", "user:pro", GPU_CLASS_PRO, 5, GPU_SIZE_XLARGE, S(20));
+    gpu_sched_tick(s, S(26));
+    is_int(e.last_end, GPU_END_EXPIRED, "xlarge expired");
+    gpu_sched_quota(s, "p/p", "user:pro", GPU_CLASS_PRO, S(27), &left, NULL);
+    is_int(left, 2369, "expiry charged 2 x 5 s");
+
+    /* 429 for anonymous (120 s): xlarge 61 s is 122 s. */
+    a = ask_size(s, "q/q", "ip:192.0.2.9", GPU_CLASS_ANON, 61, GPU_SIZE_XLARGE, S(100));
+    is_int(a.verdict, GPU_QUOTA, "xlarge 61 s = 122 s > 120: 429");
+    is_int(a.left_s, 120, "429 left in quota seconds");
+    is_int(a.wait_s, 86400, "429 wait: a full period (no window yet)");
+    a = ask_size(s, "q/q", "ip:192.0.2.9", GPU_CLASS_ANON, 61, GPU_SIZE_LARGE, S(100));
+    is_int(a.verdict, GPU_GRANTED, "the same 61 s as large fits");
+    (void) gpu_sched_release(s, a.lease.id, false, S(130), NULL, NULL);
+    a = ask_size(s, "q/q", "ip:192.0.2.9", GPU_CLASS_ANON, 46, GPU_SIZE_XLARGE, S(200));
+    is_int(a.verdict, GPU_QUOTA, "90 s left, xlarge 46 s = 92 s: 429");
+    is_int(a.left_s, 90, "left 90");
+    gpu_sched_quota(s, "q/q", "ip:192.0.2.9", GPU_CLASS_ANON, S(200), NULL, &reset);
+    is_int(a.wait_s, reset, "wait = until the window resets");
+    a = ask_size(s, "q/q", "ip:192.0.2.9", GPU_CLASS_ANON, 45, GPU_SIZE_XLARGE, S(201));
+    is_int(a.verdict, GPU_GRANTED, "xlarge 45 s = exactly 90 s: granted");
+    is_int(a.left_s, 0, "nothing left while it runs");
+    gpu_sched_release_space(s, "q/q", S(202));
+
+    /* Queue order: an xlarge 30 s call ranks as a 60 s one. */
+    a = ask_size(s, "busy/b", "user:busy", GPU_CLASS_USER, 100, GPU_SIZE_LARGE, S(300));
+    b = ask_size(s, "x/x", "user:x", GPU_CLASS_USER, 30, GPU_SIZE_XLARGE, S(301));
+    is_int(b.verdict, GPU_QUEUED, "xlarge queued");
+    a = ask_size(s, "l/l", "user:l", GPU_CLASS_USER, 50, GPU_SIZE_LARGE, S(302));
+    is_int(gpu_sched_position(s, a.lease.id), 1,
+           "a later large 50 s goes before an xlarge 30 s (penalty 60 s)");
+    is_int(gpu_sched_position(s, b.lease.id), 2, "xlarge second");
     gpu_sched_free(s);
 }
 
@@ -540,7 +721,13 @@ int main(void)
     test_space_cap();
     test_crash_and_space_stop();
     test_none_free_and_timeout();
-    test_random_invariants();
+    test_random_invariants(false);
+    test_random_invariants(true);
+    test_sizes_placement();
+    test_sizes_quota();
+    is_str(gpu_size_name(GPU_SIZE_XLARGE), "xlarge", "size name");
+    is_int(gpu_size_from_name("large"), GPU_SIZE_LARGE, "size from name");
+    is_int(gpu_size_from_name("huge"), -1, "unknown size");
     is_str(gpu_class_name(GPU_CLASS_PRO), "pro", "class name");
     is_int(gpu_class_from_name("anon"), GPU_CLASS_ANON, "class alias");
     is_int(gpu_class_from_name("vip"), -1, "unknown class");

@@ -367,11 +367,72 @@ static void test_listeners(void)
     }
 }
 
+/* gpuSize over HTTP, each pool its own server: xlarge charged twice in the 429's
+ * left, a bad size 400, xlarge on a MIG-only pool 503 with a detail. */
+static void test_sizes(const struct gpu_api_hooks *hooks)
+{
+    struct gpu_api_config cfg = { .listen = "127.0.0.1:0", .ping_ms = 100 };
+    struct gpu_sched_config scfg;
+    struct gpu_slot whole = { .nvidia_index = 0, .uuid = "GPU-w", .size = GPU_SIZE_XLARGE };
+    struct gpu_slot mig = { .nvidia_index = 0, .uuid = "MIG-s", .size = GPU_SIZE_LARGE };
+    struct gpu_api *main_api = api;
+    struct rt_err err = { 0 };
+    char buf[4096];
+
+    gpu_sched_config_default(&scfg);
+    if (gpu_api_new(&cfg, &scfg, &whole, 1, hooks, &api, &err) < 0) {
+        api = main_api;
+        ok(0, "sized server: %s", err.msg);
+        return;
+    }
+    /* No token: the Space pays, anonymous quota 120 s. */
+    call("POST /schedule?cgroupPath=/spaces/demo&durationSeconds=61&gpuSize=xlarge", buf,
+         sizeof(buf));
+    is_int(status(buf), 429, "xlarge 61 s = 122 quota seconds > 120: 429");
+    ok(strstr(buf, "{\"left\":120,\"wait\":86400}") != NULL, "429 left 120");
+    call("POST /schedule?cgroupPath=/spaces/demo&durationSeconds=30&gpuSize=xlarge", buf,
+         sizeof(buf));
+    is_int(status(buf), 200, "gpuSize=xlarge on a whole GPU: granted");
+    ok(strstr(buf, "\"nvidiaUUID\":\"GPU-w\"") != NULL, "the whole GPU");
+    call("POST /schedule?cgroupPath=/spaces/demo&durationSeconds=61&gpuSize=large", buf,
+         sizeof(buf));
+    is_int(status(buf), 429, "the xlarge reserved 60 of 120: a large 61 s is 429");
+    ok(strstr(buf, "\"left\":60,") != NULL, "429 left 60");
+    call("POST /schedule?cgroupPath=/spaces/demo&gpuSize=huge", buf, sizeof(buf));
+    is_int(status(buf), 400, "gpuSize=huge: 400");
+    ok(strstr(buf, "gpuSize: expected large or xlarge") != NULL, "with a detail");
+    call("POST /schedule?cgroupPath=/spaces/demo&gpuSize=XLARGE", buf, sizeof(buf));
+    is_int(status(buf), 400, "sizes are lowercase: 400");
+    gpu_api_free(api);
+
+    api = NULL;
+    if (gpu_api_new(&cfg, &scfg, &mig, 1, hooks, &api, &err) < 0) {
+        api = main_api;
+        ok(0, "MIG server: %s", err.msg);
+        return;
+    }
+    call("POST /schedule?cgroupPath=/spaces/demo&durationSeconds=10&gpuSize=xlarge", buf,
+         sizeof(buf));
+    is_int(status(buf), 503, "xlarge on a MIG-only pool: 503 (the client's \"No GPU\")");
+    ok(strstr(buf, "{\"detail\":\"gpuSize=xlarge needs a whole GPU") != NULL,
+       "with a detail naming the size");
+    call("GET /queue-size", buf, sizeof(buf));
+    ok(strstr(buf, "\r\n\r\n0") != NULL, "not queued");
+    call("POST /schedule?cgroupPath=/spaces/demo&durationSeconds=10&gpuSize=large", buf,
+         sizeof(buf));
+    is_int(status(buf), 200, "large on the slice: granted");
+    ok(strstr(buf, "\"nvidiaUUID\":\"MIG-s\"") != NULL, "the slice");
+    call("POST /schedule?cgroupPath=/spaces/demo&durationSeconds=10", buf, sizeof(buf));
+    ok(status(buf) == 200 && strstr(buf, "text/event-stream"), "no gpuSize = large: queued");
+    gpu_api_free(api);
+    api = main_api;
+}
+
 int main(void)
 {
     struct gpu_api_config cfg = { .listen = "127.0.0.1:0", .ping_ms = 100 };
     struct gpu_sched_config scfg;
-    struct gpu_slot slot = { .nvidia_index = 0, .uuid = "GPU-test-0" };
+    struct gpu_slot slot = { .nvidia_index = 0, .uuid = "GPU-test-0", .size = GPU_SIZE_XLARGE };
     struct gpu_api_hooks hooks = { .on_resolve = on_resolve,
                                    .on_allow = on_allow,
                                    .on_revoke = on_revoke,
@@ -396,6 +457,7 @@ int main(void)
     test_hostile();
     test_release_space();
     test_listeners();
+    test_sizes(&hooks);
     /* Free with a stream open: the queued request is cancelled, nothing leaks. */
     call("POST /schedule?cgroupPath=/spaces/x&durationSeconds=60", buf, sizeof(buf));
     sse = dial();
