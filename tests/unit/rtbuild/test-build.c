@@ -223,6 +223,7 @@ static void test_lfs_and_limits(void)
     struct rt_build_job job = { .data_dir = tmp,
                                 .space_id = "alice/demo",
                                 .repo_dir = bare,
+                                .lfs_scope = "7-1",
                                 .plan = &none,
                                 .limits = &limits };
 
@@ -231,7 +232,7 @@ static void test_lfs_and_limits(void)
     rt_sha256_final(&h, sum);
     for (int i = 0; i < RT_SHA256_LEN; i++)
         (void) snprintf(oid + 2 * i, 3, "%02x", sum[i]);
-    is_int(rt_lfs_open(tmp, 0, &store, &err), 0, "open the LFS store");
+    is_int(rt_lfs_open_space(tmp, 7, 1, &store, &err), 0, "open Space 7's LFS store");
     is_int(rt_lfs_writer_start(store, oid, sizeof(content) - 1, &w, &err), 0, "upload an object");
     is_int(rt_lfs_writer_write(w, content, sizeof(content) - 1, &err), 0, "its bytes");
     is_int(rt_lfs_writer_finish(w, &err), 0, "stored");
@@ -253,6 +254,15 @@ static void test_lfs_and_limits(void)
     ok(file_has(r.app_layer, "models/model.bin", content), "the pointer became the object");
     ok(file_has(r.app_layer, "gone.bin", "version https://git-lfs.github.com/spec/v1\n"),
        "a missing object leaves the pointer");
+    /* The same commit in another Space: its objects were never uploaded there. */
+    job.lfs_scope = "8-1";
+    b = rt_build_new();
+    is_int(rt_build_run(b, &job, &r, &err), 0, "the same commit builds for Space 8");
+    rt_build_free(b);
+    ok(strstr(r.app_layer, "-8-1") != NULL, "into a layer of its own: %s", r.app_layer);
+    ok(file_has(r.app_layer, "models/model.bin", "version https://git-lfs.github.com/spec/v1\n"),
+       "with the pointer, not Space 7's object");
+    job.lfs_scope = "7-1";
 
     is_int(commit("head -c 2000 /dev/zero > big.bin", sha), 0, "a commit with a 2000-byte file");
     job.commit = sha;
