@@ -55,8 +55,8 @@ int rt__api_whoami(struct rt_req *r)
 
 static json_t *user_json(const struct rt_user *u)
 {
-    return json_pack("{s:s, s:b, s:o}", "name", u->name, "admin", u->admin, "createdAt",
-                     rt__json_time(u->created_at));
+    return json_pack("{s:s, s:b, s:s, s:o}", "name", u->name, "admin", u->admin, "plan",
+                     u->plan[0] ? u->plan : "free", "createdAt", rt__json_time(u->created_at));
 }
 
 static int on_user(const struct rt_user *u, void *userdata)
@@ -84,19 +84,38 @@ static int users(struct rt_req *r)
     }
     if (r->nseg == 2 && strcmp(r->method, "POST") == 0) {
         json_t *body = rt__req_object(r, false);
-        const char *name = NULL;
+        const char *name = NULL, *plan = NULL;
         bool admin = false;
 
         if (!body)
             return r->status;
         if (rt__field_str(r, body, "name", true, &name) < 0 ||
-            rt__field_bool(r, body, "admin", &admin) < 0)
+            rt__field_bool(r, body, "admin", &admin) < 0 ||
+            rt__field_str(r, body, "plan", false, &plan) < 0)
             goto out;
         if (rt_name_check(name, "user name", &err) < 0) {
             rt__reply_error(r, 400, "%s", err.msg);
             goto out;
         }
+        if (plan && !rt_plan_valid(plan)) {
+            rt__reply_error(r, 400, "field 'plan' must be 'free' or 'pro'");
+            goto out;
+        }
+        /* One transaction: a user never exists without the plan it was created with. */
+        rc = rt_store_begin(r->st, &err);
+        if (rc < 0) {
+            rt__reply_err(r, rc, &err);
+            goto out;
+        }
         rc = rt_store_user_add(r->st, name, admin, &u, &err);
+        if (rc >= 0 && plan && strcmp(plan, "free") != 0) {
+            rc = rt_store_user_set_plan(r->st, name, plan, &err);
+            (void) snprintf(u.plan, sizeof(u.plan), "%s", plan);
+        }
+        if (rc >= 0)
+            rc = rt_store_commit(r->st, &err);
+        else
+            rt_store_rollback(r->st);
         if (rc < 0) {
             rt__reply_err(r, rc, &err);
             goto out;
@@ -107,6 +126,34 @@ static int users(struct rt_req *r)
         }
         rt__reply_json(r, 201, user_json(&u));
     out:
+        json_decref(body);
+        return r->status;
+    }
+    if (r->nseg == 3 && strcmp(r->method, "PATCH") == 0) {
+        json_t *body = rt__req_object(r, false);
+        const char *plan = NULL;
+
+        if (!body)
+            return r->status;
+        if (rt__field_str(r, body, "plan", true, &plan) < 0)
+            goto out_patch;
+        if (!rt_plan_valid(plan)) {
+            rt__reply_error(r, 400, "field 'plan' must be 'free' or 'pro'");
+            goto out_patch;
+        }
+        rc = rt_store_user_set_plan(r->st, r->seg[2], plan, &err);
+        if (rc >= 0)
+            rc = rt_store_user_get(r->st, r->seg[2], &u, &err);
+        if (rc < 0) {
+            rt__reply_err(r, rc, &err);
+            goto out_patch;
+        }
+        {
+            struct rt_log_ctx ctx = { .action = "set plan" };
+            rt_log(RT_LOG_INFO, &ctx, "user '%s' is on the %s plan", u.name, u.plan);
+        }
+        rt__reply_json(r, 200, user_json(&u));
+    out_patch:
         json_decref(body);
         return r->status;
     }

@@ -42,8 +42,17 @@ int rt__api_gpu_quota(struct rt_req *r)
     if (n == -2 || (n >= 0 && !strchr(space, '/')))
         return rt__reply_error(r, 400, "space: expected OWNER/NAME");
     if (rt_auth_is_user(&r->who)) {
+        struct rt_user u;
+        struct rt_err err = { 0 };
+
         (void) snprintf(id, sizeof(id), "user:%s", r->who.token.user);
-        cls = GPU_CLASS_USER;
+        rt_store_lock(r->st);
+        /* the user's plan picks the class, as the proxy's X-IP-Token would */
+        cls =
+            rt_store_user_get(r->st, r->who.token.user, &u, &err) == 0 && strcmp(u.plan, "pro") == 0
+                ? GPU_CLASS_PRO
+                : GPU_CLASS_USER;
+        rt_store_unlock(r->st);
     } else {
         (void) snprintf(id, sizeof(id), "ip:%s", r->ri->remote_addr);
     }

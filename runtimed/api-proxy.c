@@ -206,6 +206,8 @@ out:
     return r->status;
 }
 
+/* {"read", "user", "class"}: whether the token may read the Space, and whose it is, so
+ * spaceproxy can name the visitor in X-IP-Token (class by the user's plan). */
 static int check_token(struct rt_req *r)
 {
     json_t *body = rt__req_object(r, false);
@@ -213,7 +215,8 @@ static int check_token(struct rt_req *r)
     struct rt_err err = { 0 };
     const char *token = NULL;
     struct rt_space s;
-    bool read = false;
+    struct rt_user u = { 0 };
+    bool read = false, known = false;
     int rc;
 
     if (!body)
@@ -223,12 +226,18 @@ static int check_token(struct rt_req *r)
     rc = rt_auth_resolve_token(r->st, token, &p, &err);
     if (rc >= 0) {
         read = rt_auth_is_user(&p) && rt_auth_can_read(&p, &s);
+        known = rt_auth_is_user(&p) && rt_store_user_get(r->st, p.token.user, &u, &err) >= 0;
         rt_principal_done(&p);
     } else if (rc != -EACCES) {
         rt__reply_err(r, rc, &err);
         goto out;
     }
-    rt__reply_json(r, 200, json_pack("{s:b}", "read", read));
+    rt__reply_json(r, 200,
+                   json_pack("{s:b, s:o, s:o}", "read", read, "user",
+                             known ? json_string(u.name) : json_null(), "class",
+                             !known                       ? json_null()
+                             : strcmp(u.plan, "pro") == 0 ? json_string("pro")
+                                                          : json_string("user")));
 out:
     json_decref(body);
     return r->status;

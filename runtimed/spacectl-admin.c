@@ -13,14 +13,14 @@
 int sc_cmd_user_add(struct sc_ctx *ctx, const struct sc_inv *inv)
 {
     _cleanup_json_ json_t *body = NULL, *resp = NULL;
-    bool admin = sc_opt_value(inv, "admin") != NULL;
+    bool admin = sc_opt_value(inv, "admin") != NULL, pro = sc_opt_value(inv, "pro") != NULL;
     const char *name = inv->pos[0];
     int r;
 
     if (!sc_valid_name(name))
         return sc_usage_error(
             ctx, inv, "'%s' is not a user name: use letters, digits, '-', '_' and '.'", name);
-    body = json_pack("{s:s, s:b}", "name", name, "admin", admin);
+    body = json_pack("{s:s, s:b, s:s}", "name", name, "admin", admin, "plan", pro ? "pro" : "free");
     if (!body)
         return sc_out_of_memory(ctx);
     r = sc_api(ctx, "POST", "/api/admin/users", body, &resp);
@@ -29,7 +29,36 @@ int sc_cmd_user_add(struct sc_ctx *ctx, const struct sc_inv *inv)
     if (ctx->json)
         sc_print_json(ctx->out, resp);
     else
-        fprintf(ctx->out, "created user '%s'%s\n", name, admin ? " (admin)" : "");
+        fprintf(ctx->out, "created user '%s'%s%s\n", name, admin ? " (admin)" : "",
+                pro ? " on the pro plan" : "");
+    return SC_EXIT_OK;
+}
+
+int sc_cmd_user_set(struct sc_ctx *ctx, const struct sc_inv *inv)
+{
+    _cleanup_json_ json_t *body = NULL, *resp = NULL;
+    const char *name = inv->pos[0], *plan = sc_opt_value(inv, "plan");
+    char path[256];
+    int r;
+
+    if (!sc_valid_name(name))
+        return sc_usage_error(
+            ctx, inv, "'%s' is not a user name: use letters, digits, '-', '_' and '.'", name);
+    if (!plan || !*plan)
+        return sc_usage_error(ctx, inv, "--plan is required");
+    if (strcmp(plan, "free") != 0 && strcmp(plan, "pro") != 0)
+        return sc_usage_error(ctx, inv, "--plan must be 'free' or 'pro'");
+    body = json_pack("{s:s}", "plan", plan);
+    if (!body)
+        return sc_out_of_memory(ctx);
+    (void) snprintf(path, sizeof(path), "/api/admin/users/%s", name);
+    r = sc_api(ctx, "PATCH", path, body, &resp);
+    if (r)
+        return r;
+    if (ctx->json)
+        sc_print_json(ctx->out, resp);
+    else
+        fprintf(ctx->out, "user '%s' is on the %s plan\n", name, plan);
     return SC_EXIT_OK;
 }
 

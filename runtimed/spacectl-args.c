@@ -12,6 +12,11 @@ static const struct sc_opt no_opts[] = { { NULL, NULL, NULL } };
 
 static const struct sc_opt user_add_opts[] = {
     { "admin", NULL, "the user may call the admin endpoints" },
+    { "pro", NULL, "on the pro plan (larger daily ZeroGPU quota); default: free" },
+    { NULL, NULL, NULL },
+};
+static const struct sc_opt user_set_opts[] = {
+    { "plan", "free|pro", "the user's plan: its daily ZeroGPU quota class (required)" },
     { NULL, NULL, NULL },
 };
 static const struct sc_opt token_create_opts[] = {
@@ -58,6 +63,7 @@ static const struct sc_opt restart_opts[] = {
 
 const struct sc_cmd sc_commands[] = {
     { "user", "add", "NAME", 1, 1, user_add_opts, "create a user", NULL, sc_cmd_user_add },
+    { "user", "set", "NAME", 1, 1, user_set_opts, "change a user's plan", NULL, sc_cmd_user_set },
     { "token", "create", "", 0, 0, token_create_opts, "create an API token (printed once)",
       "Prints the token alone on stdout, so TOKEN=$(spacectl token create ...) works.\n"
       "A write token may push to and manage the Spaces it covers.\n",

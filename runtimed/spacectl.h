@@ -152,6 +152,7 @@ static inline void sc__json_decrefp(json_t **p)
 
 /* Commands (spacectl-space.c, spacectl-admin.c). */
 int sc_cmd_user_add(struct sc_ctx *ctx, const struct sc_inv *inv);
+int sc_cmd_user_set(struct sc_ctx *ctx, const struct sc_inv *inv);
 int sc_cmd_token_create(struct sc_ctx *ctx, const struct sc_inv *inv);
 int sc_cmd_space_create(struct sc_ctx *ctx, const struct sc_inv *inv);
 int sc_cmd_space_list(struct sc_ctx *ctx, const struct sc_inv *inv);

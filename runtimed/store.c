@@ -131,6 +131,9 @@ static const char *const migrations[] = {
     "  CHECK (light_sleep IS NULL OR light_sleep = -1 OR light_sleep > 0);"
     "ALTER TABLE spaces ADD COLUMN light_sleep INTEGER"
     "  CHECK (light_sleep IS NULL OR light_sleep = -1 OR light_sleep > 0);",
+    /* 3: a user's plan sets its ZeroGPU class (free: user, pro: pro) */
+    "ALTER TABLE users ADD COLUMN plan TEXT NOT NULL DEFAULT 'free'"
+    "  CHECK (plan IN ('free', 'pro'));",
 };
 
 int64_t rt_store_now_ms(void)
@@ -480,6 +483,7 @@ static void read_user(sqlite3_stmt *s, struct rt_user *u)
     col_text(s, 1, u->name, sizeof(u->name));
     u->admin = sqlite3_column_int(s, 2) != 0;
     u->created_at = sqlite3_column_int64(s, 3);
+    col_text(s, 4, u->plan, sizeof(u->plan));
 }
 
 int rt_store_user_add(struct rt_store *st, const char *name, bool admin, struct rt_user *ret,
@@ -498,16 +502,36 @@ int rt_store_user_add(struct rt_store *st, const char *name, bool admin, struct 
         (void) snprintf(ret->name, sizeof(ret->name), "%s", name);
         ret->admin = admin;
         ret->created_at = now;
+        (void) snprintf(ret->plan, sizeof(ret->plan), "free");
     }
     return 0;
+}
+
+int rt_store_user_set_plan(struct rt_store *st, const char *name, const char *plan,
+                           struct rt_err *err)
+{
+    int r;
+
+    if (!rt_plan_valid(plan))
+        return rt_err_set(err, EINVAL, "plan must be 'free' or 'pro'");
+    r = exec(st, err, "UPDATE users SET plan = ? WHERE name = ?", "tt", plan, name);
+    if (r < 0)
+        return r;
+    return r == 0 ? rt_err_set(err, ENOENT, "no user '%s'", name) : 0;
+}
+
+bool rt_plan_valid(const char *plan)
+{
+    return plan && (strcmp(plan, "free") == 0 || strcmp(plan, "pro") == 0);
 }
 
 int rt_store_user_get(struct rt_store *st, const char *name, struct rt_user *ret,
                       struct rt_err *err)
 {
     _cleanup_stmt_ sqlite3_stmt *s = NULL;
-    int r = prepare(st, &s, err, "SELECT id, name, admin, created_at FROM users WHERE name = ?",
-                    "t", name);
+    int r =
+        prepare(st, &s, err, "SELECT id, name, admin, created_at, plan FROM users WHERE name = ?",
+                "t", name);
 
     if (r < 0)
         return r;
@@ -524,7 +548,8 @@ int rt_store_user_list(struct rt_store *st, int (*on_user)(const struct rt_user 
                        void *userdata, struct rt_err *err)
 {
     _cleanup_stmt_ sqlite3_stmt *s = NULL;
-    int r = prepare(st, &s, err, "SELECT id, name, admin, created_at FROM users ORDER BY id", "");
+    int r =
+        prepare(st, &s, err, "SELECT id, name, admin, created_at, plan FROM users ORDER BY id", "");
 
     if (r < 0)
         return r;

@@ -32,6 +32,7 @@ struct rt_user {
     char name[RT_NAME_SIZE];
     bool admin;
     int64_t created_at; /* unix ms */
+    char plan[8];       /* "free" or "pro": the ZeroGPU class (user or pro) */
 };
 
 struct rt_token {
@@ -127,6 +128,10 @@ int64_t rt_store_generation_wait(struct rt_store *st, int64_t since, unsigned ti
 /* users */
 int rt_store_user_add(struct rt_store *st, const char *name, bool admin, struct rt_user *ret,
                       struct rt_err *err);
+/* Sets @name's plan ("free" or "pro").  Returns 0, -ENOENT or -EINVAL. */
+int rt_store_user_set_plan(struct rt_store *st, const char *name, const char *plan,
+                           struct rt_err *err);
+bool rt_plan_valid(const char *plan);
 int rt_store_user_get(struct rt_store *st, const char *name, struct rt_user *ret,
                       struct rt_err *err);
 int rt_store_user_list(struct rt_store *st, int (*on_user)(const struct rt_user *, void *),

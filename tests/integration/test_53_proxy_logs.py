@@ -71,13 +71,17 @@ def test_check_token(shared_rt, erin):
     shared_rt.add_user("frank")
     frank = shared_rt.token("frank", "read")
     check = lambda sid, tok: shared_rt.post("/api/proxy/check-token", shared_rt.proxy, json={"id": sid, "token": tok})
-    assert check("erin/secret", erin).json() == {"read": True}
-    assert check("erin/secret", shared_rt.token("erin", "read")).json() == {"read": True}
-    assert check("erin/secret", frank).json() == {"read": False}
-    assert check("erin/secret", "sp_" + "a" * 40).json() == {"read": False}
-    assert check("erin/secret", "").json() == {"read": False}
-    assert check("erin/secret", shared_rt.proxy).json() == {"read": False}
-    assert check("erin/Open_App", frank).json() == {"read": True}
+    # "user"/"class" name the token's user for X-IP-Token (test_41 covers plans)
+    erin_ = {"user": "erin", "class": "user"}
+    frank_ = {"user": "frank", "class": "user"}
+    nobody = {"user": None, "class": None}
+    assert check("erin/secret", erin).json() == {"read": True, **erin_}
+    assert check("erin/secret", shared_rt.token("erin", "read")).json() == {"read": True, **erin_}
+    assert check("erin/secret", frank).json() == {"read": False, **frank_}
+    assert check("erin/secret", "sp_" + "a" * 40).json() == {"read": False, **nobody}
+    assert check("erin/secret", "").json() == {"read": False, **nobody}
+    assert check("erin/secret", shared_rt.proxy).json() == {"read": False, **nobody}
+    assert check("erin/Open_App", frank).json() == {"read": True, **frank_}
     assert_error(check("erin/none", erin), 404)
     assert_error(shared_rt.post("/api/proxy/check-token", shared_rt.proxy, json={"id": "erin/secret"}), 400)
     assert_error(shared_rt.post("/api/proxy/check-token", erin, json={"id": "erin/secret", "token": erin}), 403)

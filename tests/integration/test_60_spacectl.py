@@ -129,7 +129,7 @@ def dead_url():
 # --- without a server ---------------------------------------------------------------------
 
 COMMANDS = [
-    "user add", "token create", "space create", "space list", "space status", "space rm",
+    "user add", "user set", "token create", "space create", "space list", "space status", "space rm",
     "logs", "hardware list", "hardware set", "tier add", "tier rm", "tier set", "sleep", "pause",
     "resume",
     "restart", "secret set", "variable set", "gpu list", "gpu leases",
@@ -246,6 +246,27 @@ def test_user_add(sc, rtd):
 
     fails(sc("user", "add", "alice"), 1, 409)
     fails(sc("user", "add", "bad/name"), 2)
+
+
+def test_user_plans(sc, rtd):
+    res = ok(sc("user", "add", "payer", "--pro"))
+    assert "pro plan" in res.stdout
+    plans = {u["name"]: u["plan"] for u in rtd.api("GET", "/api/admin/users").json()}
+    assert plans["payer"] == "pro"
+    ok(sc("user", "add", "freeloader"))
+    plans = {u["name"]: u["plan"] for u in rtd.api("GET", "/api/admin/users").json()}
+    assert plans["freeloader"] == "free"
+
+    res = ok(sc("user", "set", "payer", "--plan", "free", "--json"))
+    assert json.loads(res.stdout)["plan"] == "free"
+    res = ok(sc("user", "set", "freeloader", "--plan", "pro"))
+    assert "pro plan" in res.stdout
+    plans = {u["name"]: u["plan"] for u in rtd.api("GET", "/api/admin/users").json()}
+    assert plans == {**plans, "payer": "free", "freeloader": "pro"}
+
+    fails(sc("user", "set", "payer", "--plan", "gold"), 2)
+    fails(sc("user", "set", "payer"), 2)
+    fails(sc("user", "set", "nobody", "--plan", "pro"), 1, 404)
 
 
 def make_token(sc, user, scope, space=None):

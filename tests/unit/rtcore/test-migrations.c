@@ -50,6 +50,24 @@ static const char *const seeds[] = {
           "INSERT INTO variables (space_id, key, value, updated_at) VALUES (11, 'MODE', 'x', 7);"
           "INSERT INTO logs (space_id, kind, ts, line) VALUES (11, 0, 8, 'build line one');"
           "INSERT INTO events (space_id, ts, kind) VALUES (11, 9, 'created');",
+    /* 3: users.plan */
+    [3] = "INSERT INTO users (id, name, admin, created_at, plan)"
+          "  VALUES (7, 'seed', 1, 1700000000000, 'pro');"
+          "INSERT INTO tokens (id, public_id, user_id, role, name, hash, created_at)"
+          "  VALUES (3, '00000000000000aa', 7, 'write', 'ci', 'feedface', 1700000000001);"
+          "INSERT INTO token_spaces (token_id, space) VALUES (3, 'seed/app');"
+          "INSERT INTO hardware (name, pretty_name, cpus, memory, created_at, light_sleep)"
+          "  VALUES ('seed-cpu', 'Seed CPU', 2, 1073741824, 1700000000002, 45);"
+          "INSERT INTO spaces (id, owner, name, host, sdk, private, hardware, stage, sha,"
+          "  created_at, updated_at, last_activity, light_sleep) VALUES (11, 'seed', 'app',"
+          "  'seed-app', 'gradio', 1, 'seed-cpu', 'RUNTIME_ERROR', 'abc123', 1, 2, 3, -1);"
+          "INSERT INTO revisions (space_id, sha, ref, created_at)"
+          "  VALUES (11, 'abc123', 'refs/heads/main', 4);"
+          "INSERT INTO builds (space_id, sha, status, created_at) VALUES (11, 'abc123', 'ok', 5);"
+          "INSERT INTO secrets (space_id, key, value, updated_at) VALUES (11, 'TOKEN', 's3', 6);"
+          "INSERT INTO variables (space_id, key, value, updated_at) VALUES (11, 'MODE', 'x', 7);"
+          "INSERT INTO logs (space_id, kind, ts, line) VALUES (11, 0, 8, 'build line one');"
+          "INSERT INTO events (space_id, ts, kind) VALUES (11, 9, 'created');",
 };
 #define N_SEEDS ((int) (sizeof(seeds) / sizeof(seeds[0])))
 
@@ -152,6 +170,13 @@ static void from_version(int v)
                    m.light_sleep == 20,
                "a migrated Space takes a light sleep: %s", err.msg);
         }
+        /* Plans (schema 3): users from before had none and are on the free plan. */
+        is_str(u.plan, v < 3 ? "free" : "pro", "user's plan after migration");
+        ok(rt_store_user_set_plan(st, "seed", v < 3 ? "pro" : "free", &err) == 0 &&
+               rt_store_user_get(st, "seed", &u, &err) == 0 &&
+               strcmp(u.plan, v < 3 ? "pro" : "free") == 0,
+           "a migrated user changes plan: %s", err.msg);
+        is_int(rt_store_user_set_plan(st, "seed", "gold", &err), -EINVAL, "unknown plan refused");
     }
     rt_store_close(st);
 }
