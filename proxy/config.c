@@ -47,6 +47,7 @@ static const struct conf_key keys[] = {
     { "drain_timeout", K_DUR, OFF(drain_timeout_ms), 0, 3600000 },
     { "poll_interval", K_DUR, OFF(poll_interval_ms), 50, 3600000 },
     { "activity_interval", K_DUR, OFF(activity_interval_ms), 100, 3600000 },
+    { "token_cache", K_DUR, OFF(token_cache_ms), 100, 3600000 },
 };
 
 void px_config_defaults(struct px_config *cfg)
@@ -67,6 +68,7 @@ void px_config_defaults(struct px_config *cfg)
         .drain_timeout_ms = 10000,
         .poll_interval_ms = 1000,
         .activity_interval_ms = 10000,
+        .token_cache_ms = 60000,
     };
     cfg->listen = strdup("127.0.0.1:8000");
     cfg->domain = strdup("localhost");

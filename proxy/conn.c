@@ -294,29 +294,37 @@ static bool bearer(struct px_conn *c, const char **tok, size_t *len)
     return *len > 0 && *len < 512;
 }
 
-/* May this request see the private route?  1 yes, 0 no, -1 not known yet (parked). */
+/* May this request see the route, and who is the visitor?  1 yes (c->who set), 0 no,
+ * -1 not known yet (parked).  A bearer token (gradio_client's) names its user once
+ * runtimed has answered; else the sign-in cookie does; else the visitor is anonymous.
+ * On a public Space an unknown token waits for runtimed only while it is up. */
 static int authorised(struct px_conn *c)
 {
     const struct px_route *r = c->route;
     const char *tok;
     size_t len;
 
-    if (!r->private_)
-        return 1;
-    const char *ck = px_cookie(c->hd, c->in->data, PX_COOKIE_NAME, &len);
-    if (ck && px_auth_cookie_check(c->host, ck, len, (uint64_t) time(NULL)))
-        return 1;
-    if (!r->id || !bearer(c, &tok, &len))
-        return 0;
-    switch (px_auth_token(r->id, tok, len)) {
-    case PX_TOKEN_OK:
-        c->authed_bearer = true; /* our credential: the Space never sees it */
-        return 1;
-    case PX_TOKEN_DENIED:
-        return 0;
-    default:
-        return px_g.cfg.runtimed ? -1 : 0;
+    memset(&c->who, 0, sizeof(c->who));
+    if (r->id && !c->who_anon && bearer(c, &tok, &len)) {
+        switch (px_auth_token(r->id, tok, len, &c->who)) {
+        case PX_TOKEN_OK:
+            c->authed_bearer = r->private_; /* our credential: a private Space never sees it */
+            return 1;
+        case PX_TOKEN_DENIED:
+            memset(&c->who, 0, sizeof(c->who));
+            break;
+        default:
+            memset(&c->who, 0, sizeof(c->who));
+            if (px_g.cfg.runtimed && (r->private_ || atomic_load(&px_g.runtimed_up)))
+                return -1;
+            break;
+        }
     }
+    const char *ck = px_cookie(c->hd, c->in->data, PX_COOKIE_NAME, &len);
+    if (ck && px_auth_cookie_check(c->host, ck, len, (uint64_t) time(NULL), &c->who))
+        return 1;
+    memset(&c->who, 0, sizeof(c->who));
+    return r->private_ ? 0 : 1;
 }
 
 static bool runnable(const struct px_route *r)
@@ -443,6 +451,8 @@ static void on_head(struct px_conn *c)
     c->req_done = !c->req_body && !c->upgrade;
     c->close_after = !llhttp_should_keep_alive(p) || l->draining;
     c->authed_bearer = false;
+    c->who_anon = false;
+    memset(&c->who, 0, sizeof(c->who));
     c->retried = false;
     c->body_seen = 0;
     px_timer_set(l, &c->tm, PX_T_IDLE);
@@ -610,10 +620,11 @@ static void continue_signin(struct px_conn *c)
 {
     const struct px_route *r = c->route;
     enum px_token_state st = PX_TOKEN_DENIED;
+    struct px_who who = { 0 };
     uint32_t len;
 
     if (r && r->id && c->token && c->token[0] && !strchr(c->token, '\r'))
-        st = px_auth_token(r->id, c->token, strlen(c->token));
+        st = px_auth_token(r->id, c->token, strlen(c->token), &who);
     if (st == PX_TOKEN_UNKNOWN && px_g.cfg.runtimed) {
         park(c, false);
         return;
@@ -621,8 +632,9 @@ static void continue_signin(struct px_conn *c)
     leave_waiting(c);
     c->signin = false;
     if (st == PX_TOKEN_OK) {
-        char cookie[256];
-        px_auth_cookie_make(c->host, (uint64_t) time(NULL), cookie, sizeof(cookie));
+        char cookie[320];
+        /* the cookie names the user and the class of its plan at sign-in */
+        px_auth_cookie_make(c->host, &who, (uint64_t) time(NULL), cookie, sizeof(cookie));
         c->status = 303;
         respond(c, px_page_redirect_cookie(cookie, "/", &len), &len);
         return;
@@ -1444,6 +1456,9 @@ void px_conn_timeout(struct px_conn *c)
         leave_waiting(c);
         if (c->wait_wake) {
             respond_page(c, PX_PAGE_503_WAKE_TIMEOUT, 503);
+        } else if (!c->signin && c->route && !c->route->private_) {
+            c->who_anon = true; /* no answer about the token: a public Space serves anyway */
+            dispatch(c);
         } else {
             respond_page(c, PX_PAGE_404, 404); /* no answer about the token: deny */
         }

@@ -247,10 +247,14 @@ static void run_job(CURL *h, struct job *j)
         long st = px__feed_call(h, "POST", "/api/proxy/check-token", text, &a);
         json_t *r = st == 200 && a.buf ? json_loadb(a.buf, a.len, 0, NULL) : NULL;
         if (r) {
-            px_auth_token_store(j->id, j->token, json_is_true(json_object_get(r, "read")));
+            /* "user"/"class" (runtimed since users had plans) name the visitor; an older
+             * runtimed sends "read" only: a reader is then a plain user of no name. */
+            px_auth_token_store(j->id, j->token, json_is_true(json_object_get(r, "read")),
+                                json_string_value(json_object_get(r, "user")),
+                                px_class_from_name(json_string_value(json_object_get(r, "class"))));
             json_decref(r);
         } else if (st >= 400 && st < 500) {
-            px_auth_token_store(j->id, j->token, false);
+            px_auth_token_store(j->id, j->token, false, NULL, PX_CLASS_ANON);
         } else {
             px_auth_token_failed(j->id, j->token);
         }

@@ -351,11 +351,11 @@ int px_build_request_head(struct px_conn *c)
     const struct px_head *h = c->hd;
     const char *base = c->in->data;
     struct out o;
-    char tmp[256];
+    char tmp[640]; /* the X-IP-Token JWT: ~300 bytes with the longest address and user */
     size_t vlen;
     const char *host = px_header(h, base, "host", &vlen);
 
-    o.cap = 2 * (size_t) c->head_end + 1024; /* X-Forwarded-Host repeats Host */
+    o.cap = 2 * (size_t) c->head_end + 1536; /* X-Forwarded-Host repeats Host */
     o.len = 0;
     o.p = malloc(o.cap);
     if (!o.p)
@@ -411,7 +411,7 @@ int px_build_request_head(struct px_conn *c)
     if (host)
         put(&o, host, vlen);
     puts_(&o, "\r\nX-IP-Token: ");
-    size_t tl = px_auth_visitor(visitor, (uint64_t) time(NULL), tmp, sizeof(tmp));
+    size_t tl = px_auth_visitor(visitor, &c->who, (uint64_t) time(NULL), tmp, sizeof(tmp));
     put(&o, tmp, tl);
     puts_(&o, "\r\n\r\n");
     if (o.len >= o.cap) { /* cannot happen with the bound above; refuse rather than overflow */

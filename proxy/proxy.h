@@ -51,6 +51,7 @@ struct px_config {
     unsigned drain_timeout_ms;      /* graceful stop */
     unsigned poll_interval_ms;      /* runtimed route feed */
     unsigned activity_interval_ms;  /* activity reports to runtimed */
+    unsigned token_cache_ms;        /* a check-token answer is refreshed after this */
     size_t nroutes;
     struct px_route_conf *routes;
 };
@@ -190,19 +191,46 @@ int px_feed_parse(const char *json, size_t len, struct px_feed_space **ret, size
 
 enum px_token_state { PX_TOKEN_UNKNOWN, PX_TOKEN_OK, PX_TOKEN_DENIED };
 
+/* The visitor's class in X-IP-Token (and the ZeroGPU quota it spends). */
+enum px_class { PX_CLASS_ANON = 0, PX_CLASS_USER, PX_CLASS_PRO };
+#define PX_USER_MAX 64
+
+/* Who a visitor is: a signed-in user (user[0] != 0) or anonymous. */
+struct px_who {
+    char user[PX_USER_MAX];
+    uint8_t cls; /* enum px_class */
+};
+
+enum px_class px_class_from_name(const char *s); /* unknown or NULL: user */
+const char *px_class_name(enum px_class c);
+/* Letters, digits, '-', '_', '.' (runtimed's user names): safe in JSON and cookies. */
+bool px_user_name_ok(const char *s, size_t len);
+
 /* Derives the cookie and visitor keys from the proxy token (or random bytes). */
 void px_auth_init(const char *token);
-/* The cached answer of runtimed's check-token for (@id, @token); asks for one if stale. */
-enum px_token_state px_auth_token(const char *id, const char *token, size_t token_len);
-void px_auth_token_store(const char *id, const char *token, bool read);
+/* The cached answer of runtimed's check-token for (@id, @token); asks for one if stale.
+ * With PX_TOKEN_OK, *@who (when not NULL) names the token's user. */
+enum px_token_state px_auth_token(const char *id, const char *token, size_t token_len,
+                                  struct px_who *who);
+void px_auth_token_store(const char *id, const char *token, bool read, const char *user,
+                         enum px_class cls);
 /* runtimed could not answer: keep a cached yes (retried soon), otherwise deny for now. */
 void px_auth_token_failed(const char *id, const char *token);
-/* Writes the host-scoped session cookie value for @host into @buf.  Returns its length. */
-size_t px_auth_cookie_make(const char *host, uint64_t now_s, char *buf, size_t cap);
-bool px_auth_cookie_check(const char *host, const char *val, size_t len, uint64_t now_s);
-/* Writes the signed visitor-identity header value for @ip.  Returns its length. */
-size_t px_auth_visitor(const char *ip, uint64_t now_s, char *buf, size_t cap);
+/* Writes the host-scoped session cookie value for @host into @buf, naming @who when it
+ * is a user.  Returns its length. */
+size_t px_auth_cookie_make(const char *host, const struct px_who *who, uint64_t now_s, char *buf,
+                           size_t cap);
+/* Checks a session cookie; fills *@who (when not NULL) with the user it names. */
+bool px_auth_cookie_check(const char *host, const char *val, size_t len, uint64_t now_s,
+                          struct px_who *who);
+/* Writes the signed visitor-identity header value (an HS256 JWT) for @ip and @who (NULL:
+ * anonymous).  Returns its length, 0 when it does not fit. */
+size_t px_auth_visitor(const char *ip, const struct px_who *who, uint64_t now_s, char *buf,
+                       size_t cap);
 void px_auth_done(void);
+
+/* How long an X-IP-Token stays valid (its "exp" is issue time + this). */
+#define PX_VISITOR_TTL_S 3600
 
 #define PX_COOKIE_NAME "spaceport_session"
 #define PX_COOKIE_TTL_S (12 * 3600)
@@ -370,8 +398,10 @@ struct px_conn {
     const struct px_route *route;
     struct px_space_stats *stats; /* counted in stats->active */
     char ip[INET6_ADDRSTRLEN];
-    char host[128]; /* normalised host of the current request (longer: 400) */
-    char *token;    /* bearer token being checked, or NULL */
+    char host[128];    /* normalised host of the current request (longer: 400) */
+    char *token;       /* bearer token being checked, or NULL */
+    struct px_who who; /* the visitor as X-IP-Token names it (set by authorised()) */
+    bool who_anon;     /* a public Space's token check timed out: go on anonymous */
     char method[12];
     char path[64]; /* for the access log, truncated */
 };

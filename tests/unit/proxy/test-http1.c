@@ -74,7 +74,8 @@ static void test_request_head(void)
     ok(has(u, "\r\nX-Forwarded-For: 192.0.2.7\r\n") && !has(u, "6.6.6.6"),
        "X-Forwarded-For is ours");
     ok(has(u, "\r\nX-Forwarded-Proto: http\r\n"), "X-Forwarded-Proto");
-    ok(has(u, "\r\nX-IP-Token: v1;ip=192.0.2.7;t=") && !has(u, "forged"), "visitor header is ours");
+    ok(has(u, "\r\nX-IP-Token: eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.") && !has(u, "forged"),
+       "visitor header is ours (a JWT; tests/unit/proxy/test-visitor checks its contents)");
     ok(has(u, "\r\nCookie: a=1; b=2\r\n") && !has(u, "secret"), "our cookie removed, theirs kept");
     ok(!has(u, "X-Hop") && !has(u, "Keep-Alive") && !has(u, "TE:") && !has(u, "Proxy-Auth"),
        "hop-by-hop headers dropped");
@@ -163,25 +164,23 @@ static void test_helpers(void)
 static void test_cookie(void)
 {
     char v[200];
-    size_t n = px_auth_cookie_make("alice-secret.localhost", 1000, v, sizeof(v));
+    size_t n = px_auth_cookie_make("alice-secret.localhost", NULL, 1000, v, sizeof(v));
 
     ok(n > 64, "cookie made");
-    ok(px_auth_cookie_check("alice-secret.localhost", v, n, 1000), "accepted on its host");
-    ok(!px_auth_cookie_check("alice-secret2.localhost", v, n, 1000), "refused on another host");
-    ok(!px_auth_cookie_check("alice-secret.localhost", v, n, 1000 + PX_COOKIE_TTL_S + 1),
+    ok(px_auth_cookie_check("alice-secret.localhost", v, n, 1000, NULL), "accepted on its host");
+    ok(!px_auth_cookie_check("alice-secret2.localhost", v, n, 1000, NULL),
+       "refused on another host");
+    ok(!px_auth_cookie_check("alice-secret.localhost", v, n, 1000 + PX_COOKIE_TTL_S + 1, NULL),
        "refused once expired");
     v[n - 1] = v[n - 1] == 'a' ? 'b' : 'a';
-    ok(!px_auth_cookie_check("alice-secret.localhost", v, n, 1000), "refused when tampered");
-    ok(!px_auth_cookie_check("alice-secret.localhost", "99999999999.abc", 15, 1000), "short mac");
-    n = px_auth_visitor("192.0.2.1", 5, v, sizeof(v));
-    ok(n > 0 && strncmp(v, "v1;ip=192.0.2.1;t=5;sig=", 24) == 0 && strlen(v + 24) == 64,
-       "visitor header format");
-
-    px_auth_token_store("a/b", "tok", true);
-    is_int(px_auth_token("a/b", "tok", 3), PX_TOKEN_OK, "cached yes");
-    px_auth_token_store("a/b", "bad", false);
-    is_int(px_auth_token("a/b", "bad", 3), PX_TOKEN_DENIED, "cached no");
-    is_int(px_auth_token("a/c", "tok", 3), PX_TOKEN_UNKNOWN, "a token is per Space");
+    ok(!px_auth_cookie_check("alice-secret.localhost", v, n, 1000, NULL), "refused when tampered");
+    ok(!px_auth_cookie_check("alice-secret.localhost", "99999999999.abc", 15, 1000, NULL),
+       "short mac");
+    px_auth_token_store("a/b", "tok", true, NULL, PX_CLASS_ANON);
+    is_int(px_auth_token("a/b", "tok", 3, NULL), PX_TOKEN_OK, "cached yes");
+    px_auth_token_store("a/b", "bad", false, NULL, PX_CLASS_ANON);
+    is_int(px_auth_token("a/b", "bad", 3, NULL), PX_TOKEN_DENIED, "cached no");
+    is_int(px_auth_token("a/c", "tok", 3, NULL), PX_TOKEN_UNKNOWN, "a token is per Space");
 }
 
 int main(void)
