@@ -78,7 +78,7 @@ def jwt(key: bytes, **payload) -> str:
 
 
 def proxy_v1(key: bytes, ip: str, t=None) -> str:
-    """spaceproxy's X-IP-Token (proxy/auth.c px_auth_visitor)."""
+    """The previous spaceproxy's X-IP-Token (now a JWT, proxy/auth.c): runtimed still takes it."""
     msg = f"v1;ip={ip};t={int(time.time()) if t is None else t}"
     return msg + ";sig=" + hmac.new(key, msg.encode(), hashlib.sha256).hexdigest()
 
