@@ -6,8 +6,8 @@ Until the lifecycle supervisor starts Spaces, the tests stand in for it the way
 test_53 does for the builder: they write a Space's stage and upstream into runtimed's
 database and bump the route generation, exactly what the supervisor will do."""
 import signal
-import socket
 import sqlite3
+import subprocess
 import threading
 import time
 
@@ -47,6 +47,26 @@ class Stack:
     pass
 
 
+def start_proxy(bin_dir, rt, tmp_path, conf, workers=1):
+    """spaceproxy in front of @rt with the config file @conf: (process, Stack with .port)."""
+    st = Stack()
+    st.port = free_port()
+    p = subprocess.Popen(
+        [str(bin_dir / "spaceproxy"), "--listen", f"127.0.0.1:{st.port}", "--runtimed", rt.url,
+         "--token-file", str(rt.data_dir / "proxy.token"), "--workers", str(workers),
+         "--config", str(conf)], stderr=open(tmp_path / "proxy.log", "wb"))
+    wait_port(st.port)
+    return p, st
+
+
+def wait_serving(st, label, timeout=10):
+    """Until the proxy's table routes @label (its first poll, or a change)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and get(st, label).status_code != 200:
+        time.sleep(0.05)
+    return get(st, label).status_code == 200
+
+
 @pytest.fixture
 def stack(bin_dir, tmp_path):
     st = Stack()
@@ -63,20 +83,10 @@ def stack(bin_dir, tmp_path):
     set_running(rt, "alice", "secret", st.up.port)
     set_running(rt, "alice", "secret2", st.up.port)
     set_running(rt, "alice", "sleepy", None, stage="SLEEPING")
-    st.port = free_port()
-    st.proxy = __import__("subprocess").Popen(
-        [str(bin_dir / "spaceproxy"), "--listen", f"127.0.0.1:{st.port}", "--runtimed", rt.url,
-         "--token-file", str(rt.data_dir / "proxy.token"), "--workers", "2",
-         "--config", str(write_conf(tmp_path))],
-        stderr=open(tmp_path / "proxy.log", "wb"))
+    st.proxy, started = start_proxy(bin_dir, rt, tmp_path, write_conf(tmp_path), workers=2)
+    st.port = started.port
     st.log = tmp_path / "proxy.log"
-    wait_port(st.port)
-    # the first poll fills the table
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if get(st, "alice-open").status_code == 200:
-            break
-        time.sleep(0.05)
+    wait_serving(st, "alice-open")  # the first poll fills the table
     yield st
     st.proxy.send_signal(signal.SIGTERM)
     st.proxy.wait(timeout=15)
@@ -246,7 +256,7 @@ def test_runtimed_unreachable_at_start_leaves_config_routes_working(bin_dir, tmp
     conf.write_text(f"listen: 127.0.0.1:{port}\nworkers: 1\nruntimed: http://127.0.0.1:{free_port()}\n"
                     f"token_file: {tmp_path}/missing\nroutes:\n"
                     f"  - {{host: ops.localhost, upstream: 127.0.0.1:{up.port}}}\n")
-    p = __import__("subprocess").Popen([str(bin_dir / "spaceproxy"), "--config", str(conf)],
+    p = subprocess.Popen([str(bin_dir / "spaceproxy"), "--config", str(conf)],
                                        stderr=open(tmp_path / "log", "wb"))
     try:
         wait_port(port)
@@ -308,23 +318,14 @@ def test_proxy_learns_a_change_by_long_poll_not_by_its_poll_interval(bin_dir, tm
     within moments: runtimed answers its held routes request at the change."""
     rt = Runtimed(bin_dir, tmp_path / "data").start()
     up = start_upstream("space")
-    port = free_port()
     conf = tmp_path / "slow-poll.yaml"
     conf.write_text("poll_interval: 60s\nwake_timeout: 3s\nactivity_interval: 300ms\n")
-    p = __import__("subprocess").Popen(
-        [str(bin_dir / "spaceproxy"), "--listen", f"127.0.0.1:{port}", "--runtimed", rt.url,
-         "--token-file", str(rt.data_dir / "proxy.token"), "--workers", "1",
-         "--config", str(conf)], stderr=open(tmp_path / "proxy.log", "wb"))
-    st = Stack()
-    st.port = port
+    p, st = start_proxy(bin_dir, rt, tmp_path, conf)
     try:
         rt.add_user("alice")
         assert rt.create_space("alice", "open").status_code == 200
         set_running(rt, "alice", "open", up.port)
-        wait_port(port)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and get(st, "alice-open").status_code != 200:
-            time.sleep(0.05)
+        wait_serving(st, "alice-open")
         assert get(st, "alice-open").status_code == 200
         owner = rt.token("alice", "write")
         t0 = time.monotonic()
@@ -366,23 +367,14 @@ def test_a_request_in_flight_when_its_route_goes_is_reported_at_once(bin_dir, tm
     next activity_interval (60 s here)."""
     rt = Runtimed(bin_dir, tmp_path / "data").start()
     up = start_upstream("space")
-    port = free_port()
     conf = tmp_path / "slow-activity.yaml"
     conf.write_text("poll_interval: 200ms\nwake_timeout: 3s\nactivity_interval: 60s\n")
-    p = __import__("subprocess").Popen(
-        [str(bin_dir / "spaceproxy"), "--listen", f"127.0.0.1:{port}", "--runtimed", rt.url,
-         "--token-file", str(rt.data_dir / "proxy.token"), "--workers", "1",
-         "--config", str(conf)], stderr=open(tmp_path / "proxy.log", "wb"))
-    st = Stack()
-    st.port = port
+    p, st = start_proxy(bin_dir, rt, tmp_path, conf)
     try:
         rt.add_user("alice")
         assert rt.create_space("alice", "open").status_code == 200
         set_running(rt, "alice", "open", up.port)
-        wait_port(port)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and get(st, "alice-open").status_code != 200:
-            time.sleep(0.05)
+        wait_serving(st, "alice-open")
         before = last_activity(rt, "alice", "open")
         result = {}
         th = threading.Thread(target=lambda: result.update(r=get(st, "alice-open", "/slow?delay=4")))
