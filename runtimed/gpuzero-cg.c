@@ -319,6 +319,11 @@ void zcg_release(const struct zcg *cg, const struct gpu_unit *const *units, size
 {
     char dir[ZCG_PATH + 32];
 
+    /* v2: the sandbox group's own program allows the pool (its spec binds the nodes),
+     * and what moves back up runs on until the shim kills it.  A base-only program on
+     * the group too (both must allow) keeps the pool denied to it meanwhile. */
+    if (cg->ver == 2)
+        (void) v2_attach(cg->dir, NULL, 0, NULL);
     for (size_t i = 0; i < n; i++) {
         zcg_worker_dir(cg, units[i]->index, dir, sizeof(dir));
         if (cg->ver == 2)

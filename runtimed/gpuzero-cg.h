@@ -57,7 +57,8 @@ void zcg_worker_end(const struct zcg *cg, const struct gpu_unit *u, bool kill);
  * processes (its group, main, and the worker groups of @units); 0 when none. */
 pid_t zcg_host_pid(const struct zcg *cg, const struct gpu_unit *const *units, size_t n, pid_t pid);
 
-/* The sandbox stops: v2 moves its processes back out of main and removes main; both
+/* The sandbox stops: v2 moves its processes back out of main and removes main, the
+ * pool still denied to them (a base-only program on the sandbox group too); both
  * remove the worker groups of @units that are empty. */
 void zcg_release(const struct zcg *cg, const struct gpu_unit *const *units, size_t n);
 

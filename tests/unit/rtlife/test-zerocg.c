@@ -187,6 +187,10 @@ static void run(int ver, const char *root)
     ok(access(dir, F_OK) < 0, "v%d: and its group is gone", ver);
     reap(&worker);
     zcg_release(&cg, units, 1);
+    /* Between the release and the shim's kill the app runs on (its stop grace): back in
+     * the sandbox group, whose own program allows the pool, it must still be denied. */
+    is_int(probe(&app, 'n'), EPERM, nm("released, the app still cannot open the pool"));
+    is_int(probe(&app, 'z'), 0, nm("but its base devices"));
     if (ver == 2) {
         (void) snprintf(dir, sizeof(dir), "%s/main", cg.dir);
         ok(access(dir, F_OK) < 0 && !in_group(app.pid, "/main"), "v2: at stop the app leaves main");
