@@ -358,18 +358,22 @@ int rt_gpuzero_attach(struct rt_gpuzero *z, const char *key, const char *space, 
     /* The sandbox binds the pool's nodes; none of its processes may open them. */
     r = zcg_isolate(&in.cg, z->nodes, z->n_nodes, err);
     if (r < 0)
-        return r;
+        goto undo;
     /* Workers a previous runtimed allowed (a restart ends every lease) would keep a unit
      * the new scheduler may give to another Space: they are killed. */
     for (size_t s = 0; s < z->n_slots; s++)
         zcg_worker_end(&in.cg, z->pool[s], true);
     r = pthread_create(&t, NULL, listen_in_netns, &j);
-    if (r != 0)
-        return rt_err_set(err, r, "zerogpu: thread");
+    if (r != 0) {
+        r = rt_err_set(err, r, "zerogpu: thread");
+        goto undo;
+    }
     (void) pthread_join(t, NULL);
-    if (j.fd < 0)
-        return rt_err_set(err, j.err, "listen on 127.0.0.1:%d in the sandbox of '%s'",
-                          RT_GPUZERO_PORT, space);
+    if (j.fd < 0) {
+        r = rt_err_set(err, j.err, "listen on 127.0.0.1:%d in the sandbox of '%s'", RT_GPUZERO_PORT,
+                       space);
+        goto undo;
+    }
     (void) pthread_mutex_lock(&z->mu);
     p = realloc(z->inst, (z->n_inst + 1) * sizeof(*z->inst));
     if (!p) {
@@ -384,6 +388,12 @@ int rt_gpuzero_attach(struct rt_gpuzero *z, const char *key, const char *space, 
     if (r < 0)
         j.fd = rt_close(j.fd);
     kick(z);
+    if (r == 0)
+        return 0;
+undo:
+    /* v2: a main left behind would keep the shim from removing its group (the pool
+     * stays denied to what moves back). */
+    zcg_release(&in.cg, z->pool, z->n_slots);
     return r;
 }
 
