@@ -387,6 +387,7 @@ int gpu_api_listener_add(struct gpu_api *api, const char *key, const char *space
             return rt_err_set(err, ENOMEM, "device api listener");
         api->listeners = p;
         l = &api->listeners[api->n_listeners++];
+        l->fd = -1; /* a free slot until it holds the socket, whatever fails below */
     }
     /* Non-blocking: accept4() runs until EAGAIN. */
     if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0)
