@@ -14,13 +14,6 @@
 #pragma weak rt_gpuzero_attach
 #pragma weak rt_gpuzero_detach
 
-void rt_lifecycle_set_gpuzero(struct rt_lifecycle *lc, struct rt_gpuzero *z)
-{
-    (void) pthread_mutex_lock(&lc->mu);
-    lc->zero = z;
-    (void) pthread_mutex_unlock(&lc->mu);
-}
-
 int lc__zero_sandbox(struct rt_lifecycle *lc, const char *space, struct lc_inst *in,
                      struct rt_strv *env, const char **nodes, size_t *n, size_t cap,
                      struct rt_err *err)

@@ -282,11 +282,12 @@ static void exe_dir(char *buf, size_t len)
 int rt_lifecycle_start(const struct rt_config *cfg, struct rt_store *st, struct rt_lifecycle **ret,
                        struct rt_err *err)
 {
-    return rt_lifecycle_start_gpus(cfg, st, NULL, ret, err);
+    return rt_lifecycle_start_gpus(cfg, st, NULL, NULL, ret, err);
 }
 
 int rt_lifecycle_start_gpus(const struct rt_config *cfg, struct rt_store *st,
-                            struct rt_gpunode *gpus, struct rt_lifecycle **ret, struct rt_err *err)
+                            struct rt_gpunode *gpus, struct rt_gpuzero *zero,
+                            struct rt_lifecycle **ret, struct rt_err *err)
 {
     struct rt_lifecycle *lc = calloc(1, sizeof(*lc));
     pthread_condattr_t ca;
@@ -298,6 +299,7 @@ int rt_lifecycle_start_gpus(const struct rt_config *cfg, struct rt_store *st,
     lc->cfg = cfg;
     lc->st = st;
     lc->gpus = gpus;
+    lc->zero = zero; /* before the thread: a zero Space restarted at its first tick needs it */
     exe_dir(dir, sizeof(dir));
     if (cfg->shim[0])
         (void) snprintf(lc->shim, sizeof(lc->shim), "%s", cfg->shim);

@@ -26,15 +26,16 @@ struct rt_gpunode;
 
 int rt_lifecycle_start(const struct rt_config *cfg, struct rt_store *st, struct rt_lifecycle **ret,
                        struct rt_err *err);
+struct rt_gpuzero;
 /* The same on a node with GPUs (@gpus from gpunode.h, outliving the supervisor): Spaces
  * on GPU tiers get their units at start and give them back when they stop; the
- * holdings are rebuilt from the reattached shims before anything starts. */
+ * holdings are rebuilt from the reattached shims before anything starts.  @zero (NULL:
+ * no pool) is the ZeroGPU device API (gpuzero.h) zero Spaces get, in place before the
+ * supervisor's first tick, which may start them (reattached ones get their listeners
+ * back at their next tick). */
 int rt_lifecycle_start_gpus(const struct rt_config *cfg, struct rt_store *st,
-                            struct rt_gpunode *gpus, struct rt_lifecycle **ret, struct rt_err *err);
-struct rt_gpuzero;
-/* The ZeroGPU device API (gpuzero.h) that zero Spaces get; set once, after start
- * (reattached zero Spaces get their listeners back at their next tick). */
-void rt_lifecycle_set_gpuzero(struct rt_lifecycle *lc, struct rt_gpuzero *z);
+                            struct rt_gpunode *gpus, struct rt_gpuzero *zero,
+                            struct rt_lifecycle **ret, struct rt_err *err);
 /* Lets a factory restart queue a build. */
 void rt_lifecycle_set_builder(struct rt_lifecycle *lc, struct rt_builder *b);
 /* Stops the supervisor; running Spaces (their shims) keep running. */

@@ -224,16 +224,15 @@ static int run(struct rt_config *c, struct rt_err *err)
     sig_fd = r = signals_fd(err);
     if (r < 0)
         goto out;
-    /* Before the API: the Spaces that ran on are reattached before anyone asks. */
-    r = rt_lifecycle_start_gpus(c, api.st, api.gpus, &api.lc, err);
-    if (r < 0)
-        goto out;
-    /* ZeroGPU: the device API of zero Spaces, over the pool (none when zero_gpus is 0) */
+    /* ZeroGPU: the device API of zero Spaces, over the pool (none when zero_gpus is 0).
+     * Before the lifecycle: its first tick may start a zero Space (after a reboot). */
     r = rt_gpuzero_for_node(api.gpus, c->data_dir, &api.zero, err);
     if (r < 0)
         goto out;
-    if (api.zero)
-        rt_lifecycle_set_gpuzero(api.lc, api.zero);
+    /* Before the API: the Spaces that ran on are reattached before anyone asks. */
+    r = rt_lifecycle_start_gpus(c, api.st, api.gpus, api.zero, &api.lc, err);
+    if (r < 0)
+        goto out;
     /* Before the API, so the first push finds the queue; builds a previous runtimed left
      * unfinished are queued again. */
     r = rt_builder_start(c, api.st, api.lc, &api.builder, err);
