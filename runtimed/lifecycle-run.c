@@ -389,11 +389,14 @@ static int start_inst(struct rt_lifecycle *lc, struct lc_space *sp, struct lc_in
         goto fail;
     t0 = rt_now_ns();
     r = rt_shim_start(lc->shim, in->dir, err);
-    if (r < 0)
-        goto fail;
-    r = rt_shim_command(in->dir, "status", &ss, err);
-    if (r < 0)
-        goto fail;
+    if (r == 0)
+        r = rt_shim_command(in->dir, "status", &ss, err);
+    if (r < 0) {
+        /* The shim may be up (its status failed, its start timed out): stopped, or its
+         * sandbox would run on unwatched, holding the GPUs given back with the dir. */
+        lc__stop_inst(lc, sp, in);
+        goto out;
+    }
     (void) snprintf(in->sha, sizeof(in->sha), "%s", sp->build.sha);
     if ((r = lc__zero_attach(lc, in, ss.pid, err)) < 0) {
         lc__stop_inst(lc, sp, in); /* a zero Space without its device API cannot work */
