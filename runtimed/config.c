@@ -89,6 +89,12 @@ static const struct conf_key keys[] = {
     STR("rootfs", rootfs,
         "Base image for builds and Spaces: a directory holding a Debian root (ops/mkbase.sh\n"
         "builds one).  Empty: the host's /usr, /bin, /lib*, /sbin and a minimal /etc."),
+    STR("egress_resolvers", egress_resolvers,
+        "DNS resolvers of Spaces with egress (the host forwards): at most 3 IPv4 addresses,\n"
+        "space- or comma-separated, each public (a Space reaches public addresses only; a\n"
+        "private one is refused at start).  Empty: the public nameservers of the host's\n"
+        "/etc/resolv.conf (systemd-resolved's upstream list behind 127.0.0.53); when it has\n"
+        "none, Spaces resolve no names and runtimed warns at start.  E.g. \"1.1.1.1 9.9.9.9\"."),
     INT("build_timeout_s", build_timeout_s, 1, 24 * 3600,
         "Longest a build may take (seconds), dependency installs included."),
     STR("build_network", build_network,

@@ -37,12 +37,16 @@ struct rt_config {
     char pip_find_links[512];
     char pip_cert[512]; /* a CA bundle, bound read-only into builds */
     char pip_proxy[256];
-    int64_t light_sleep_ms;   /* idle time before a Space's cgroup is frozen; -1 never */
-    int64_t sleep_grace_ms;   /* deep sleep: the app outlives its route by this long */
-    char templates_dir[512];  /* SDK templates; "": ../templates beside the binary */
-    char shim[512];           /* spaceport-shim; "": beside the runtimed binary */
-    char metrics_listen[128]; /* "ADDR:PORT" of the /metrics listener; "": none */
-    char rootfs[512];         /* base image directory for sandboxes; "": the host's */
+    int64_t light_sleep_ms;     /* idle time before a Space's cgroup is frozen; -1 never */
+    int64_t sleep_grace_ms;     /* deep sleep: the app outlives its route by this long */
+    char templates_dir[512];    /* SDK templates; "": ../templates beside the binary */
+    char shim[512];             /* spaceport-shim; "": beside the runtimed binary */
+    char metrics_listen[128];   /* "ADDR:PORT" of the /metrics listener; "": none */
+    char rootfs[512];           /* base image directory for sandboxes; "": the host's */
+    char egress_resolvers[128]; /* DNS for Spaces with egress; "": the host's public ones */
+    /* Not a key: the resolvers Spaces get, space-separated, picked at start from
+     * egress_resolvers (runtimed/resolv.h); "" none. */
+    char space_nameservers[64];
 };
 
 /* Fills @c with the embedded defaults. */

@@ -382,6 +382,7 @@ static int start_inst(struct rt_lifecycle *lc, struct lc_space *sp, struct lc_in
             .gpu_nodes = gpu_nodes,
             .n_gpu_nodes = n_gpu_nodes,
             .gpu_visible = gpus.visible,
+            .nameservers = lc->cfg->space_nameservers,
         };
         r = rt_runspec_write(&ri, spec, &in->rs, err);
     }

@@ -25,6 +25,8 @@
 #include "lifecycle.h"
 #include "log.h"
 #include "metrics.h"
+#include "resolv.h"
+#include "runspec.h"
 #include "store.h"
 #include "tiers.h"
 #include "util.h"
@@ -181,6 +183,33 @@ static int signals_fd(struct rt_err *err)
     return fd;
 }
 
+/* The resolvers Spaces with egress get (resolv.h): a bad egress_resolvers stops the start;
+ * none usable is one warning, since every Space's name lookups will then fail. */
+static int pick_resolvers(struct rt_config *c, struct rt_err *err)
+{
+    struct rt_resolvers rs;
+    int r = rt_resolv_host(c->egress_resolvers, &rs, err);
+
+    if (r < 0)
+        return r;
+    c->space_nameservers[0] = '\0';
+    for (size_t i = 0; i < rs.n; i++) {
+        size_t n = strlen(c->space_nameservers);
+        (void) snprintf(c->space_nameservers + n, sizeof(c->space_nameservers) - n, "%s%s",
+                        i ? " " : "", rs.addr[i]);
+    }
+    if (rs.n)
+        rt_log(RT_LOG_INFO, &main_ctx, "Spaces with egress resolve names through %s",
+               c->space_nameservers);
+    else
+        rt_log(rt_runspec_host_forwards() ? RT_LOG_WARN : RT_LOG_INFO, &main_ctx,
+               "Spaces get no DNS resolver: /etc/resolv.conf names no public one (%zu "
+               "private or loopback dropped: a Space reaches public addresses only); set "
+               "egress_resolvers in runtimed.conf (e.g. egress_resolvers: \"1.1.1.1 9.9.9.9\")",
+               rs.n_dropped);
+    return 0;
+}
+
 static int run(struct rt_config *c, struct rt_err *err)
 {
     _cleanup_close_ int lock_fd = -1, sig_fd = -1;
@@ -190,6 +219,8 @@ static int run(struct rt_config *c, struct rt_err *err)
     bool first = false;
     int r;
 
+    if ((r = pick_resolvers(c, err)) < 0)
+        return r;
     lock_fd = lock_data_dir(c->data_dir, err);
     if (lock_fd < 0)
         return lock_fd;

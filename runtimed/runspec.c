@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "resolv.h"
 #include "spaceconfig.h"
 #include "template.h"
 #include "util.h"
@@ -138,9 +139,63 @@ static void tier_extra(const struct rt_tier *t, char cores[32], char mem[32])
         (void) snprintf(mem, 32, "%lluMi", (unsigned long long) (t->memory >> 20));
 }
 
+/* The Space's own /etc/resolv.conf and /etc/hosts, written beside spec.json and bound
+ * read-only: the host's resolver (127.0.0.53, a LAN address) is out of a Space's reach by
+ * design, so a Space with egress gets the public resolvers runtimed picked (resolv.h), and
+ * one without gets none (its lookups fail at once).  An image may lack /etc/hosts. */
+static int write_file(const char *dir, const char *name, const char *text, struct rt_err *err)
+{
+    char path[4200];
+    _cleanup_close_ int fd = -1;
+
+    (void) snprintf(path, sizeof(path), "%s/%s", dir, name);
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0)
+        return rt_err_set(err, errno, "create '%s'", path);
+    /* 0644 whatever the umask: the Space's user reads it through the bind */
+    if (fchmod(fd, 0644) < 0 || rt_write_all(fd, text, strlen(text)) < 0)
+        return rt_err_set(err, errno, "write '%s'", path);
+    return 0;
+}
+
+static int write_etc(const struct rt_runspec_in *in, const char *dir, bool egress,
+                     struct rt_err *err)
+{
+    const char *addrs[RT_RESOLV_MAX];
+    char list[128], text[512], *save = NULL, *tok;
+    size_t n = 0;
+    int r;
+
+    (void) snprintf(list, sizeof(list), "%s", in->nameservers ? in->nameservers : "");
+    for (tok = strtok_r(list, " ", &save); tok && egress && n < RT_RESOLV_MAX;
+         tok = strtok_r(NULL, " ", &save))
+        addrs[n++] = tok;
+    if (rt_resolv_conf_text(addrs, n, text, sizeof(text)) < 0)
+        return rt_err_set(err, ENOSPC, "resolv.conf for '%s'", in->space->host);
+    r = write_file(dir, "resolv.conf", text, err);
+    if (r < 0)
+        return r;
+    (void) snprintf(text, sizeof(text),
+                    "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+                    "127.0.1.1\t%.63s\n",
+                    in->space->host);
+    return write_file(dir, "hosts", text, err);
+}
+
+static int etc_mounts(const char *dir, json_t *mounts)
+{
+    char src[4200];
+    int r;
+
+    (void) snprintf(src, sizeof(src), "%s/resolv.conf", dir);
+    r = add_mount(mounts, "ro-bind", src, "/etc/resolv.conf", 0);
+    (void) snprintf(src, sizeof(src), "%s/hosts", dir);
+    return r < 0 ? r : add_mount(mounts, "ro-bind", src, "/etc/hosts", 0);
+}
+
 /* Spaces may reach the internet (as on the Hub) where the host forwards; a host that
  * does not gets Spaces without egress rather than Spaces that cannot start. */
-static bool host_forwards(void)
+bool rt_runspec_host_forwards(void)
 {
     _cleanup_close_ int fd = open("/proc/sys/net/ipv4/ip_forward", O_RDONLY | O_CLOEXEC);
     char c = '0';
@@ -148,7 +203,8 @@ static bool host_forwards(void)
     return fd >= 0 && read(fd, &c, 1) == 1 && c == '1';
 }
 
-static int build_json(const struct rt_runspec_in *in, const struct rt_run_spec *run, json_t **ret)
+static int build_json(const struct rt_runspec_in *in, const struct rt_run_spec *run,
+                      const char *etc_dir, bool egress, json_t **ret)
 {
     const struct rt_space *s = in->space;
     json_t *root, *argv, *env, *mounts;
@@ -164,9 +220,11 @@ static int build_json(const struct rt_runspec_in *in, const struct rt_run_spec *
                      (json_int_t) DEFAULT_PIDS, "cpuMilli",
                      (json_int_t) (in->tier->cpus * 1000.0 + 0.5), "upperSize",
                      (json_int_t) (in->tier->disk ? in->tier->disk : (8ULL << 30)), "net", "veth",
-                     "egress", host_forwards(), "port", (int) run->port);
+                     "egress", egress, "port", (int) run->port);
     if (!root)
         return -ENOMEM;
+    if (json_object_set_new(root, "hostname", json_sprintf("%.63s", s->host)) < 0)
+        goto oom;
     for (size_t i = 0; i < run->argv.n; i++)
         if (json_array_append_new(argv, json_string(run->argv.v[i])) < 0)
             goto oom;
@@ -179,7 +237,7 @@ static int build_json(const struct rt_runspec_in *in, const struct rt_run_spec *
     for (size_t i = 0; i < in->n_env; i++)
         if (json_array_append_new(env, json_string(in->env[i])) < 0)
             goto oom;
-    if (mounts_of(in, mounts) < 0)
+    if (mounts_of(in, mounts) < 0 || etc_mounts(etc_dir, mounts) < 0)
         goto oom;
     if (in->n_gpu_nodes) {
         json_t *gpus = json_array();
@@ -239,8 +297,9 @@ int rt_runspec_write(const struct rt_runspec_in *in, const char *path, struct rt
     struct rt_run_spec *run = NULL;
     struct rt_strmap extra = { 0 };
     const struct rt_template *t;
-    char id[RT_ID_SIZE], host[RT_HOST_SIZE + 130], cores[32], mem[32];
+    char id[RT_ID_SIZE], host[RT_HOST_SIZE + 130], cores[32], mem[32], etc_dir[4096];
     json_t *root = NULL;
+    bool egress;
     size_t len = 0;
     int r;
 
@@ -272,7 +331,17 @@ int rt_runspec_write(const struct rt_runspec_in *in, const char *path, struct rt
     }
     if (r < 0)
         goto out;
-    if (build_json(in, run, &root) < 0 || !(text = json_dumps(root, JSON_COMPACT))) {
+    {
+        const char *slash = strrchr(path, '/');
+        (void) snprintf(etc_dir, sizeof(etc_dir), "%.*s", slash ? (int) (slash - path) : 1,
+                        slash ? path : ".");
+    }
+    egress = rt_runspec_host_forwards();
+    r = write_etc(in, etc_dir, egress, err);
+    if (r < 0)
+        goto out;
+    if (build_json(in, run, etc_dir, egress, &root) < 0 ||
+        !(text = json_dumps(root, JSON_COMPACT))) {
         r = rt_err_set(err, ENOMEM, "spec for '%s'", id);
         goto out;
     }

@@ -4,6 +4,7 @@
 #ifndef SP_RUNTIMED_RUNSPEC_H
 #define SP_RUNTIMED_RUNSPEC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,6 +31,9 @@ struct rt_runspec_in {
     const char *const *gpu_nodes;
     size_t n_gpu_nodes;
     const char *gpu_visible; /* "GPU-...,GPU-..." or NULL */
+    /* The resolvers a Space with egress gets (rt_config.space_nameservers): space-separated,
+     * "" or NULL none.  Written to resolv.conf beside spec.json, bound at /etc/resolv.conf. */
+    const char *nameservers;
 };
 
 /* What the supervisor needs to watch the app. */
@@ -40,6 +44,9 @@ struct rt_runspec_out {
     uint64_t health_timeout_ms;
     uint64_t startup_timeout_ms;
 };
+
+/* True when the host forwards IPv4: Spaces then get egress (public addresses only). */
+bool rt_runspec_host_forwards(void);
 
 /* Writes @path (spec.json).  Returns 0, or -errno with the reason a Space author can
  * act on (a broken README, an unsupported SDK). */

@@ -6,6 +6,7 @@
  * its state directory:
  *
  *   spec.json     what to run (written by runtimed before it starts the shim)
+ *   resolv.conf, hosts   the Space's /etc files, bound read-only (runtimed/runspec.c)
  *   shim.pid      the shim's pid, written once the sandbox runs
  *   status.json   {"state": "running"|"exited", "pid", "shimPid", "upstream",
  *                  "startedAt", "endedAt", "exit": {"reason", "code", "signal"}}

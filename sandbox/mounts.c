@@ -97,6 +97,15 @@ static const char *const etc_keep[] = {
     "/etc/debian_version", "/etc/python3",    "/etc/python3.11",      "/etc/terminfo",
 };
 
+/* True when the caller mounts something of its own at @path: it replaces our default. */
+static bool spec_mounts_at(const struct sbx_spec *spec, const char *path)
+{
+    for (size_t i = 0; i < spec->n_mounts; i++)
+        if (strcmp(spec->mounts[i].dst, path) == 0)
+            return true;
+    return false;
+}
+
 static const char *const root_dirs[] = { "/usr",   "/bin",   "/sbin",  "/lib",
                                          "/lib32", "/lib64", "/libx32" };
 
@@ -114,7 +123,7 @@ int sbx__plan_build(const struct sbx_spec *spec, struct sbx__plan *plan, struct 
         if (!plan_add(plan, SBX_OP_DIR, NULL, "/etc", SBX_STEP_ROOTFS))
             return rt_err_set(err, E2BIG, "too many mounts");
         for (size_t i = 0; i < ARRAY_SIZE(etc_keep); i++)
-            if ((r = plan_mirror(plan, etc_keep[i], err)) < 0)
+            if (!spec_mounts_at(spec, etc_keep[i]) && (r = plan_mirror(plan, etc_keep[i], err)) < 0)
                 return r;
         {
             bool own_user = spec->uid != 0 && spec->uid != 65534;
@@ -145,10 +154,12 @@ int sbx__plan_build(const struct sbx_spec *spec, struct sbx__plan *plan, struct 
             return rt_err_set(err, E2BIG, "too many mounts");
         op->data = plan->group;
         op->data_len = strlen(plan->group);
-        if (!(op = plan_add(plan, SBX_OP_FILE, NULL, "/etc/hosts", SBX_STEP_ROOTFS)))
-            return rt_err_set(err, E2BIG, "too many mounts");
-        op->data = plan->hosts;
-        op->data_len = strlen(plan->hosts);
+        if (!spec_mounts_at(spec, "/etc/hosts")) {
+            if (!(op = plan_add(plan, SBX_OP_FILE, NULL, "/etc/hosts", SBX_STEP_ROOTFS)))
+                return rt_err_set(err, E2BIG, "too many mounts");
+            op->data = plan->hosts;
+            op->data_len = strlen(plan->hosts);
+        }
         /* the writable layer of the default root: a bounded /tmp */
         if (!(op = plan_add(plan, SBX_OP_TMPFS, NULL, "/tmp", SBX_STEP_TMPFS)))
             return rt_err_set(err, E2BIG, "too many mounts");

@@ -13,16 +13,12 @@
 
 #include "cleanup.h"
 #include "net-internal.h"
+#include "netaddr.h"
 #include "banned.h"
 
-/* Never reachable from a Space, even with egress: "this network", RFC 1918, CGNAT, loopback,
- * link-local (cloud metadata 169.254.169.254 lives there), IETF protocol assignments,
- * benchmarking, multicast, reserved and broadcast.  The pool and the host's own subnets are
- * added at install time.  IPv6 is not forwarded at all. */
-static const char *const deny4[] = {
-    "0.0.0.0/8",     "10.0.0.0/8",   "100.64.0.0/10",  "127.0.0.0/8",   "169.254.0.0/16",
-    "172.16.0.0/12", "192.0.0.0/24", "192.168.0.0/16", "198.18.0.0/15", "224.0.0.0/3",
-};
+/* deny4 (netaddr.h: shared with runtimed's choice of resolvers): never reachable from a
+ * Space, even with egress.  The pool and the host's own subnets are added at install time.
+ * IPv6 is not forwarded at all. */
 
 static uint32_t net4_masked(struct sbx__net4 n);
 
@@ -98,9 +94,9 @@ char *sbx__net_ruleset(const struct sbx_net_conf *c, const struct sbx__net4 *hos
     put_net(f, "", pool);
     fprintf(f, " } }\n");
     fprintf(f, "  set deny4 { type ipv4_addr; flags interval; auto-merge; elements = { %s",
-            deny4[0]);
-    for (size_t i = 1; i < ARRAY_SIZE(deny4); i++)
-        fprintf(f, ", %s", deny4[i]);
+            sbx_net_deny4[0]);
+    for (size_t i = 1; i < sbx_net_n_deny4; i++)
+        fprintf(f, ", %s", sbx_net_deny4[i]);
     put_net(f, ", ", pool);
     for (size_t i = 0; i < n; i++)
         put_net(f, ", ", hostnets[i]);

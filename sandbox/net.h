@@ -26,6 +26,8 @@
  *    without egress forwards nothing; with egress, only IPv4 to public ranges (never private,
  *    loopback, link-local/metadata, CGNAT, multicast, the pool, or the host's own subnets),
  *    masqueraded.  Packets whose source is not routed back through their own link are dropped.
+ *    The ranges are sandbox/netaddr.h's table, which runtimed also uses to give a Space only
+ *    resolvers it can reach (runtimed/resolv.h): the host's own resolver usually is not.
  *  - no IPv6 from Spaces at all (the host end has IPv6 disabled, and the ruleset drops it).
  *  - output (optional, allow_uids): only root and the listed uids (the proxy) may open
  *    connections to Spaces from the host.

@@ -2,7 +2,7 @@
 LIBS += sbxnet
 sbxnet_SRCS := sandbox/net.c sandbox/net-conf.c sandbox/net-filter.c sandbox/net-link.c
 sbxnet_PKGS := libnl-3.0 libnl-route-3.0 libnftables
-sbxnet_DEPS := common
+sbxnet_DEPS := sandbox common
 
 PROGS += spacenet
 spacenet_SRCS := sandbox/net-tool.c sandbox/net-bench.c
