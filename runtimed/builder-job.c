@@ -1,11 +1,13 @@
 /* One build: README → config → template → script → layers, each failure turned into
  * the stage and message a Space author can act on. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "lfs.h"
@@ -321,6 +323,11 @@ void rt__builder_run(const struct rt__builder_env *env, struct rt_build *rb, int
             goto out;
         }
         finish(&c, "done");
+        /* The collector's clocks (gc.h): a layer handed over now is new, even a reused
+         * one, so the grace keeps it until the lifecycle records it in space.json. */
+        (void) utimensat(AT_FDCWD, res.app_layer, NULL, AT_SYMLINK_NOFOLLOW);
+        if (res.deps_layer[0])
+            (void) utimensat(AT_FDCWD, res.deps_layer, NULL, AT_SYMLINK_NOFOLLOW);
         rt_log(RT_LOG_INFO, &c.log, "built %.12s (app %llu ms, deps %s)", sha,
                (unsigned long long) res.app_ms,
                !res.deps_layer[0] ? "none"

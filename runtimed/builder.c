@@ -7,12 +7,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "build.h"
 #include "builder-job.h"
 #include "buildplan.h"
 #include "cleanup.h"
 #include "config.h"
+#include "gc.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "store.h"
@@ -25,6 +27,17 @@ struct job {
     bool factory;
     struct job *next;
 };
+
+/* A POST /api/admin/gc waiting for the worker (on the caller's stack). */
+struct gc_req {
+    struct rt_gc_report *rep;
+    struct rt_err *err;
+    int r;
+    bool started, done;
+    struct gc_req *next;
+};
+
+#define GC_WAIT_S 60 /* longest a GC request waits for a running build to end */
 
 struct rt_builder {
     const struct rt_config *cfg;
@@ -42,6 +55,9 @@ struct rt_builder {
     atomic_bool stopping_flag; /* the same, read by a build without the lock */
     bool started;
     pthread_t thread;
+    struct gc_req *gc_reqs; /* oldest first */
+    pthread_cond_t gc_cond; /* a gc_req is done */
+    uint64_t gc_next_ns;    /* monotonic; 0: no timer (gc_interval_s 0) */
 };
 
 static const struct rt_log_ctx builder_ctx = { .app = NULL, .action = "builder" };
@@ -119,6 +135,115 @@ void rt_builder_forget(struct rt_builder *b, int64_t space_id)
     pthread_mutex_unlock(&b->lock);
 }
 
+/* --- garbage collection ------------------------------------------------------------------ */
+
+/* The collector (gc.h) runs here, on the build worker between two builds, rather than on
+ * a thread of its own: no build can then be writing a layer, or have found an old one
+ * "already unpacked" or "reusing layer" and be about to hand it over, while the
+ * collector judges it unused.  That is the whole coordination: no lock to share with
+ * build.c.  The build running finishes first; queued builds wait for the run (seconds). */
+static uint64_t now_mono_ns(void)
+{
+    struct timespec ts;
+
+    (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t) ts.tv_sec * 1000000000ULL + (uint64_t) ts.tv_nsec;
+}
+
+static void gc_arm(struct rt_builder *b)
+{
+    b->gc_next_ns = b->cfg->gc_interval_s > 0
+                        ? now_mono_ns() + (uint64_t) b->cfg->gc_interval_s * 1000000000ULL
+                        : 0;
+}
+
+/* Whether a run is due; the caller holds b->lock. */
+static bool gc_due(const struct rt_builder *b)
+{
+    return b->gc_reqs || (b->gc_next_ns && now_mono_ns() >= b->gc_next_ns);
+}
+
+/* Waits for work or the timer; the caller holds b->lock. */
+static void wait_for_work(struct rt_builder *b)
+{
+    struct timespec ts;
+
+    if (!b->gc_next_ns) {
+        pthread_cond_wait(&b->cond, &b->lock);
+        return;
+    }
+    ts.tv_sec = (time_t) (b->gc_next_ns / 1000000000ULL);
+    ts.tv_nsec = (long) (b->gc_next_ns % 1000000000ULL);
+    (void) pthread_cond_timedwait(&b->cond, &b->lock, &ts);
+}
+
+/* One run, for the oldest request or the timer.  Called without b->lock. */
+static void run_gc(struct rt_builder *b)
+{
+    struct rt_gc_report mine = { 0 };
+    struct rt_err err = { 0 };
+    struct gc_req *q;
+    int r;
+
+    pthread_mutex_lock(&b->lock);
+    q = b->gc_reqs;
+    if (q) {
+        b->gc_reqs = q->next;
+        q->started = true;
+    }
+    gc_arm(b);
+    pthread_mutex_unlock(&b->lock);
+
+    r = rt_gc_run(b->cfg, b->st, q ? q->rep : &mine, q ? q->err : &err);
+    if (r < 0)
+        rt_log(RT_LOG_WARN, &builder_ctx, "garbage collection: %s, ignoring",
+               (q ? q->err : &err)->msg);
+    else
+        rt_log(RT_LOG_INFO, &builder_ctx, "garbage collection: %zu removed, %llu bytes freed",
+               (q ? q->rep : &mine)->n, (unsigned long long) (q ? q->rep : &mine)->freed_bytes);
+    if (r >= 0)
+        rt_metrics_gc((q ? q->rep : &mine)->freed_bytes);
+    rt_gc_report_done(&mine);
+    if (!q)
+        return;
+    pthread_mutex_lock(&b->lock);
+    q->r = r;
+    q->done = true;
+    pthread_cond_broadcast(&b->gc_cond);
+    pthread_mutex_unlock(&b->lock);
+}
+
+int rt_builder_gc(struct rt_builder *b, struct rt_gc_report *ret, struct rt_err *err)
+{
+    struct gc_req q = { .rep = ret, .err = err }, **tail;
+    struct timespec until;
+
+    if (!b)
+        return rt_err_set(err, EINVAL, "no builder");
+    (void) clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += GC_WAIT_S;
+    pthread_mutex_lock(&b->lock);
+    if (b->stopping) {
+        pthread_mutex_unlock(&b->lock);
+        return rt_err_set(err, ECANCELED, "runtimed is stopping");
+    }
+    for (tail = &b->gc_reqs; *tail; tail = &(*tail)->next)
+        ;
+    *tail = &q;
+    pthread_cond_signal(&b->cond);
+    while (!q.done) {
+        if (pthread_cond_timedwait(&b->gc_cond, &b->lock, &until) == ETIMEDOUT && !q.started) {
+            for (tail = &b->gc_reqs; *tail != &q; tail = &(*tail)->next)
+                ;
+            *tail = q.next;
+            pthread_mutex_unlock(&b->lock);
+            return rt_err_set(err, EBUSY, "a build is running: try again once it ends");
+        }
+    }
+    pthread_mutex_unlock(&b->lock);
+    return q.r;
+}
+
 /* --- the worker ------------------------------------------------------------------------- */
 
 static void *worker(void *p)
@@ -130,12 +255,18 @@ static void *worker(void *p)
         struct rt_build *rb = rt_build_new();
 
         pthread_mutex_lock(&b->lock);
-        while (!b->queue && !b->stopping)
-            pthread_cond_wait(&b->cond, &b->lock);
+        while (!b->queue && !b->stopping && !gc_due(b))
+            wait_for_work(b);
         if (b->stopping) {
             pthread_mutex_unlock(&b->lock);
             rt_build_free(rb);
             break;
+        }
+        if (gc_due(b)) {
+            pthread_mutex_unlock(&b->lock);
+            rt_build_free(rb);
+            run_gc(b);
+            continue;
         }
         j = b->queue;
         b->queue = j->next;
@@ -238,7 +369,16 @@ int rt_builder_start(const struct rt_config *cfg, struct rt_store *st, struct rt
     b->st = st;
     b->lc = lc;
     (void) pthread_mutex_init(&b->lock, NULL);
-    (void) pthread_cond_init(&b->cond, NULL);
+    {
+        /* Monotonic: the GC timer and the wait for it (rt_builder_gc) ignore clock steps. */
+        pthread_condattr_t ca;
+        (void) pthread_condattr_init(&ca);
+        (void) pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        (void) pthread_cond_init(&b->cond, &ca);
+        (void) pthread_cond_init(&b->gc_cond, &ca);
+        (void) pthread_condattr_destroy(&ca);
+    }
+    gc_arm(b);
     r = rt_recipe_templates_load(cfg, &b->templates, err);
     if (r < 0) {
         rt_builder_stop(b);
@@ -270,12 +410,20 @@ void rt_builder_stop(struct rt_builder *b)
         b->queue = j->next;
         free(j);
     }
+    while (b->gc_reqs) {
+        struct gc_req *q = b->gc_reqs;
+        b->gc_reqs = q->next;
+        q->r = rt_err_set(q->err, ECANCELED, "runtimed is stopping");
+        q->done = true;
+    }
+    pthread_cond_broadcast(&b->gc_cond);
     pthread_cond_broadcast(&b->cond);
     pthread_mutex_unlock(&b->lock);
     if (b->started)
         (void) pthread_join(b->thread, NULL);
     rt_recipe_templates_free(b->templates);
     pthread_cond_destroy(&b->cond);
+    pthread_cond_destroy(&b->gc_cond);
     pthread_mutex_destroy(&b->lock);
     free(b);
 }

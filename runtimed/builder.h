@@ -22,6 +22,7 @@ struct rt_config;
 struct rt_store;
 struct rt_lifecycle;
 struct rt_builder;
+struct rt_gc_report;
 
 /* Starts the worker.  Builds left "running" in the store by a runtimed that died are
  * queued again (never lost).  @lc may be NULL in tests that only build. */
@@ -39,5 +40,11 @@ int rt_builder_enqueue(struct rt_builder *b, int64_t space_id, const char *sha, 
 
 /* Cancels whatever is queued or running for @space_id (the Space is being deleted). */
 void rt_builder_forget(struct rt_builder *b, int64_t space_id);
+
+/* Runs the garbage collector (gc.h) on the build worker, before the next queued build
+ * (and every gc_interval_s on its own).  Blocks until the run ends; waits at most 60 s
+ * for a running build to end first (-EBUSY).  Returns 0 with what went in *ret (free it
+ * with rt_gc_report_done()), or -errno. */
+int rt_builder_gc(struct rt_builder *b, struct rt_gc_report *ret, struct rt_err *err);
 
 #endif

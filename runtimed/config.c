@@ -112,6 +112,19 @@ static const struct conf_key keys[] = {
     STR("pip_find_links", pip_find_links, "A folder or URL of wheels for builds."),
     STR("pip_cert", pip_cert, "A CA bundle for the index, bound read-only into each build."),
     STR("pip_proxy", pip_proxy, "An HTTP proxy for package installs."),
+    INT("gc_interval_s", gc_interval_s, 0, 30 * 86400,
+        "How often (seconds) unused build outputs are removed: layers no instance uses\n"
+        "and no Space's current build names, build leftovers, pip caches over\n"
+        "gc_pip_cache_max (docs/builds.md).  0: never on a timer (POST /api/admin/gc\n"
+        "still runs it)."),
+    INT("gc_app_grace_s", gc_app_grace_s, 0, 365 * 86400,
+        "An unused app layer is kept this long (seconds) after the build that made or\n"
+        "reused it."),
+    INT("gc_deps_keep_s", gc_deps_keep_s, 0, 365 * 86400,
+        "An unused dependency layer is kept this long (seconds) after its last build or\n"
+        "start, so a Space coming back soon reuses it instead of reinstalling."),
+    { "gc_pip_cache_max", CONF_SIZE, offsetof(struct rt_config, gc_pip_cache_max), 0, 0, INT64_MAX,
+      "Largest pip cache of one owner; the oldest files go beyond it." },
 };
 
 void rt_config_defaults(struct rt_config *c)
@@ -136,6 +149,10 @@ void rt_config_defaults(struct rt_config *c)
     (void) snprintf(c->build_network, sizeof(c->build_network), "host");
     c->build_memory = 4ULL << 30;
     c->max_file_size = 1ULL << 30;
+    c->gc_interval_s = 3600;
+    c->gc_app_grace_s = 3600;
+    c->gc_deps_keep_s = 7 * 86400;
+    c->gc_pip_cache_max = 2ULL << 30;
 }
 
 int rt_config_check_listen(const char *listen, struct rt_err *err)

@@ -47,6 +47,11 @@ struct rt_config {
     /* Not a key: the resolvers Spaces get, space-separated, picked at start from
      * egress_resolvers (runtimed/resolv.h); "" none. */
     char space_nameservers[64];
+    /* garbage collection of build outputs (runtimed/gc.h) */
+    int64_t gc_interval_s;     /* between two runs; 0 never (POST /api/admin/gc still runs) */
+    int64_t gc_app_grace_s;    /* an unused app layer is kept this long after its build */
+    int64_t gc_deps_keep_s;    /* an unused dependency layer is kept this long */
+    uint64_t gc_pip_cache_max; /* bytes of one owner's pip cache */
 };
 
 /* Fills @c with the embedded defaults. */

@@ -366,6 +366,10 @@ static int start_inst(struct rt_lifecycle *lc, struct lc_space *sp, struct lc_in
         goto fail;
     }
     (void) snprintf(spec, sizeof(spec), "%s/spec.json", in->dir);
+    /* The collector keeps an unused dependency layer gc_deps_keep_s after its last
+     * start (gc.h): this is its clock. */
+    if (sp->build.deps[0])
+        (void) utimensat(AT_FDCWD, sp->build.deps, NULL, AT_SYMLINK_NOFOLLOW);
     {
         struct rt_runspec_in ri = {
             .templates = lc->templates,

@@ -30,7 +30,7 @@ static const double wake_le[] = { 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 
 static struct histo build_hist = { .le = build_le, .n = sizeof(build_le) / sizeof(build_le[0]) };
 static struct histo wake_hist = { .le = wake_le, .n = sizeof(wake_le) / sizeof(wake_le[0]) };
 static atomic_uint_fast64_t builds_ok, builds_failed, wakes_ok, wakes_failed, sleeps_light,
-    sleeps_deep, starts_ok, starts_failed, pushes;
+    sleeps_deep, starts_ok, starts_failed, pushes, gc_runs, gc_freed;
 static atomic_int_fast64_t build_queue, gpu_dedicated, zero_leases, zero_queued, node_gpus;
 static atomic_int_fast64_t started_at; /* unix seconds the process started */
 
@@ -96,6 +96,12 @@ void rt_metrics_node_gpus(int64_t n)
 void rt_metrics_push(void)
 {
     atomic_fetch_add(&pushes, 1);
+}
+
+void rt_metrics_gc(uint64_t bytes)
+{
+    atomic_fetch_add(&gc_runs, 1);
+    atomic_fetch_add(&gc_freed, bytes);
 }
 
 /* --- rendering ----------------------------------------------------------------------- */
@@ -286,6 +292,13 @@ int rt_metrics_render(struct rt_store *st, char **ret, size_t *ret_len, struct r
             "# HELP spaceport_pushes_total Pushes accepted.\n"
             "# TYPE spaceport_pushes_total counter\nspaceport_pushes_total %llu\n",
             (unsigned long long) atomic_load(&pushes));
+    fprintf(f,
+            "# HELP spaceport_gc_runs_total Garbage collections of build outputs.\n"
+            "# TYPE spaceport_gc_runs_total counter\nspaceport_gc_runs_total %llu\n"
+            "# HELP spaceport_gc_freed_bytes_total Bytes the garbage collector freed.\n"
+            "# TYPE spaceport_gc_freed_bytes_total counter\nspaceport_gc_freed_bytes_total %llu\n",
+            (unsigned long long) atomic_load(&gc_runs),
+            (unsigned long long) atomic_load(&gc_freed));
     gauge(f, "spaceport_node_gpus", "GPUs this node offers.", (long long) atomic_load(&node_gpus));
     gauge(f, "spaceport_gpus_requested",
           "Dedicated GPUs the tiers of all Spaces not paused ask for (GPU quota use).",

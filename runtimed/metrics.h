@@ -35,6 +35,8 @@ void rt_metrics_gpu(int64_t dedicated_leased, int64_t zero_leases, int64_t zero_
 void rt_metrics_node_gpus(int64_t n);
 /* The git ingest: one push accepted. */
 void rt_metrics_push(void);
+/* The garbage collector: one run that freed @bytes. */
+void rt_metrics_gc(uint64_t bytes);
 
 /* Renders every metric into a new buffer (free() it).  Takes the store lock itself. */
 int rt_metrics_render(struct rt_store *st, char **ret, size_t *ret_len, struct rt_err *err);
