@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "api-internal.h"
+#include "builder.h"
+#include "gc.h"
 #include "gpunode.h"
 #include "log.h"
 #include "names.h"
@@ -486,6 +488,32 @@ static int gpus(struct rt_req *r)
     return j ? rt__reply_json(r, 200, j) : rt__reply_error(r, 500, "out of memory");
 }
 
+/* POST /api/admin/gc: runs the garbage collector now (docs/API.md). */
+static int gc(struct rt_req *r)
+{
+    struct rt_gc_report rep;
+    struct rt_err err = { 0 };
+    json_t *removed;
+    int rc;
+
+    if (r->nseg != 2)
+        return rt__reply_error(r, 404, "no such endpoint");
+    if (!rt__is(r, "POST"))
+        return rt__reply_error(r, 405, "method not allowed");
+    rc = rt_builder_gc(r->api->builder, &rep, &err);
+    if (rc < 0)
+        return rt__reply_err(r, rc, &err);
+    removed = json_array();
+    for (size_t i = 0; removed && i < rep.n; i++)
+        (void) json_array_append_new(removed, json_string(rep.removed[i]));
+    rc = rt__reply_json(r, 200,
+                        removed ? json_pack("{s:o, s:I}", "removed", removed, "freedBytes",
+                                            (json_int_t) rep.freed_bytes)
+                                : NULL);
+    rt_gc_report_done(&rep);
+    return rc;
+}
+
 int rt__api_admin(struct rt_req *r)
 {
     int rc;
@@ -502,6 +530,10 @@ int rt__api_admin(struct rt_req *r)
                                "write token");
     if (r->nseg < 2)
         return rt__reply_error(r, 404, "no such endpoint");
+    /* Not under the store lock: the collector waits for a running build, which takes
+     * it to log. */
+    if (strcmp(r->seg[1], "gc") == 0)
+        return gc(r);
     rt_store_lock(r->st);
     if (strcmp(r->seg[1], "users") == 0)
         rc = users(r);

@@ -1,4 +1,5 @@
-/* spacectl commands for the operator: users, tokens, hardware tiers and GPUs. */
+/* spacectl commands for the operator: users, tokens, hardware tiers, GPUs
+ * and garbage collection. */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -459,4 +460,34 @@ int sc_cmd_gpu_list(struct sc_ctx *ctx, const struct sc_inv *inv)
 int sc_cmd_gpu_leases(struct sc_ctx *ctx, const struct sc_inv *inv)
 {
     return gpu_get(ctx, "/api/admin/gpu-leases", "leases");
+}
+
+/* --- garbage collection ------------------------------------------------------------- */
+
+int sc_cmd_admin_gc(struct sc_ctx *ctx, const struct sc_inv *inv)
+{
+    _cleanup_json_ json_t *resp = NULL;
+    _cleanup_free_ char *freed = NULL;
+    const json_t *removed, *v;
+    size_t i;
+    int r;
+
+    (void) inv;
+    r = sc_api(ctx, "POST", "/api/admin/gc", NULL, &resp);
+    if (r)
+        return r;
+    if (ctx->json) {
+        sc_print_json(ctx->out, resp);
+        return SC_EXIT_OK;
+    }
+    removed = json_object_get(resp, "removed");
+    freed = sc_fmt_bytes(json_object_get(resp, "freedBytes"));
+    if (!freed)
+        return sc_out_of_memory(ctx);
+    json_array_foreach(removed, i, v)
+    {
+        fprintf(ctx->out, "removed %s\n", json_string_value(v) ? json_string_value(v) : "?");
+    }
+    fprintf(ctx->out, "%zu removed, %s freed\n", json_array_size(removed), freed);
+    return SC_EXIT_OK;
 }

@@ -123,6 +123,11 @@ const struct sc_cmd sc_commands[] = {
     { "admin", "restore", "FILE", 1, 1, sc_admin_restore_opts,
       "fill a fresh data dir from a backup (offline)", SC_ADMIN_RESTORE_HELP,
       sc_cmd_admin_restore },
+    { "admin", "gc", "", 0, 0, no_opts, "remove build outputs nothing uses any more",
+      "Runs the node's garbage collector now (docs/builds.md): app and dependency layers\n"
+      "no Space runs or will start on, build leftovers, pip caches over their cap.\n"
+      "Prints each path removed (under the data dir) and the bytes freed.\n",
+      sc_cmd_admin_gc },
 };
 const size_t sc_n_commands = sizeof(sc_commands) / sizeof(sc_commands[0]);
 

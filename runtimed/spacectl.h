@@ -172,5 +172,6 @@ int sc_cmd_secret_set(struct sc_ctx *ctx, const struct sc_inv *inv);
 int sc_cmd_variable_set(struct sc_ctx *ctx, const struct sc_inv *inv);
 int sc_cmd_gpu_list(struct sc_ctx *ctx, const struct sc_inv *inv);
 int sc_cmd_gpu_leases(struct sc_ctx *ctx, const struct sc_inv *inv);
+int sc_cmd_admin_gc(struct sc_ctx *ctx, const struct sc_inv *inv);
 
 #endif
