@@ -280,3 +280,48 @@ def test_listener_comes_back_after_a_runtimed_restart(env, zero, node):
     grant, rel, _ = zero.client("grant", node)
     assert grant["worker"] == {"allowed": True, "open": errno.ENXIO}, grant
     assert rel["release"] == 200
+
+
+def test_space_quota_shows_holders_only_to_the_owner(env, zero, node):
+    """?space= is the per-Space part of the quota: any reader of the Space gets counts and
+    their own queue position; who holds or waits (visitor identities) and worker pids
+    only its owner or an admin; a private Space is 404 to whoever cannot read it."""
+    rt, token, _ = env
+    rt.add_user("bob")
+    bob = rt.token("bob", "write")
+    r = rt.create_space("alice", "secret", token, sdk="static", private=True)
+    assert r.status_code == 200, r.text
+    p = subprocess.Popen(zero.argv(sys.executable, str(HERE / "zerogpu_in_space.py"), "hold",
+                                   node), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         text=True)
+    try:
+        assert json.loads(p.stdout.readline())["worker"]["allowed"]
+        url = "/api/spaces/zero-gpu/quota?space=alice/zero"
+        for who in (None, bob):
+            r = rt.get(url, who)
+            assert r.status_code == 200, r.text
+            sp = r.json()["space"]
+            assert sp == {"id": "alice/zero", "leaseCount": 1, "queueLength": 0,
+                          "position": 0}, sp
+        for who in (token, rt.admin):
+            sp = rt.get(url, who).json()["space"]
+            assert sp["leaseCount"] == 1 and len(sp["leases"]) == 1 and sp["queue"] == [], sp
+            assert sp["leases"][0]["pid"] > 0 and sp["leases"][0]["identity"], sp
+        # private: 404 to anyone but its owner (and admins), like the rest of the API
+        url = "/api/spaces/zero-gpu/quota?space=alice/secret"
+        for who in (None, bob):
+            r = rt.get(url, who)
+            assert r.status_code == 404 and r.headers["X-Error-Code"] == "RepoNotFound", r.text
+            assert r.text == rt.get("/api/spaces/zero-gpu/quota?space=alice/nope", who).text
+        for who in (token, rt.admin):
+            r = rt.get(url, who)
+            assert r.status_code == 200 and r.json()["space"]["leases"] == [], r.text
+        # the caller's own quota needs no Space
+        assert rt.get("/api/spaces/zero-gpu/quota", bob).json()["identity"] == "user:bob"
+        p.stdin.write("\n")
+        p.stdin.flush()
+        assert json.loads(p.stdout.readline()) == {"release": 200}
+    finally:
+        p.kill()
+        p.communicate()
+        rt.delete("/api/repos/delete", rt.admin, json={"type": "space", "name": "alice/secret"})
