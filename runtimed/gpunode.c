@@ -22,6 +22,7 @@ struct rt_gpunode {
     size_t n_zero;
     unsigned *zero_units;
     struct gpu_slot *zero_slots;
+    char fenced[200]; /* "": grants; else why none (rt_gpunode_fence) */
 };
 
 static int load(const struct rt_gpunode_config *cfg, struct gpu_inventory **inv, struct rt_err *err)
@@ -208,7 +209,10 @@ int rt_gpunode_reserve(struct rt_gpunode *g, const char *space, const char *kind
     if (space[0] == '@')
         return rt_err_set(err, EINVAL, "'%s' is not a Space id", space);
     (void) pthread_mutex_lock(&g->lock);
-    r = gpu_alloc_reserve(g->alloc, space, kind, count, units, err);
+    if (g->fenced[0])
+        r = rt_err_set(err, EBUSY, "no gpu is granted on this node: %s", g->fenced);
+    else
+        r = gpu_alloc_reserve(g->alloc, space, kind, count, units, err);
     (void) pthread_mutex_unlock(&g->lock);
     if (r < 0)
         return r;
@@ -263,6 +267,13 @@ int rt_gpunode_rebuild(struct rt_gpunode *g, const struct gpu_holding *h, size_t
     (void) pthread_mutex_unlock(&g->lock);
     free(all);
     return r;
+}
+
+void rt_gpunode_fence(struct rt_gpunode *g, const char *why)
+{
+    (void) pthread_mutex_lock(&g->lock);
+    (void) snprintf(g->fenced, sizeof(g->fenced), "%s", why && *why ? why : "fenced");
+    (void) pthread_mutex_unlock(&g->lock);
 }
 
 size_t rt_gpunode_zero_slots(const struct rt_gpunode *g, const struct gpu_slot **ret)

@@ -79,6 +79,11 @@ unsigned rt_gpunode_release(struct rt_gpunode *g, const char *space);
 int rt_gpunode_rebuild(struct rt_gpunode *g, const struct gpu_holding *h, size_t n,
                        size_t *ret_missing, struct rt_err *err);
 
+/* Stops every later rt_gpunode_reserve() (-EBUSY, saying @why): after a restart whose
+ * holdings could not be rebuilt, a unit that looks free may still be in a sandbox, so
+ * the node grants nothing until runtimed restarts. */
+void rt_gpunode_fence(struct rt_gpunode *g, const char *why);
+
 /* The ZeroGPU pool as slots for gpu_api_new() (nvidia_index = position in the pool).
  * Points into @g; valid until rt_gpunode_free(). */
 size_t rt_gpunode_zero_slots(const struct rt_gpunode *g, const struct gpu_slot **ret);

@@ -301,11 +301,22 @@ static bool claimed(const struct gpu_holding *h, size_t n, const char *uuid)
     return false;
 }
 
+/* Fences the node (no grant until a restart) when the holdings cannot be rebuilt: a unit
+ * that looks free may still be in a running sandbox. */
+static void rebuild_failed(struct rt_lifecycle *lc, const char *why)
+{
+    rt_log(RT_LOG_ERR, &(struct rt_log_ctx){ .action = "gpu" },
+           "rebuild gpu holders: %s; this node grants no gpu until runtimed restarts", why);
+    rt_gpunode_fence(lc->gpus, "its holdings could not be rebuilt after a restart");
+}
+
 void lc__gpu_rebuild(struct rt_lifecycle *lc)
 {
     const struct gpu_inventory *inv;
     struct gpu_holding *h = NULL;
-    json_t *specs[256];
+    /* The specs whose ids @h points to: only those with a claim stay, at most one per
+     * unit, so n_units bounds them however many Spaces run (ZeroGPU ones claim none). */
+    json_t **specs = NULL;
     size_t n = 0, n_specs = 0, missing = 0;
     struct rt_err err = { 0 };
 
@@ -313,14 +324,19 @@ void lc__gpu_rebuild(struct rt_lifecycle *lc)
         return;
     inv = rt_gpunode_inventory(lc->gpus);
     h = calloc(inv->n_units ? inv->n_units : 1, sizeof(*h));
-    if (!h)
+    specs = calloc(inv->n_units ? inv->n_units : 1, sizeof(*specs));
+    if (!h || !specs) {
+        free(h);
+        free(specs);
+        rebuild_failed(lc, "out of memory");
         return;
-    for (struct lc_space *sp = lc->spaces; sp && n_specs < 256; sp = sp->next) {
+    }
+    for (struct lc_space *sp = lc->spaces; sp; sp = sp->next) {
         char path[LC_PATH + 16];
         const char *uuids[RT_GPU_GRANT_MAX];
         const char *id;
         json_t *j, *gpus;
-        size_t k;
+        size_t k, before = n;
 
         if (!sp->cur.dir[0])
             continue;
@@ -332,7 +348,6 @@ void lc__gpu_rebuild(struct rt_lifecycle *lc)
             json_decref(j);
             continue;
         }
-        specs[n_specs++] = j;
         for (size_t i = 0; i < k && n < inv->n_units; i++) {
             if (in_zero_pool(lc, uuids[i])) /* a ZeroGPU Space's sandbox holds the pool's */
                 continue;
@@ -345,10 +360,13 @@ void lc__gpu_rebuild(struct rt_lifecycle *lc)
             h[n++] = (struct gpu_holding){ id, uuids[i] };
             (void) snprintf(sp->gpu_holder, sizeof(sp->gpu_holder), "%s", id);
         }
+        if (n > before) /* n_specs <= n <= n_units */
+            specs[n_specs++] = j;
+        else
+            json_decref(j);
     }
     if (rt_gpunode_rebuild(lc->gpus, h, n, &missing, &err) < 0) {
-        rt_log(RT_LOG_ERR, &(struct rt_log_ctx){ .action = "gpu" }, "rebuild gpu holders: %s",
-               err.msg);
+        rebuild_failed(lc, err.msg);
     } else if (n || missing) {
         rt_log(RT_LOG_INFO, &(struct rt_log_ctx){ .action = "gpu" },
                "%zu gpu unit(s) held by running Spaces, %zu no longer on this node", n - missing,
@@ -356,5 +374,6 @@ void lc__gpu_rebuild(struct rt_lifecycle *lc)
     }
     for (size_t i = 0; i < n_specs; i++)
         json_decref(specs[i]);
+    free(specs);
     free(h);
 }
