@@ -279,3 +279,22 @@ def test_metrics_count_runs_and_bytes(env):
               if line.startswith("spaceport_gc_")}
     assert values.get("spaceport_gc_runs_total", 0) >= 5, values
     assert values.get("spaceport_gc_freed_bytes_total", 0) > 0, values
+
+
+def test_timer_runs_it(bin_dir, tmp_path):
+    """gc_interval_s: the build worker runs the collector on its own."""
+    conf = tmp_path / "runtimed.yaml"
+    conf.write_text("metrics_listen: ''\ngc_interval_s: 1\n")
+    data = tmp_path / "data"
+    stale = data / "layers" / "app" / ".tmp-timer-1"
+    stale.mkdir(parents=True)
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    rt = Runtimed(bin_dir, data, config=conf).start()
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and stale.exists():
+            time.sleep(0.1)
+        assert not stale.exists(), rt.log()[-2000:]
+        assert "garbage collection: 1 removed" in rt.log(), rt.log()[-2000:]
+    finally:
+        rt.stop()
