@@ -58,6 +58,7 @@ struct lc_build {
 #define LC_WANT_FACTORY (1u << 2)
 #define LC_WANT_SETTINGS (1u << 3)
 #define LC_WANT_DELETE (1u << 4)
+#define LC_GPU_WAIT_MAX 4 /* cur, nxt, old, and one more found at a restart */
 
 struct lc_space {
     int64_t id;
@@ -85,6 +86,11 @@ struct lc_space {
      * holding per Space, so a zero-downtime switch's new version shares the old one's
      * units instead of needing as many again.  Supervisor thread only. */
     char gpu_holder[RT_ID_SIZE];
+    /* Dirs of stopped instances whose sandbox was not seen to end: it may still have the
+     * GPUs, so the dir and gpu_holder stay until lc__gpu_wait() sees it gone (each tick);
+     * gpu_wait_lost: one did not fit, the holding stays for good.  Supervisor only. */
+    char gpu_wait[LC_GPU_WAIT_MAX][LC_PATH];
+    bool gpu_wait_lost;
 };
 
 struct rt_gpunode;
@@ -155,5 +161,11 @@ void lc__zero_detach(struct rt_lifecycle *lc, struct lc_inst *in);
 void lc__gpu_rebuild(struct rt_lifecycle *lc);
 /* Gives the Space's GPUs back once none of its instances runs (lifecycle-run.c). */
 void lc__gpu_release_if_idle(struct rt_lifecycle *lc, struct lc_space *sp);
+/* Whether the sandbox of the instance in @dir is known gone (lifecycle-run.c). */
+bool lc__sandbox_gone(const char *dir);
+/* Keeps @dir (its sandbox may live on) for lc__gpu_wait() instead of removing it. */
+void lc__gpu_wait_add(struct lc_space *sp, const char *dir);
+/* Each tick: removes the kept dirs whose sandbox is gone, then gives the GPUs back. */
+void lc__gpu_wait(struct rt_lifecycle *lc, struct lc_space *sp);
 
 #endif

@@ -144,6 +144,20 @@ static void found_inst(struct rt_lifecycle *lc, struct lc_space *sp, struct rt_s
         lc__log(sp, RT_LOG_INFO, "reattached to %s (pid %d)", in.sha, (int) ss.pid);
         return;
     }
+    if (!lc__sandbox_gone(dir)) {
+        /* Not adopted (its shim does not answer, or its spec is unreadable), yet its
+         * sandbox lives: it may have GPUs, which lc__gpu_rebuild() counts from this dir. */
+        char cmd[32];
+
+        (void) snprintf(cmd, sizeof(cmd), "stop %d", LC_STOP_GRACE_S);
+        (void) rt_shim_command(dir, cmd, &ss, &err);
+        lc__log(sp, RT_LOG_ERR,
+                "%s: not reattached, and its sandbox was not seen to end: kept, with its "
+                "gpus, until it does",
+                dir);
+        lc__gpu_wait_add(sp, dir);
+        return;
+    }
     /* It ended while runtimed was away. */
     if (rt_shim_read_status(dir, &ss, &err) == 0 && strcmp(ss.state, "exited") == 0 &&
         (strcmp(row->stage, "RUNNING") == 0 || strcmp(row->stage, "APP_STARTING") == 0)) {
@@ -293,12 +307,13 @@ static bool in_zero_pool(struct rt_lifecycle *lc, const char *uuid)
     return false;
 }
 
-static bool claimed(const struct gpu_holding *h, size_t n, const char *uuid)
+/* Who already claimed @uuid, or NULL. */
+static const char *claimed(const struct gpu_holding *h, size_t n, const char *uuid)
 {
     for (size_t i = 0; i < n; i++)
         if (strcmp(h[i].uuid, uuid) == 0)
-            return true;
-    return false;
+            return h[i].holder;
+    return NULL;
 }
 
 /* Fences the node (no grant until a restart) when the holdings cannot be rebuilt: a unit
@@ -331,40 +346,47 @@ void lc__gpu_rebuild(struct rt_lifecycle *lc)
         rebuild_failed(lc, "out of memory");
         return;
     }
-    for (struct lc_space *sp = lc->spaces; sp; sp = sp->next) {
-        char path[LC_PATH + 16];
-        const char *uuids[RT_GPU_GRANT_MAX];
-        const char *id;
-        json_t *j, *gpus;
-        size_t k, before = n;
+    for (struct lc_space *sp = lc->spaces; sp; sp = sp->next)
+        for (size_t d = 0; d <= LC_GPU_WAIT_MAX; d++) {
+            /* its instance, and those whose sandbox was not seen to end */
+            const char *dir = d == 0 ? sp->cur.dir : sp->gpu_wait[d - 1];
+            char path[LC_PATH + 16];
+            const char *uuids[RT_GPU_GRANT_MAX];
+            const char *id;
+            json_t *j, *gpus;
+            size_t k, before = n;
 
-        if (!sp->cur.dir[0])
-            continue;
-        (void) snprintf(path, sizeof(path), "%s/spec.json", sp->cur.dir);
-        j = load_json(path);
-        id = json_string_value(json_object_get(j, "id"));
-        gpus = json_object_get(j, "gpus");
-        if (!id || !json_is_array(gpus) || !(k = spec_units(inv, gpus, uuids, RT_GPU_GRANT_MAX))) {
-            json_decref(j);
-            continue;
-        }
-        for (size_t i = 0; i < k && n < inv->n_units; i++) {
-            if (in_zero_pool(lc, uuids[i])) /* a ZeroGPU Space's sandbox holds the pool's */
+            if (!dir[0])
                 continue;
-            if (claimed(h, n, uuids[i])) {
-                /* Never two holders: the first claim stands; this sandbox still has the
-                 * device (stop it to be sure), so say so. */
-                lc__log(sp, RT_LOG_ERR, "gpu %s is held by another Space too", uuids[i]);
+            (void) snprintf(path, sizeof(path), "%s/spec.json", dir);
+            j = load_json(path);
+            id = json_string_value(json_object_get(j, "id"));
+            gpus = json_object_get(j, "gpus");
+            if (!id || !json_is_array(gpus) ||
+                !(k = spec_units(inv, gpus, uuids, RT_GPU_GRANT_MAX))) {
+                json_decref(j);
                 continue;
             }
-            h[n++] = (struct gpu_holding){ id, uuids[i] };
-            (void) snprintf(sp->gpu_holder, sizeof(sp->gpu_holder), "%s", id);
+            for (size_t i = 0; i < k && n < inv->n_units; i++) {
+                const char *other;
+
+                if (in_zero_pool(lc, uuids[i])) /* a ZeroGPU Space's sandbox holds the pool's */
+                    continue;
+                if ((other = claimed(h, n, uuids[i]))) {
+                    /* Never two holders: the first claim stands; this sandbox still has
+                     * the device (stop it to be sure), so say so. */
+                    if (strcmp(other, id) != 0)
+                        lc__log(sp, RT_LOG_ERR, "gpu %s is held by another Space too", uuids[i]);
+                    continue;
+                }
+                h[n++] = (struct gpu_holding){ id, uuids[i] };
+                (void) snprintf(sp->gpu_holder, sizeof(sp->gpu_holder), "%s", id);
+            }
+            if (n > before) /* n_specs <= n <= n_units */
+                specs[n_specs++] = j;
+            else
+                json_decref(j);
         }
-        if (n > before) /* n_specs <= n <= n_units */
-            specs[n_specs++] = j;
-        else
-            json_decref(j);
-    }
     if (rt_gpunode_rebuild(lc->gpus, h, n, &missing, &err) < 0) {
         rebuild_failed(lc, err.msg);
     } else if (n || missing) {

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -255,11 +256,76 @@ static int on_kv(const struct rt_kv *kv, void *userdata)
     return 0;
 }
 
+/* An instance dir whose sandbox may still have the Space's GPUs (lc__gpu_wait_add). */
+static bool gpu_waiting(const struct lc_space *sp)
+{
+    for (size_t i = 0; i < LC_GPU_WAIT_MAX; i++)
+        if (sp->gpu_wait[i][0])
+            return true;
+    return sp->gpu_wait_lost;
+}
+
+/* Known gone: its shim answers "exited"; or no shim answers and status.json says exited,
+ * or names a sandbox init that no longer lives (the sandbox is that init's pid namespace,
+ * whose other processes the kernel ends before the init goes), or was never written
+ * (the shim ended before it spawned a sandbox).  A pid reused since keeps the units. */
+bool lc__sandbox_gone(const char *dir)
+{
+    struct rt_shim_status ss = { 0 };
+    struct rt_err err = { 0 };
+    int r;
+
+    if (rt_shim_command(dir, "status", &ss, &err) == 0)
+        return strcmp(ss.state, "exited") == 0;
+    memset(&ss, 0, sizeof(ss));
+    r = rt_shim_read_status(dir, &ss, &err);
+    if (r < 0)
+        return r == -ENOENT;
+    if (strcmp(ss.state, "exited") == 0 || ss.pid <= 0)
+        return true;
+    return kill(ss.pid, 0) < 0 && errno == ESRCH;
+}
+
+void lc__gpu_wait_add(struct lc_space *sp, const char *dir)
+{
+    for (size_t i = 0; i < LC_GPU_WAIT_MAX; i++)
+        if (!sp->gpu_wait[i][0] || strcmp(sp->gpu_wait[i], dir) == 0) {
+            (void) snprintf(sp->gpu_wait[i], sizeof(sp->gpu_wait[i]), "%s", dir);
+            return;
+        }
+    lc__log(sp, RT_LOG_ERR, "%s: too many sandboxes not seen to end; its gpus stay held", dir);
+    sp->gpu_wait_lost = true;
+}
+
+void lc__gpu_wait(struct rt_lifecycle *lc, struct lc_space *sp)
+{
+    bool any = false;
+
+    for (size_t i = 0; i < LC_GPU_WAIT_MAX; i++) {
+        if (!sp->gpu_wait[i][0] || !lc__sandbox_gone(sp->gpu_wait[i]))
+            continue;
+        lc__log(sp, RT_LOG_INFO, "%s: its sandbox ended", sp->gpu_wait[i]);
+        lc__remove_dir(sp->gpu_wait[i]);
+        sp->gpu_wait[i][0] = '\0';
+        any = true;
+    }
+    if (!any)
+        return;
+    lc__gpu_release_if_idle(lc, sp);
+    if (sp->deleted && !gpu_waiting(sp)) {
+        char dir[LC_PATH];
+
+        lc__space_dir(lc, sp->id, dir, sizeof(dir));
+        lc__remove_dir(dir);
+    }
+}
+
 void lc__gpu_release_if_idle(struct rt_lifecycle *lc, struct lc_space *sp)
 {
     unsigned n;
 
-    if (!lc->gpus || !sp->gpu_holder[0] || sp->cur.dir[0] || sp->nxt.dir[0] || sp->old.dir[0])
+    if (!lc->gpus || !sp->gpu_holder[0] || sp->cur.dir[0] || sp->nxt.dir[0] || sp->old.dir[0] ||
+        gpu_waiting(sp))
         return;
     n = rt_gpunode_release(lc->gpus, sp->gpu_holder);
     if (n)
@@ -288,7 +354,7 @@ static int gpu_take(struct rt_lifecycle *lc, struct lc_space *sp, const struct r
     if (held && (t->gpus <= 0 || held != (unsigned) t->gpus ||
                  strcmp(rt_gpunode_inventory(lc->gpus)->units[ret->units[0]].kind, t->gpu_kind))) {
         /* Another tier while an instance still runs on the old one: cannot share. */
-        if (sp->cur.dir[0] || sp->nxt.dir[0] || sp->old.dir[0])
+        if (sp->cur.dir[0] || sp->nxt.dir[0] || sp->old.dir[0] || gpu_waiting(sp))
             return rt_err_set(err, EBUSY, "'%s' still runs on %u other gpu(s)", holder, held);
         (void) rt_gpunode_release(lc->gpus, holder);
         memset(ret, 0, sizeof(*ret));
@@ -447,11 +513,20 @@ void lc__stop_inst(struct rt_lifecycle *lc, struct lc_space *sp, struct lc_inst 
         (void) nanosleep(&(struct timespec){ .tv_nsec = 20000000L }, NULL);
     }
     lc__copy_logs(lc, sp, in);
-    lc__remove_dir(in->dir);
+    if (lc__sandbox_gone(in->dir)) {
+        lc__remove_dir(in->dir);
+    } else {
+        /* Its sandbox may still have the GPUs: they stay the Space's until it ends. */
+        lc__log(sp, RT_LOG_ERR,
+                "%s: the sandbox was not seen to end %d s after stop; its gpus stay held and "
+                "it is checked again each tick",
+                in->dir, LC_STOP_GRACE_S + 3);
+        lc__gpu_wait_add(sp, in->dir);
+    }
     (void) pthread_mutex_lock(&lc->mu);
     memset(in, 0, sizeof(*in));
     (void) pthread_mutex_unlock(&lc->mu);
-    lc__gpu_release_if_idle(lc, sp); /* after the shim ended: its sandbox held the devices */
+    lc__gpu_release_if_idle(lc, sp); /* after the sandbox ended: it held the devices */
 }
 
 static int64_t sleep_ms_of(struct rt_lifecycle *lc, struct lc_space *sp, bool *ret_free)
@@ -729,7 +804,8 @@ static void tick_space(struct rt_lifecycle *lc, struct lc_space *sp)
         stop_others(lc, sp);
         lc__stop_inst(lc, sp, &sp->cur);
         lc__space_dir(lc, sp->id, dir, sizeof(dir));
-        lc__remove_dir(dir);
+        if (!gpu_waiting(sp)) /* else lc__gpu_wait() removes it once its sandboxes end */
+            lc__remove_dir(dir);
         (void) pthread_mutex_lock(&lc->mu);
         sp->deleted = true;
         (void) pthread_mutex_unlock(&lc->mu);
@@ -826,7 +902,9 @@ void lc__tick(struct rt_lifecycle *lc)
     (void) pthread_mutex_unlock(&lc->mu);
     /* Spaces are only ever added at the head and freed at stop: the list from head on
      * is stable without the lock. */
-    for (struct lc_space *sp = head; sp; sp = sp->next)
+    for (struct lc_space *sp = head; sp; sp = sp->next) {
+        lc__gpu_wait(lc, sp); /* a deleted Space's too: its units come back */
         if (!sp->deleted)
             tick_space(lc, sp);
+    }
 }

@@ -345,3 +345,45 @@ def test_spacectl_gpu_list(env, bin_dir):
                          text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     assert "alice/g3" in out.stdout and "a10g" in out.stdout
+
+
+def test_gpu_stays_held_until_the_sandbox_is_seen_to_end(env, bin_dir):
+    """A stop whose shim never answers "exited" (here: the shim was killed, and its
+    sandbox, which does not die with it, runs on) keeps the Space's GPU: the sandbox may
+    still have it.  Once the sandbox ends, the next supervisor tick gives the unit back
+    and removes the instance dir it was kept in (what a restart would rebuild from)."""
+    rt = env["rt"]
+    assert "alice/g3" in holders(env).values()
+    inst = next(st.parent for st in (pathlib.Path(rt.data_dir) / "run").glob("*/*/status.json")
+                if json.loads((st.parent / "spec.json").read_text())["id"] == "alice/g3"
+                and json.loads(st.read_text())["state"] == "running")
+    status = json.loads((inst / "status.json").read_text())
+    os.kill(status["shimPid"], signal.SIGKILL)
+    sandbox = status["pid"]
+    try:
+        r = rt.delete("/api/repos/delete", env["token"],
+                      json={"type": "space", "organization": "alice", "name": "g3"})
+        assert r.status_code == 200, r.text
+        deadline = time.time() + 60
+        while "was not seen to end" not in rt.log() and time.time() < deadline:
+            assert "alice/g3" in holders(env).values(), "given back while its sandbox runs"
+            time.sleep(0.2)
+        assert "was not seen to end" in rt.log(), rt.log()[-3000:]
+        assert pathlib.Path(f"/proc/{sandbox}").exists()  # the sandbox runs on
+        time.sleep(1)  # a few ticks
+        assert "alice/g3" in holders(env).values()  # so its unit stays held
+        assert inst.exists()  # and the dir that says so, for a restart
+        # A restart finds the dir, cannot reattach (no shim), and still counts the unit.
+        rt.stop(sig=signal.SIGKILL)
+        rt = env["rt"] = Runtimed(bin_dir, rt.data_dir, config=env["conf"]).start()
+        assert "alice/g3" in holders(env).values(), rt.log()[-3000:]
+        assert "1 gpu unit(s) held by running Spaces" in rt.log()
+        assert "was not seen to end" in rt.log()
+    finally:
+        os.kill(sandbox, signal.SIGKILL)  # its pid namespace goes with it
+    deadline = time.time() + 60
+    while "alice/g3" in holders(env).values() and time.time() < deadline:
+        time.sleep(0.2)
+    assert "alice/g3" not in holders(env).values(), rt.log()[-3000:]
+    assert "its sandbox ended" in rt.log()
+    assert not inst.exists()
