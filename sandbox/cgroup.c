@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -449,6 +450,37 @@ int sbx_cgroup_allow_device(struct sbx_cgroup *cg, char type, unsigned major, un
         return 0;
     (void) snprintf(v, sizeof(v), "%c %u:%u rw", type, major, minor);
     return cg_write(cg, cg->dir[SBX_CTL_DEVICES], "devices.allow", v, err);
+}
+
+int sbx_cgroup_allow_below(struct sbx_cgroup *cg, const dev_t *devs, size_t n, struct rt_err *err)
+{
+    const char *dir = cg->dir[SBX_CTL_DEVICES];
+    size_t had = cg->n_dev_rules;
+    char procs[32];
+    int r;
+
+    if (cg->version[SBX_CTL_DEVICES] != 2)
+        return rt_err_set(err, EOPNOTSUPP, "devices below the group: cgroup v2 only");
+    /* its own processes would get them too: only children, with programs of their own */
+    if ((r = cg_read(dir, "cgroup.procs", procs, sizeof(procs), err)) < 0)
+        return r;
+    if (procs[0])
+        return rt_err_set(err, EBUSY, "cgroup '%s' still holds processes of its own", dir);
+    for (size_t i = 0; i < n; i++) {
+        int maj = (int) major(devs[i]), min = (int) minor(devs[i]);
+        bool seen = false;
+
+        for (size_t j = 0; j < cg->n_dev_rules && !seen; j++)
+            seen = cg->dev_rules[j].type == 'c' && cg->dev_rules[j].major == maj &&
+                   cg->dev_rules[j].minor == min;
+        if (!seen && (r = add_dev_rule(cg, 'c', maj, min, RT_DEV_READ | RT_DEV_WRITE, err)) < 0)
+            goto undo;
+    }
+    if (cg->n_dev_rules == had || (r = attach_dev_program(cg, err)) == 0)
+        return 0;
+undo:
+    cg->n_dev_rules = had; /* the attached program is still the one without them */
+    return r;
 }
 
 int sbx_cgroup_add_pid(struct sbx_cgroup *cg, pid_t pid, struct rt_err *err)

@@ -118,6 +118,11 @@ struct sbx_spec {
 
     const char *gpus[SBX_MAX_GPUS]; /* host device nodes bound in at the same path */
     size_t n_gpus;
+    /* Bind the gpus but leave them out of the device cgroup (still created) until
+     * sbx_allow_deferred_gpus(): a ZeroGPU sandbox, whose app must never hold one, while
+     * only its workers' groups may open them.  Allowed at spawn, the app could open one
+     * before runtimed isolates it, and an open fd outlives any later deny. */
+    bool gpus_deferred;
 
     /* A read-only /sys of the sandbox's own network namespace (firmware, powercap masked).
      * Off by default (it costs a quarter of the start time); on whenever a device is
@@ -191,6 +196,14 @@ int sbx_cgroup_create(const struct sbx_cgroup_host *host, const char *parent, co
 int sbx_cgroup_allow_device(struct sbx_cgroup *cg, char type, unsigned major, unsigned minor,
                             struct rt_err *err);
 
+/* cgroup v2 only: allows the char devices @devs (read, write) in the group's own program
+ * for its child groups' sake (with BPF_F_ALLOW_MULTI every program on the path must
+ * allow).  Refused (-EBUSY) while the group holds processes of its own: they would get
+ * the devices too, so the caller first moves them into a child whose program denies
+ * them.  Devices already allowed are skipped (idempotent).  -EOPNOTSUPP on v1, where a
+ * group's rules are its own tasks' and a sibling group is the way to allow more. */
+int sbx_cgroup_allow_below(struct sbx_cgroup *cg, const dev_t *devs, size_t n, struct rt_err *err);
+
 /* Moves @pid into every group. */
 int sbx_cgroup_add_pid(struct sbx_cgroup *cg, pid_t pid, struct rt_err *err);
 
@@ -244,6 +257,10 @@ int sbx_pidfd(const struct sbx *box); /* pollable; readable once the init has ex
  * before it exits, ahead of the namespaces' teardown), or when the init died. */
 int sbx_exit_fd(const struct sbx *box);
 struct sbx_cgroup *sbx_cgroup(struct sbx *box); /* NULL when no cgroup was created */
+/* The spec's gpus_deferred nodes become allowed in the sandbox's device cgroup, for its
+ * child groups only (sbx_cgroup_allow_below: v2, no process left in the group itself).
+ * Idempotent; 0 when nothing was deferred. */
+int sbx_allow_deferred_gpus(struct sbx *box, struct rt_err *err);
 uint32_t sbx_host_uid_base(const struct sbx *box);
 
 /* Waits at most @timeout_ms (-1: forever) for the command to end.  Returns 0 with

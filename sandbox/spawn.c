@@ -47,6 +47,8 @@ struct sbx {
     int slot_fd;
     uint32_t uid_base;
     struct sbx_cgroup *cg;
+    dev_t deferred[SBX_MAX_GPUS]; /* spec->gpus_deferred: bound, not yet allowed */
+    size_t n_deferred;
     bool reaped;
     bool have_exit;
     struct sbx_exit exit;
@@ -569,8 +571,11 @@ static int setup_cgroup(const struct sbx_spec *spec, struct sbx *box, struct rt_
         struct stat st;
         if (stat(spec->gpus[i], &st) < 0)
             return rt_err_set(err, errno, "device '%s'", spec->gpus[i]);
-        if ((r = sbx_cgroup_allow_device(box->cg, 'c', major(st.st_rdev), minor(st.st_rdev), err)) <
-            0)
+        /* deferred: the app must never get one (sbx_allow_deferred_gpus) */
+        if (spec->gpus_deferred)
+            box->deferred[box->n_deferred++] = st.st_rdev;
+        else if ((r = sbx_cgroup_allow_device(box->cg, 'c', major(st.st_rdev), minor(st.st_rdev),
+                                              err)) < 0)
             return r;
     }
     return 0;
@@ -737,6 +742,15 @@ pid_t sbx_pid(const struct sbx *box)
 int sbx_pidfd(const struct sbx *box)
 {
     return box->pidfd;
+}
+
+int sbx_allow_deferred_gpus(struct sbx *box, struct rt_err *err)
+{
+    if (box->n_deferred == 0)
+        return 0;
+    if (!box->cg)
+        return rt_err_set(err, ENODEV, "the sandbox has no device cgroup");
+    return sbx_cgroup_allow_below(box->cg, box->deferred, box->n_deferred, err);
 }
 
 struct sbx_cgroup *sbx_cgroup(struct sbx *box)

@@ -7,11 +7,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "../tap.h"
+#include "devcg.h"
 #include "sandbox/sandbox.h"
 
 static char tmp[256];
@@ -291,6 +294,129 @@ static void test_real_v2_devices(void)
     (void) rmdir(parent);
 }
 
+/* A process that joins @dir (a v2 group), opens @path and exits with the errno (0). */
+static int open_at(const char *dir, const char *path)
+{
+    char procs[700];
+    int st = 0;
+    pid_t pid;
+
+    (void) snprintf(procs, sizeof(procs), "%s/cgroup.procs", dir);
+    pid = fork();
+    if (pid == 0) {
+        int fd;
+        FILE *f = fopen(procs, "we");
+        if (!f || fprintf(f, "0") < 0 || fclose(f) != 0)
+            _exit(100);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        _exit(fd >= 0 ? 0 : errno);
+    }
+    if (pid < 0 || waitpid(pid, &st, 0) < 0 || !WIFEXITED(st))
+        return -1;
+    return WEXITSTATUS(st);
+}
+
+/* A child group of @parent with its own program allowing /dev/null and, with @kmsg, 1:11. */
+static int child_group(const char *parent, const char *name, bool kmsg, char *dir, size_t len)
+{
+    struct rt_dev_rule rules[] = { { 'c', 1, 3, RT_DEV_READ | RT_DEV_WRITE },
+                                   { 'c', 1, 11, RT_DEV_READ | RT_DEV_WRITE } };
+    struct rt_err err = { 0 };
+    int fd, prog;
+
+    (void) snprintf(dir, len, "%s/%s", parent, name);
+    if (mkdir(dir, 0755) < 0 || (fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+        return -1;
+    prog = rt_devcg_v2_attach(fd, rules, kmsg ? 2 : 1, -1, &err);
+    (void) close(fd);
+    if (prog < 0)
+        return -1;
+    (void) close(prog); /* the attachment holds it */
+    return 0;
+}
+
+/* Issue #12, the v2 half of ZeroGPU's deferred devices: /dev/kmsg (1:11) stands in for a
+ * pool node the sandbox binds but its group does not allow at spawn.  Nothing in the
+ * group, nor in a child that allows it, may open it until sbx_cgroup_allow_below, which
+ * waits for the group's own processes to be in a child ("main") that denies it. */
+static void test_real_v2_deferred(void)
+{
+    struct sbx_cgroup_host real, h = { 0 };
+    struct sbx_cgroup_limits lim = { 0 };
+    struct sbx_cgroup *cg = NULL;
+    struct rt_err err = { 0 };
+    char name[64], parent[600], main_dir[700] = "", gpu_dir[700] = "", procs[720], v[32];
+    const dev_t kmsg = makedev(1, 11);
+    const char *dir;
+    pid_t app = -1;
+    FILE *f;
+
+    if (geteuid() != 0 || sbx_cgroup_host_detect(NULL, &real, &err) < 0 || !real.v2[0]) {
+        ok(1, "# SKIP the device program needs root and a cgroup2 mount");
+        return;
+    }
+    (void) snprintf(h.v2, sizeof(h.v2), "%s", real.v2);
+    (void) snprintf(name, sizeof(name), "defer-%d", (int) getpid());
+    is_int(sbx_cgroup_create(&h, "spaceport-unit", name, &lim, &cg, &err), 0,
+           "v2 sandbox group, its pool node deferred");
+    if (!cg) {
+        printf("# %s\n", err.msg);
+        return;
+    }
+    dir = sbx_cgroup_path(cg, SBX_CTL_DEVICES);
+    if (!ok(dir && child_group(dir, "main", false, main_dir, sizeof(main_dir)) == 0 &&
+                child_group(dir, "gpu-0", true, gpu_dir, sizeof(gpu_dir)) == 0,
+            "main (base devices) and gpu-0 (base and 1:11) below it"))
+        goto out;
+    /* the app: in the sandbox group from its start, as the shim puts it */
+    app = fork();
+    if (app == 0) {
+        if (sbx_cgroup_add_pid(cg, getpid(), &err) < 0)
+            _exit(100);
+        pause();
+        _exit(0);
+    }
+    for (int i = 0; i < 500; i++) { /* bounded: it joins at once, but the host is busy */
+        (void) snprintf(procs, sizeof(procs), "%s/cgroup.procs", dir);
+        if (strlen(read_file(procs)) > 0)
+            break;
+        usleep(2000);
+    }
+    is_int(open_at(dir, "/dev/kmsg"), EPERM, "before: a process of the group cannot open it");
+    is_int(open_at(gpu_dir, "/dev/kmsg"), EPERM,
+           "nor one in a child whose program allows it (every program must)");
+    is_int(open_at(dir, "/dev/null"), 0, "the base devices open");
+    is_int(sbx_cgroup_allow_below(cg, &kmsg, 1, &err), -EBUSY,
+           "allowing it is refused while the app is in the group itself");
+    /* runtimed's zcg_isolate: the app moves into main */
+    (void) snprintf(procs, sizeof(procs), "%s/cgroup.procs", main_dir);
+    (void) snprintf(v, sizeof(v), "%d", (int) app);
+    f = fopen(procs, "we");
+    ok(f && fputs(v, f) >= 0 && fclose(f) == 0, "the app moved into main");
+    err.msg[0] = '\0';
+    is_int(sbx_cgroup_allow_below(cg, &kmsg, 1, &err), 0, "then allowed (allow-gpus)");
+    if (err.msg[0])
+        printf("# %s\n", err.msg);
+    is_int(open_at(gpu_dir, "/dev/kmsg"), 0, "a worker's group opens it");
+    is_int(open_at(main_dir, "/dev/kmsg"), EPERM, "the app's (main) still cannot");
+    is_int(sbx_cgroup_allow_below(cg, &kmsg, 1, &err), 0, "again (a reattach): idempotent");
+    is_int(open_at(gpu_dir, "/dev/kmsg"), 0, "the worker still opens it");
+    is_int(open_at(main_dir, "/dev/kmsg"), EPERM, "the app still cannot");
+    is_int(open_at(main_dir, "/dev/null"), 0, "but its base devices");
+out:
+    if (app > 0) {
+        (void) kill(app, SIGKILL);
+        (void) waitpid(app, NULL, 0);
+    }
+    for (int i = 0; i < 200 && ((main_dir[0] && rmdir(main_dir) < 0 && errno == EBUSY) ||
+                                (gpu_dir[0] && rmdir(gpu_dir) < 0 && errno == EBUSY));
+         i++)
+        usleep(5000);
+    (void) snprintf(parent, sizeof(parent), "%s/spaceport-unit", h.v2);
+    is_int(sbx_cgroup_destroy(cg, &err), 0, "v2 group removed");
+    (void) rmdir(parent);
+}
+
 int main(void)
 {
     tap_start();
@@ -304,6 +430,7 @@ int main(void)
     test_fake_v1();
     test_real_host();
     test_real_v2_devices();
+    test_real_v2_deferred();
     (void) nftw(tmp, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
     return tap_done();
 }
