@@ -319,7 +319,7 @@ void zcg_release(const struct zcg *cg, const struct gpu_unit *const *units, size
 {
     char dir[ZCG_PATH + 32];
 
-    /* v2: the sandbox group's own program allows the pool (its spec binds the nodes),
+    /* v2: the sandbox group's own program allows the pool (the shim's allow-gpus),
      * and what moves back up runs on until the shim kills it.  A base-only program on
      * the group too (both must allow) keeps the pool denied to it meanwhile. */
     if (cg->ver == 2)

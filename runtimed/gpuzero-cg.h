@@ -2,15 +2,20 @@
  * app of a zero Space may not open the pool's GPUs, a worker allowed by /allow may open
  * exactly its unit.
  *
- *  - cgroup v1 (devices on its own hierarchy): the sandbox's group denies the pool's
- *    nodes; a worker moves, in the devices hierarchy only, into the sibling group
+ *  The sandbox's spec defers the pool's nodes (bound, not allowed at spawn), so the
+ *  app can never open one before zcg_isolate.
+ *
+ *  - cgroup v1 (devices on its own hierarchy): the sandbox's group never allows the
+ *    pool's nodes (zcg_isolate denies them again, harmlessly); a worker moves, in the devices hierarchy only, into the sibling group
  *    "<sandbox group>.gpu-<index>", which allows the sandbox's base devices (copied from
  *    its devices.list) and the unit's nodes.  A sibling, because a v1 child can never
  *    allow more than its parent, and the shim cannot remove a sandbox group that has
  *    children.
  *  - cgroup v2 (eBPF): an ancestor's program applies to every descendant, so the app
  *    moves into "<sandbox group>/main" (base devices only) and a worker into
- *    "<sandbox group>/gpu-<index>" (base + its unit); both leave again at stop, so the
+ *    "<sandbox group>/gpu-<index>" (base + its unit); only then does the sandbox
+ *    group's own program (the shim's) allow the pool, through the shim's "allow-gpus"
+ *    (gpuzero.c); both leave again at stop, so the
  *    shim finds its group as it made it.  Memory, pids and freezing stay the sandbox
  *    group's (they cover the subtree). */
 #ifndef SP_RUNTIMED_GPUZERO_CG_H

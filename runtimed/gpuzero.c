@@ -26,6 +26,7 @@
 #include "gpu-sched/devapi.h"
 #include "gpunode.h"
 #include "gpuzero-cg.h"
+#include "shim.h"
 #include "util.h"
 #include "banned.h"
 
@@ -359,6 +360,21 @@ int rt_gpuzero_attach(struct rt_gpuzero *z, const char *key, const char *space, 
     r = zcg_isolate(&in.cg, z->nodes, z->n_nodes, err);
     if (r < 0)
         goto undo;
+    /* The sandbox group allowed none of them at spawn (spec gpusDeferred): the app could
+     * have opened one before this isolation, and kept the fd.  On v1 the workers' sibling
+     * groups have rules of their own, so it never needs them; on v2 every program on a
+     * worker's path must allow, so the shim's own one does now, the app being in main
+     * (the shim refuses while a process is left in the group).  Idempotent: a reattach
+     * sends it again. */
+    if (in.cg.ver == 2) {
+        struct rt_shim_status ss;
+
+        r = rt_shim_command(key, "allow-gpus", &ss, err);
+        if (r < 0) {
+            (void) rt_err_wrap(err, "allow the pool below the sandbox of '%s'", space);
+            goto undo;
+        }
+    }
     /* Workers a previous runtimed allowed (a restart ends every lease) would keep a unit
      * the new scheduler may give to another Space: they are killed. */
     for (size_t s = 0; s < z->n_slots; s++)

@@ -10,9 +10,12 @@
  * the app starts and a restarted runtimed re-creates the same listener.
  *
  * Device access (gpuzero-cg.h, cgroup v1 or v2): the sandbox binds the pool's nodes
- * (spec "gpus"), its app's processes are then denied them all; /allow moves the worker
- * into a group that allows the sandbox's base devices and exactly the leased unit's
- * nodes.  Expiry or death: the worker is killed through its pidfd and its group goes.
+ * (spec "gpus") without allowing them (spec "gpusDeferred"), so its app can never open
+ * one, not even before attach isolates it; /allow moves the worker into a group that
+ * allows the sandbox's base devices and exactly the leased unit's nodes (v2: the
+ * sandbox group's own program allows the pool too, through the shim's "allow-gpus",
+ * once the app is in main).  Expiry or death: the worker is killed through its pidfd
+ * and its group goes.
  *
  * One thread runs the device API's epoll loop; every call here takes the same lock. */
 #ifndef SP_RUNTIMED_GPUZERO_H
@@ -56,8 +59,9 @@ void rt_gpuzero_free(struct rt_gpuzero *z);
 int rt_gpuzero_sandbox(struct rt_gpuzero *z, struct rt_strv *env, const char **nodes, size_t *n,
                        size_t cap);
 
-/* A zero Space's instance runs: deny the pool in its device cgroup, then listen inside
- * its network namespace.  @key names the instance (its state dir); @pid is its sandbox
+/* A zero Space's instance runs: deny the pool in its device cgroup (v2: then the shim's
+ * "allow-gpus", for the workers' groups below), then listen inside its network
+ * namespace.  @key names the instance (its state dir); @pid is its sandbox
  * init as the host sees it.  Called at start and again at reattach. */
 int rt_gpuzero_attach(struct rt_gpuzero *z, const char *key, const char *space, pid_t pid,
                       struct rt_err *err);

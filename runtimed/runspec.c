@@ -246,6 +246,9 @@ static int build_json(const struct rt_runspec_in *in, const struct rt_run_spec *
 
         if (!gpus || json_object_set_new(root, "gpus", gpus) < 0)
             goto oom;
+        /* ZeroGPU: the pool's nodes are bound, never allowed to the app (gpuzero-cg.h) */
+        if (in->tier->zero && json_object_set_new(root, "gpusDeferred", json_true()) < 0)
+            goto oom;
         for (size_t i = 0; i < in->n_gpu_nodes; i++)
             if (json_array_append_new(gpus, json_string(in->gpu_nodes[i])) < 0)
                 goto oom;

@@ -275,11 +275,25 @@ static void handle_command(struct shim *s, struct client *c, const char *cmd)
         s->frozen = freeze;
         write_status(s);
         reply(c, status_json(s));
+    } else if (strcmp(cmd, "allow-gpus") == 0) {
+        /* ZeroGPU on cgroup v2 (spec gpusDeferred): runtimed moved the app into a child
+         * group that denies the pool; the sandbox's own program may now allow it for the
+         * workers' groups.  libsandbox refuses while a process is left in the group. */
+        if (!s->box || s->exited) {
+            reply_error(c, "the sandbox is not running");
+            return;
+        }
+        if (sbx_allow_deferred_gpus(s->box, &err) < 0) {
+            char msg[RT_ERR_MSG_MAX + 64];
+            reply_error(c, rt_err_str(&err, msg, sizeof(msg)));
+            return;
+        }
+        reply(c, status_json(s));
     } else if (strcmp(cmd, "watch") == 0) {
         c->watch = true;
         reply(c, status_json(s));
     } else {
-        reply_error(c, "unknown command (status, stop [SECONDS], freeze, thaw, watch)");
+        reply_error(c, "unknown command (status, stop [SECONDS], freeze, thaw, allow-gpus, watch)");
     }
 }
 

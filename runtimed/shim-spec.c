@@ -75,10 +75,11 @@ static int add_mount(struct rt_shim_spec *s, json_t *m, size_t i, struct rt_err 
 
 int rt_shim_spec_load(const char *path, struct rt_shim_spec *s, struct rt_err *err)
 {
-    static const char *const known[] = { "id",       "argv",      "env",    "chdir",  "rootfs",
-                                         "layers",   "mounts",    "memory", "swap",   "pids",
-                                         "cpuMilli", "upperSize", "net",    "egress", "port",
-                                         "gpus",     "hostname",  NULL };
+    static const char *const known[] = { "id",       "argv",         "env",      "chdir",
+                                         "rootfs",   "layers",       "mounts",   "memory",
+                                         "swap",     "pids",         "cpuMilli", "upperSize",
+                                         "net",      "egress",       "port",     "gpus",
+                                         "hostname", "gpusDeferred", NULL };
     json_error_t jerr;
     json_t *root, *v;
     const char *key;
@@ -129,6 +130,12 @@ int rt_shim_spec_load(const char *path, struct rt_shim_spec *s, struct rt_err *e
     if ((v = json_object_get(root, "gpus")) &&
         (r = get_str_array(v, "gpus", s->sbx.gpus, SBX_MAX_GPUS, &s->sbx.n_gpus, err)) < 0)
         return r;
+    if ((v = json_object_get(root, "gpusDeferred"))) {
+        if (!json_is_boolean(v))
+            return rt_err_set(err, EINVAL, "spec: 'gpusDeferred' must be true or false");
+        /* ZeroGPU: bound now, allowed only by the allow-gpus command (shim.h) */
+        s->sbx.gpus_deferred = json_is_true(v);
+    }
     if ((v = json_object_get(root, "mounts"))) {
         size_t i;
         json_t *m;

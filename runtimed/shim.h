@@ -15,8 +15,10 @@
  *                 rotated to run.log.1 past its cap
  *   shim.sock     control socket: one command per line, one JSON answer per line:
  *                 "status", "stop SECONDS" (SIGTERM, then SIGKILL), "freeze", "thaw",
- *                 "watch" (the connection stays open; {"event": "exit", ...} when the
- *                 sandbox ends)
+ *                 "allow-gpus" (spec gpusDeferred, cgroup v2: the bound gpus become
+ *                 allowed in the sandbox group's program once no process is left in
+ *                 the group itself; idempotent), "watch" (the connection stays open;
+ *                 {"event": "exit", ...} when the sandbox ends)
  *
  * runtimed finds running shims after a restart by their sockets. */
 #ifndef SP_RUNTIMED_SHIM_H

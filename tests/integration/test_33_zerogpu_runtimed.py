@@ -13,10 +13,12 @@ in that network namespace, and /allow's pid is looked up among the Space's proce
 
 One Space serves the whole module; a second, plain Space shows the API is not
 reachable from another Space, and the host shows it is not reachable from outside."""
+import contextlib
 import errno
 import json
 import os
 import pathlib
+import signal
 import socket
 import subprocess
 import sys
@@ -42,6 +44,9 @@ def fake_nodes(d: pathlib.Path):
                            ("nvidia-uvm", 121, 0), ("nvidia-uvm-tools", 121, 1),
                            ("nvidia0", 120, 0)):
         os.mknod(d / name, 0o600 | 0o020000, os.makedev(maj, mnr))
+        # crw-rw-rw- like the driver's: only the device cgroup stands between an app
+        # (uid 1000 in its user namespace) and the node
+        os.chmod(d / name, 0o666)
 
 
 def wait_stage(rt, name, token, stages, timeout=120):
@@ -325,3 +330,130 @@ def test_space_quota_shows_holders_only_to_the_owner(env, zero, node):
         p.kill()
         p.communicate()
         rt.delete("/api/repos/delete", rt.admin, json={"type": "space", "name": "alice/secret"})
+
+
+# The static SDK runs `python3 -m http.server PORT ...` in the app's folder, which comes
+# first on sys.path: this package shadows the standard one, so opening the pool's node is
+# the very first thing the app does, long before runtimed can isolate it.
+EARLY_SERVER = """import os, socket, sys
+try:
+    os.close(os.open(%r, os.O_RDWR))
+    e = 0
+except OSError as x:
+    e = x.errno
+print("open-errno=%%d" %% e, flush=True)
+body = b"%%d\\n" %% e
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", int(sys.argv[1])))
+s.listen(16)
+while True:
+    c, _ = s.accept()
+    try:
+        c.settimeout(5)
+        c.recv(65536)
+        c.sendall(b"HTTP/1.0 200 OK\\r\\nContent-Length: %%d\\r\\n\\r\\n" %% len(body) + body)
+    except OSError:
+        pass
+    finally:
+        c.close()
+"""
+
+
+@contextlib.contextmanager
+def starved(pid):
+    """@pid (runtimed) and what it starts meanwhile (its shims) at 5% of a CPU (v1 cpu
+    controller; nothing when absent): a shim then takes seconds to spawn its sandbox,
+    time enough to catch runtimed waiting for it."""
+    root = pathlib.Path("/sys/fs/cgroup/cpu")
+    home = None
+    for line in pathlib.Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        _, ctl, path = line.split(":", 2)
+        if "cpu" in ctl.split(","):
+            home = root / path.lstrip("/")
+    if home is None or not (root / "cpu.cfs_quota_us").exists():
+        yield
+        return
+    slow = root / f"spaceport-test33-slow-{os.getpid()}"
+    slow.mkdir()
+    try:
+        (slow / "cpu.cfs_period_us").write_text("100000")
+        (slow / "cpu.cfs_quota_us").write_text("5000")
+        (slow / "cgroup.procs").write_text(str(pid))
+        yield
+    finally:
+        for _ in range(100):
+            pids = (slow / "cgroup.procs").read_text().split()
+            if not pids:
+                break
+            for p in pids:
+                with contextlib.suppress(OSError):  # gone meanwhile
+                    (home / "cgroup.procs").write_text(p)
+        slow.rmdir()
+
+
+def early_spec(rt):
+    for p in (pathlib.Path(rt.data_dir) / "run").glob("*/*/spec.json"):
+        with contextlib.suppress(ValueError):  # being written
+            if json.loads(p.read_text())["id"] == "alice/early":
+                return json.loads(p.read_text())
+    return None
+
+
+def early_log(rt):
+    for p in (pathlib.Path(rt.data_dir) / "run").glob("*/*/run.log"):
+        text = p.read_text()
+        if json.loads((p.parent / "spec.json").read_text())["id"] == "alice/early" and \
+                "open-errno=" in text:
+            return text
+    return ""
+
+
+def test_app_cannot_open_the_pool_before_it_is_isolated(env, node, tmp_path):
+    """Issue #12: the sandbox binds the pool's nodes but its device cgroup never allows
+    them (spec gpusDeferred), so an app that opens one at once, before runtimed isolates
+    it, is refused (EPERM) instead of keeping a GPU fd outside any lease (ENXIO here)."""
+    rt, token, _ = env
+    r = rt.create_space("alice", "early", token, sdk="static", hardware="zero-a10g")
+    assert r.status_code == 200, r.text
+    try:
+        work = make_repo(tmp_path / "early", "hello-static",
+                         {"http/__init__.py": "", "http/server.py": EARLY_SERVER % node})
+        # The app would lose the race here (runtimed isolates it within a few ms, python
+        # takes longer to start), so a test of the window would show nothing: runtimed is
+        # stopped once it wrote the spec, while its slowed shim spawns the sandbox, and
+        # goes on once the app made its first open.  Whoever wins, the app must be refused.
+        with starved(rt.proc.pid):
+            push(rt, work, "alice", "early", token)
+            deadline = time.time() + 120
+            while time.time() < deadline and not early_spec(rt):
+                time.sleep(0.01)
+            os.kill(rt.proc.pid, signal.SIGSTOP)
+            try:
+                deadline = time.time() + 20
+                while time.time() < deadline and not early_log(rt):
+                    time.sleep(0.02)
+            finally:
+                os.kill(rt.proc.pid, signal.SIGCONT)
+        logs = early_log(rt)
+        assert "open-errno=%d" % errno.EPERM in logs, (logs, rt.log()[-3000:])
+        j = wait_stage(rt, "early", token, ("RUNNING", "RUNTIME_ERROR", "BUILD_ERROR"))
+        assert j["stage"] == "RUNNING", (j, rt.log()[-3000:])
+        pid = sandbox_pid(rt, "early")
+        spec = early_spec(rt)
+        assert spec["gpusDeferred"] is True and node in spec["gpus"], spec
+        # never allowed in the sandbox's own group, before or after the isolation
+        assert "c 120:0" not in (devices_cgroup(pid) / "devices.list").read_text()
+        # nor by the shim's allow-gpus: v2 only (its app then sits in a child group)
+        sock = next(p.parent / "shim.sock" for p in
+                    (pathlib.Path(rt.data_dir) / "run").glob("*/*/spec.json")
+                    if json.loads(p.read_text())["id"] == "alice/early")
+        with socket.socket(socket.AF_UNIX) as c:
+            c.settimeout(10)
+            c.connect(str(sock))
+            c.sendall(b"allow-gpus\n")
+            answer = json.loads(c.makefile().readline())
+        assert "v2 only" in answer.get("error", ""), answer
+        assert "c 120:0" not in (devices_cgroup(pid) / "devices.list").read_text()
+    finally:
+        rt.delete("/api/repos/delete", rt.admin, json={"type": "space", "name": "alice/early"})

@@ -15,6 +15,7 @@
 
 #include "../tap.h"
 #include "cleanup.h"
+#include "devcg.h"
 #include "runtimed/gpuzero-cg.h"
 #include "util.h"
 
@@ -124,37 +125,56 @@ static void run(int ver, const char *root)
     cur_ver = ver;
     struct rt_err err = { 0 };
     struct proc app, worker;
-    char procs[ZCG_PATH + 32], dir[ZCG_PATH + 32], v[64];
-    int r;
+    char procs[ZCG_PATH + 32], dir[ZCG_PATH + 32];
+    struct rt_dev_rule rules[2] = {
+        { 'c', 1, 3, RT_DEV_READ | RT_DEV_WRITE },
+        { 'c', (int) unit.nodes[0].major, (int) unit.nodes[0].minor, RT_DEV_READ | RT_DEV_WRITE },
+    };
+    int r, prog = -1;
 
     (void) snprintf(cg.dir, sizeof(cg.dir), "%s/spaceport-test-zerocg-%d", root, (int) getpid());
     if (access(root, W_OK) < 0 || mkdir(cg.dir, 0755) < 0) {
         ok(1, "# skip v%d: no writable hierarchy at %s", ver, root);
         return;
     }
+    app.pid = worker.pid = 0;
+    app.cmd = app.res = worker.cmd = worker.res = -1;
+    /* The sandbox as the shim makes it with the pool's nodes deferred in its spec
+     * (gpusDeferred): base devices only, the nodes bound but not allowed. */
     if (ver == 1) {
-        /* the sandbox as the shim makes it with the pool's nodes in its spec */
         (void) snprintf(procs, sizeof(procs), "%s/devices.deny", cg.dir);
         (void) write_str(procs, "a");
         (void) snprintf(procs, sizeof(procs), "%s/devices.allow", cg.dir);
         (void) write_str(procs, "c 1:3 rwm");
-        (void) snprintf(v, sizeof(v), "c %u:%u rw", unit.nodes[0].major, unit.nodes[0].minor);
-        (void) write_str(procs, v);
+    } else {
+        _cleanup_close_ int fd = open(cg.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+        prog = fd < 0 ? -1 : rt_devcg_v2_attach(fd, rules, 1, -1, &err);
+        if (!ok(prog >= 0, "v2: the shim's program (base devices)"))
+            goto out;
     }
     (void) snprintf(procs, sizeof(procs), "%s/cgroup.procs", cg.dir);
-    app.pid = worker.pid = 0;
-    app.cmd = app.res = worker.cmd = worker.res = -1;
     if (!ok(spawn(&app, procs) == 0 && spawn(&worker, procs) == 0, "v%d: app and worker", ver))
         goto out;
     /* each answers only once it joined the group */
     is_int(probe(&app, 'z'), 0, nm("/dev/null opens"));
     is_int(probe(&worker, 'z'), 0, nm("in the worker too"));
-    if (ver == 1)
-        is_int(probe(&app, 'n'), ENXIO, "v1: before isolation the sandbox may open the pool");
+    /* issue #12: allowed at spawn, an app could open a node here and keep the fd */
+    is_int(probe(&app, 'n'), EPERM, nm("before isolation the app cannot open the pool"));
     r = zcg_isolate(&cg, unit.nodes, unit.n_nodes, &err);
     if (r < 0)
         printf("# %s\n", err.msg);
     is_int(r, 0, nm("isolated"));
+    if (ver == 2) {
+        /* the shim's allow-gpus, the app being in main (v1: never) */
+        _cleanup_close_ int fd = open(cg.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        int p = fd < 0 ? -1 : rt_devcg_v2_attach(fd, rules, 2, prog, &err);
+
+        if (ok(p >= 0, "v2: the shim's program allows the pool (allow-gpus)")) {
+            (void) close(prog);
+            prog = p;
+        }
+    }
     is_int(probe(&app, 'n'), EPERM, nm("the app cannot open the pool's node"));
     is_int(probe(&app, 'z'), 0, nm("but its base devices"));
     if (ver == 2)
@@ -196,6 +216,7 @@ static void run(int ver, const char *root)
         ok(access(dir, F_OK) < 0 && !in_group(app.pid, "/main"), "v2: at stop the app leaves main");
     }
 out:
+    (void) rt_close(prog);
     reap(&app);
     reap(&worker);
     for (int i = 0; i < 200 && rmdir(cg.dir) < 0 && errno == EBUSY; i++)
