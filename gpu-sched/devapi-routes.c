@@ -422,6 +422,18 @@ static int lease_of(struct gpu_api *api, struct gpu__conn *c, struct gpu__param 
     return 0;
 }
 
+/* An /allow that cannot finish once the worker got the device: the lease ends (failed,
+ * so nobody is charged for a call that never ran) and the worker loses the device. */
+static void allow_undo(struct gpu_api *api, struct gpu__conn *c, const struct gpu_lease_info *l,
+                       pid_t host, int status, const char *msg)
+{
+    if (api->hooks.on_revoke)
+        api->hooks.on_revoke(api->hooks.userdata, l, host, GPU_END_FAILED);
+    (void) gpu_sched_release(api->sched, l->id, true, gpu__now_ms(), NULL, NULL);
+    gpu__flush_grants(api);
+    bad(api, c, status, msg);
+}
+
 static void h_allow(struct gpu_api *api, struct gpu__conn *c, struct gpu__param *p, size_t n)
 {
     struct gpu_lease_info l;
@@ -461,11 +473,8 @@ static void h_allow(struct gpu_api *api, struct gpu__conn *c, struct gpu__param 
         int e = errno;
 
         pidfd = rt_close(pidfd);
-        if (api->hooks.on_revoke)
-            api->hooks.on_revoke(api->hooks.userdata, &l, host, GPU_END_FAILED);
-        (void) gpu_sched_release(api->sched, id, true, gpu__now_ms(), NULL, NULL);
-        gpu__flush_grants(api);
-        return bad(api, c, 400, e == ESRCH ? "pid: no such process" : "pid: cannot watch it");
+        return allow_undo(api, c, &l, host, 400,
+                          e == ESRCH ? "pid: no such process" : "pid: cannot watch it");
     }
     /* A worker we still track on this unit is superseded (the client forks a new one
      * only when the old one died or the grant was not idle). */
@@ -474,8 +483,9 @@ static void h_allow(struct gpu_api *api, struct gpu__conn *c, struct gpu__param 
     w->gen = ++api->gen_next;
     ev.data.u64 = GPU__TAG(GPU__W_WORKER, l.slot, w->gen);
     if (epoll_ctl(api->epfd, EPOLL_CTL_ADD, pidfd, &ev) < 0) {
+        /* Unwatched, its death would never give the unit back: no lease without it. */
         pidfd = rt_close(pidfd);
-        return bad(api, c, 500, "cannot watch the worker");
+        return allow_undo(api, c, &l, host, 500, "cannot watch the worker");
     }
     w->pidfd = pidfd;
     w->pid = host;

@@ -5,6 +5,7 @@
  * streams open (ASan checks nothing leaks). */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,12 +20,38 @@
 #include "gpu-sched/devapi.h"
 #include "util.h"
 
+static struct gpu_api *api;
+
 struct seen {
     unsigned allows, revokes, startups;
     enum gpu_end last_why;
     pid_t last_pid;
     bool fail_allow;
+    bool break_watch; /* on_allow swaps the epoll fd for /dev/null: the watch fails */
+    int saved_epfd;   /* the epoll fd while swapped, else -1 (on_revoke puts it back) */
 };
+
+/* Makes the server's next epoll_ctl fail (EINVAL) by putting /dev/null at its epoll
+ * fd's number; unbreak() puts the epoll instance back. */
+static void break_epoll(struct seen *s, int epfd)
+{
+    int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+    s->saved_epfd = fcntl(epfd, F_DUPFD_CLOEXEC, 0);
+    if (nul < 0 || s->saved_epfd < 0 || dup3(nul, epfd, O_CLOEXEC) < 0)
+        abort();
+    (void) close(nul);
+}
+
+static void unbreak_epoll(struct seen *s, int epfd)
+{
+    if (s->saved_epfd < 0)
+        return;
+    if (dup3(s->saved_epfd, epfd, O_CLOEXEC) < 0)
+        abort();
+    (void) close(s->saved_epfd);
+    s->saved_epfd = -1;
+}
 
 static int on_resolve(void *ud, const char *cg, char *space, size_t cap)
 {
@@ -43,6 +70,8 @@ static int on_allow(void *ud, const struct gpu_lease_info *l, pid_t pid, pid_t *
     *host = pid;
     if (s->fail_allow)
         return rt_err_set(err, EPERM, "cannot move %d", (int) pid);
+    if (s->break_watch)
+        break_epoll(s, gpu_api_fd(api));
     return 0;
 }
 
@@ -53,6 +82,7 @@ static void on_revoke(void *ud, const struct gpu_lease_info *l, pid_t pid, enum 
     s->revokes++;
     s->last_why = why;
     s->last_pid = pid;
+    unbreak_epoll(s, gpu_api_fd(api));
 }
 
 static void on_startup(void *ud, const char *space)
@@ -60,8 +90,7 @@ static void on_startup(void *ud, const char *space)
     ((struct seen *) ud)->startups++;
 }
 
-static struct gpu_api *api;
-static struct seen seen;
+static struct seen seen = { .saved_epfd = -1 };
 
 static int dial(void)
 {
@@ -215,6 +244,37 @@ static void test_queue_and_death(void)
     snprintf(line, sizeof(line), "POST /release?allowToken=%s&fail=true", tok);
     call(line, buf, sizeof(buf));
     is_int(status(buf), 404, "the dead worker's lease is gone");
+}
+
+/* The worker is in its device group when watching its pidfd fails: the lease must not
+ * stay granted with nothing to notice the worker's death.  It is revoked and ends. */
+static void test_unwatched_worker(void)
+{
+    struct seen keep = seen;
+    char buf[4096], tok[33], line[256];
+
+    call("POST /schedule?cgroupPath=/spaces/demo&durationSeconds=60", buf, sizeof(buf));
+    is_int(status(buf), 200, "granted");
+    token_of(buf, tok);
+    seen.break_watch = true;
+    snprintf(line, sizeof(line), "POST /allow?allowToken=%s&pid=%d", tok, (int) getpid());
+    call(line, buf, sizeof(buf));
+    seen.break_watch = false;
+    ok(seen.saved_epfd < 0, "the revoke hook ran (and put the epoll fd back)");
+    unbreak_epoll(&seen, gpu_api_fd(api)); /* without the fix: for the checks below */
+    is_int(status(buf), 500, "watching the worker failed: 500");
+    is_int(seen.revokes, keep.revokes + 1, "the worker's device is revoked");
+    is_int(seen.last_pid, getpid(), "that worker's");
+    snprintf(line, sizeof(line), "POST /release?allowToken=%s", tok);
+    call(line, buf, sizeof(buf));
+    is_int(status(buf), 404, "and the lease is gone");
+    call("POST /schedule?cgroupPath=/spaces/demo&durationSeconds=1", buf, sizeof(buf));
+    is_int(status(buf), 200, "the unit is free again");
+    token_of(buf, tok);
+    snprintf(line, sizeof(line), "POST /release?allowToken=%s&fail=false", tok);
+    call(line, buf, sizeof(buf));
+    is_int(status(buf), 204, "released");
+    seen = keep;
 }
 
 static void test_expiry(void)
@@ -452,6 +512,7 @@ int main(void)
     ok(gpu_api_port(api) > 0, "listening on a port");
     ok(gpu_api_fd(api) >= 0, "an epoll fd to embed");
     test_basics();
+    test_unwatched_worker();
     test_queue_and_death();
     test_expiry();
     test_hostile();
