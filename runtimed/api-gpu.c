@@ -35,7 +35,7 @@ static int space_visible(struct rt_req *r, const char *id, bool *full)
 {
     char owner[RT_NAME_SIZE], name[RT_NAME_SIZE];
     const char *slash = strchr(id, '/');
-    struct rt_space s;
+    struct rt_space s = { 0 };
     struct rt_err err = { 0 };
     int rc = -ENOENT;
 
