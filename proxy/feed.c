@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "cleanup.h"
@@ -172,6 +173,15 @@ static size_t on_data(char *p, size_t size, size_t nmemb, void *ud)
     return n;
 }
 
+/* libcurl's sockets are born close-on-exec like every other fd of ours (it opens them
+ * without SOCK_CLOEXEC). */
+static curl_socket_t open_socket(void *userdata, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    (void) userdata;
+    (void) purpose;
+    return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+}
+
 struct curl_slist *px__feed_setup(CURL *h, const char *method, const char *path, const char *body,
                                   struct px_answer *a, long timeout_ms)
 {
@@ -182,7 +192,8 @@ struct curl_slist *px__feed_setup(CURL *h, const char *method, const char *path,
     pthread_mutex_lock(&token_lock);
     memcpy(auth, auth_header, sizeof(auth));
     pthread_mutex_unlock(&token_lock);
-    curl_easy_reset(h);
+    curl_easy_reset(h); /* every handle is set up here, after a reset, before each call */
+    curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, open_socket);
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 1000L);

@@ -5,6 +5,8 @@ while runtimed is killed.
 Until the lifecycle supervisor starts Spaces, the tests stand in for it the way
 test_53 does for the builder: they write a Space's stage and upstream into runtimed's
 database and bump the route generation, exactly what the supervisor will do."""
+import os
+import pathlib
 import signal
 import sqlite3
 import subprocess
@@ -394,3 +396,30 @@ def test_a_request_in_flight_when_its_route_goes_is_reported_at_once(bin_dir, tm
             rt.stop()
         up.shutdown()
         up.server_close()
+
+
+def test_sockets_to_runtimed_are_close_on_exec(stack):
+    """libcurl's sockets (the route long-poll is open right now) are born close-on-exec
+    like every other fd of spaceproxy's (CURLOPT_OPENSOCKETFUNCTION).  TCP ones: the
+    AF_UNIX pair libcurl 7.88 makes inside each handle's multi (its wakeup) is out of
+    that callback's reach."""
+    assert get(stack, "alice-open").status_code == 200  # the jobs thread's too (activity)
+    time.sleep(0.5)
+    pid = stack.proxy.pid
+    inet = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        inet |= {line.split()[9] for line in pathlib.Path(table).read_text().splitlines()[1:]}
+    socks = []
+    for fd in pathlib.Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+            if not target.startswith("socket:") or target[8:-1] not in inet:
+                continue
+            flags = next(l for l in (pathlib.Path(f"/proc/{pid}/fdinfo") / fd.name)
+                         .read_text().splitlines() if l.startswith("flags:"))
+        except (FileNotFoundError, StopIteration):
+            continue  # closed meanwhile
+        socks.append((fd.name, int(flags.split()[1], 8)))
+    assert len(socks) >= 3, socks  # listener(s), and at least the long-poll to runtimed
+    leaky = [fd for fd, flags in socks if not flags & os.O_CLOEXEC]
+    assert not leaky, f"fds without O_CLOEXEC: {leaky} of {socks}"
