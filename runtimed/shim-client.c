@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -19,6 +20,7 @@
 
 #define START_TIMEOUT_MS 30000
 #define COMMAND_TIMEOUT_MS 5000
+#define CONNECT_TIMEOUT_MS 2000
 
 /* Reads one line from @fd within @timeout_ms.  Returns its length or -errno. */
 static ssize_t read_line(int fd, char *buf, size_t cap, int timeout_ms)
@@ -152,11 +154,22 @@ int rt_shim_command(const char *state_dir, const char *cmd, struct rt_shim_statu
     if ((size_t) snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/shim.sock", state_dir) >=
         sizeof(sa.sun_path))
         return rt_err_set(err, ENAMETOOLONG, "socket path under '%s'", state_dir);
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    /* Non-blocking: a stopped or stuck shim whose listen queue is full would otherwise
+     * hold the supervisor in connect() for good (AF_UNIX answers EAGAIN instead). */
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
         return rt_err_set(err, errno, "create a socket");
-    if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
-        return rt_err_set(err, errno, "connect to the shim at '%s'", sa.sun_path);
+    for (uint64_t deadline = rt_now_ns() + CONNECT_TIMEOUT_MS * 1000000ULL;;) {
+        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0)
+            break;
+        if (errno != EAGAIN)
+            return rt_err_set(err, errno, "connect to the shim at '%s'", sa.sun_path);
+        if (rt_now_ns() >= deadline)
+            return rt_err_set(err, EAGAIN,
+                              "the shim at '%s' takes no connections (stopped or stuck?)",
+                              sa.sun_path);
+        (void) nanosleep(&(struct timespec){ .tv_nsec = 10000000L }, NULL);
+    }
     n = snprintf(req, sizeof(req), "%s\n", cmd);
     if (send(fd, req, (size_t) n, MSG_NOSIGNAL) != n)
         return rt_err_set(err, errno ? errno : EIO, "send '%s' to the shim", cmd);

@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../tap.h"
@@ -72,6 +75,37 @@ int main(void)
     is_int(rt_shim_start(bin, tmp, &err), -EIO, "a sandbox that cannot start is an error");
     ok(strstr(err.msg, "/no/such/app") != NULL, "naming what failed");
     printf("# %s\n", err.msg);
+
+    /* A shim that stopped answering with its listen queue full: the command fails in
+     * bounded time instead of blocking its caller (the supervisor) for good. */
+    {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), queued[64], nq = 0;
+        struct timespec t0, t1;
+
+        (void) snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/shim.sock", tmp);
+        (void) unlink(sa.sun_path);
+        ok(lfd >= 0 && bind(lfd, (struct sockaddr *) &sa, sizeof(sa)) == 0 && listen(lfd, 0) == 0,
+           "a listener that never accepts");
+        while (nq < 64) {
+            int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+            if (c < 0 || connect(c, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
+                if (c >= 0)
+                    (void) close(c);
+                break;
+            }
+            queued[nq++] = c;
+        }
+        ok(nq < 64, "its queue fills (%d connections)", nq);
+        (void) clock_gettime(CLOCK_MONOTONIC, &t0);
+        is_int(rt_shim_command(tmp, "status", &st, &err), -EAGAIN, "a command is refused");
+        (void) clock_gettime(CLOCK_MONOTONIC, &t1);
+        ok(t1.tv_sec - t0.tv_sec < 10, "in bounded time: %s", err.msg);
+        while (nq > 0)
+            (void) close(queued[--nq]);
+        (void) close(lfd);
+        (void) unlink(sa.sun_path);
+    }
 
     /* A shim that cannot even run (a missing library: the loader's 127) says why. */
     {
