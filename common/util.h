@@ -16,6 +16,8 @@ ssize_t rt_read_all(int fd, void *buf, size_t cap);
 /* Parses a decimal unsigned integer with no sign, no junk and no overflow into *ret.
  * Returns 0 or -EINVAL / -ERANGE; *ret is untouched on failure. */
 int rt_parse_u64(const char *s, uint64_t *ret);
+/* True when @s is one or more ASCII digits and nothing else (a numeric dir name). */
+bool rt_is_digits(const char *s);
 
 /* Parses a size such as "512", "64k", "512M", "2G", "1.5G" (powers of 1024,
  * optional trailing "b"/"iB").  Returns 0 or -EINVAL / -ERANGE. */

@@ -23,6 +23,7 @@
 #include "log.h"
 #include "spawn.h"
 #include "store.h"
+#include "util.h"
 #include "banned.h"
 
 #define WALK_DEPTH_MAX 128 /* deeper files are neither counted nor trimmed */
@@ -408,16 +409,6 @@ static int load_json_at(const char *dir, const char *name, json_t **ret, struct 
     return 0;
 }
 
-static bool numeric(const char *s)
-{
-    if (!*s)
-        return false;
-    for (; *s; s++)
-        if (*s < '0' || *s > '9')
-            return false;
-    return true;
-}
-
 /* The mounts of every instance of the Space whose run dir is @dir. */
 static int read_instances(struct refs *f, const char *dir, struct rt_err *err)
 {
@@ -432,7 +423,7 @@ static int read_instances(struct refs *f, const char *dir, struct rt_err *err)
         json_t *spec = NULL, *m;
         size_t i;
 
-        if (!numeric(e->d_name))
+        if (!rt_is_digits(e->d_name))
             continue;
         (void) snprintf(sub, sizeof(sub), "%s/%s", dir, e->d_name);
         if ((r = load_json_at(sub, "spec.json", &spec, err)) < 0 || !spec)
@@ -462,7 +453,7 @@ static int read_run_dir(struct refs *f, const char *run, struct rt_err *err)
         char dir[PATH_MAX];
         json_t *sj = NULL;
 
-        if (!numeric(e->d_name))
+        if (!rt_is_digits(e->d_name))
             continue;
         (void) snprintf(dir, sizeof(dir), "%s/%s", run, e->d_name);
         if ((r = read_instances(f, dir, err)) < 0)

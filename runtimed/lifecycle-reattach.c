@@ -96,16 +96,6 @@ static bool load_build(const char *dir, struct lc_space *sp)
     return true;
 }
 
-static bool numeric(const char *s)
-{
-    if (!*s)
-        return false;
-    for (; *s; s++)
-        if (*s < '0' || *s > '9')
-            return false;
-    return true;
-}
-
 /* One instance dir found at start: adopt it (the newest live one), or clean it up. */
 static void found_inst(struct rt_lifecycle *lc, struct lc_space *sp, struct rt_space *row,
                        const char *dir)
@@ -219,7 +209,7 @@ static void reattach_space(struct rt_lifecycle *lc, int64_t id, const char *dir)
     }
     d = opendir(dir);
     while (d && (e = readdir(d)) && n < 256)
-        if (numeric(e->d_name) && (names[n] = strdup(e->d_name)))
+        if (rt_is_digits(e->d_name) && (names[n] = strdup(e->d_name)))
             n++;
     if (d)
         (void) closedir(d);
@@ -252,7 +242,7 @@ void lc__reattach(struct rt_lifecycle *lc)
         char dir[LC_PATH];
         uint64_t id;
 
-        if (!numeric(e->d_name) || rt_parse_u64(e->d_name, &id) < 0)
+        if (!rt_is_digits(e->d_name) || rt_parse_u64(e->d_name, &id) < 0)
             continue;
         (void) snprintf(dir, sizeof(dir), "%s/%s", lc->run_dir, e->d_name);
         reattach_space(lc, (int64_t) id, dir);

@@ -40,20 +40,31 @@ static int add(struct rt_resolvers *r, const char *ip)
     return 0;
 }
 
+/* The address of the next "nameserver ADDR" line at or after *@p (moved past it) into
+ * @ip (64 bytes).  False at the end of the text. */
+static bool next_nameserver(const char **p, char ip[64])
+{
+    while (*p && **p) {
+        size_t len = strcspn(*p, "\n");
+        char line[256], word[32];
+
+        (void) snprintf(line, sizeof(line), "%.*s", (int) (len < 255 ? len : 255), *p);
+        *p += len + ((*p)[len] == '\n');
+        if (sscanf(line, " %31s %63s", word, ip) == 2 && strcmp(word, "nameserver") == 0)
+            return true;
+    }
+    return false;
+}
+
 /* "nameserver ADDR" lines of a resolv.conf; IPv6 and private ones are dropped (counted). */
 static void pick_host(const char *text, struct rt_resolvers *r)
 {
     const char *p = text;
+    char ip[64];
 
-    while (p && *p) {
-        size_t len = strcspn(p, "\n");
-        char line[256], word[32], ip[64];
+    while (next_nameserver(&p, ip)) {
         uint32_t a;
 
-        (void) snprintf(line, sizeof(line), "%.*s", (int) (len < 255 ? len : 255), p);
-        p += len + (p[len] == '\n');
-        if (sscanf(line, " %31s %63s", word, ip) != 2 || strcmp(word, "nameserver") != 0)
-            continue;
         if (!parse4(ip, &a) || !sbx_net_ipv4_public(a) || add(r, ip) < 0)
             r->n_dropped++;
     }
@@ -121,16 +132,11 @@ static bool only_loopback(const char *text)
 {
     const char *p = text;
     bool any = false;
+    char ip[64];
 
-    while (*p) {
-        size_t len = strcspn(p, "\n");
-        char line[256], word[32], ip[64];
+    while (next_nameserver(&p, ip)) {
         uint32_t a;
 
-        (void) snprintf(line, sizeof(line), "%.*s", (int) (len < 255 ? len : 255), p);
-        p += len + (p[len] == '\n');
-        if (sscanf(line, " %31s %63s", word, ip) != 2 || strcmp(word, "nameserver") != 0)
-            continue;
         if (!parse4(ip, &a) || (a >> 24) != 127)
             return false;
         any = true;
