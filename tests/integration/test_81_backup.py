@@ -222,7 +222,14 @@ def test_backup_under_load_restores_everything(bin_dir, tmp_path, loaded_node):
         # these two never built, so their logs are exactly what the backup held)
         assert build_log(rt2, "bob/quiet") == quiet_log
         busy_log = build_log(rt2, "bob/busy")
-        assert busy_log and busy_log == old_busy_log[:len(busy_log)]
+        # What the backup held comes back as it was.  A push the backup recorded while its
+        # build was still only queued is built by the restored node (runtimed requeues the
+        # newest unbuilt push at start), so its lines may follow, with their own times.
+        same = 0
+        while same < min(len(busy_log), len(old_busy_log)) and busy_log[same] == old_busy_log[same]:
+            same += 1
+        assert same > 0, (busy_log[:3], old_busy_log[:3])
+        assert same == len(busy_log) or "Build Queued" in busy_log[same], busy_log[same:same + 3]
         # git through the restored node
         clone = tmp_path / "clone"
         port2 = rt2.url.rsplit(":", 1)[1]
