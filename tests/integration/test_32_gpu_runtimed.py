@@ -373,17 +373,23 @@ def test_gpu_stays_held_until_the_sandbox_is_seen_to_end(env, bin_dir):
         time.sleep(1)  # a few ticks
         assert "alice/g3" in holders(env).values()  # so its unit stays held
         assert inst.exists()  # and the dir that says so, for a restart
-        # A restart finds the dir, cannot reattach (no shim), and still counts the unit.
+        # A restart finds the dir, cannot reattach (no shim) and stops the sandbox itself;
+        # through all of it the unit is never free while the sandbox lives (the holders
+        # are read before the process, so a release seen means the sandbox was gone).
         rt.stop(sig=signal.SIGKILL)
         rt = env["rt"] = Runtimed(bin_dir, rt.data_dir, config=env["conf"]).start()
-        assert "alice/g3" in holders(env).values(), rt.log()[-3000:]
-        assert "1 gpu unit(s) held by running Spaces" in rt.log()
-        assert "was not seen to end" in rt.log()
+        for _ in range(20):
+            held = "alice/g3" in holders(env).values()
+            alive = pathlib.Path(f"/proc/{sandbox}").exists()
+            assert held or not alive, "given back while its sandbox runs: " + rt.log()[-3000:]
+            time.sleep(0.1)
     finally:
-        os.kill(sandbox, signal.SIGKILL)  # its pid namespace goes with it
+        try:
+            os.kill(sandbox, signal.SIGKILL)  # its pid namespace goes with it
+        except ProcessLookupError:
+            pass  # the restarted runtimed stopped it
     deadline = time.time() + 60
     while "alice/g3" in holders(env).values() and time.time() < deadline:
         time.sleep(0.2)
     assert "alice/g3" not in holders(env).values(), rt.log()[-3000:]
-    assert "its sandbox ended" in rt.log()
     assert not inst.exists()
