@@ -529,7 +529,10 @@ void lc__stop_inst(struct rt_lifecycle *lc, struct lc_space *sp, struct lc_inst 
     lc__gpu_release_if_idle(lc, sp); /* after the sandbox ended: it held the devices */
 }
 
-static int64_t sleep_ms_of(struct rt_lifecycle *lc, struct lc_space *sp, bool *ret_free)
+/* The Space's deep-sleep time (its return) and light-sleep time (*ret_light), in ms, -1
+ * never, from one read of its row and tier: idle_check asks every tick. */
+static int64_t sleep_ms_of(struct rt_lifecycle *lc, struct lc_space *sp, bool *ret_free,
+                           int64_t *ret_light)
 {
     struct rt_err err = { 0 };
     struct rt_space s;
@@ -537,6 +540,7 @@ static int64_t sleep_ms_of(struct rt_lifecycle *lc, struct lc_space *sp, bool *r
     int64_t secs = -1;
 
     *ret_free = true;
+    *ret_light = lc->cfg->light_sleep_ms;
     rt_store_lock(lc->st);
     if (get_row(lc, sp->id, &s) == 0) {
         bool have = rt_store_tier_get(lc->st, s.hardware, &t, &err) >= 0;
@@ -545,6 +549,7 @@ static int64_t sleep_ms_of(struct rt_lifecycle *lc, struct lc_space *sp, bool *r
             secs = s.sleep_time;
         else if (have)
             secs = t.default_sleep;
+        *ret_light = rt_sleep_light_ms(&s, have ? &t : NULL, lc->cfg->light_sleep_ms);
     }
     rt_store_unlock(lc->st);
     return secs < 0 ? -1 : secs * 1000;
@@ -738,16 +743,12 @@ static void idle_check(struct rt_lifecycle *lc, struct lc_space *sp)
     }
     if (st != LC_RUNNING && st != LC_FROZEN)
         return;
-    deep = sleep_ms_of(lc, sp, &is_free);
+    deep = sleep_ms_of(lc, sp, &is_free, &light);
     if (deep >= 0 && idle >= deep) {
         doze(lc, sp, deep, is_free);
         return;
     }
-    if (st != LC_RUNNING || sp->nxt.state != LC_NONE)
-        return;
-    /* Read only for a Space that could freeze now: it is a store query per tick. */
-    light = rt_sleep_light_ms_of(lc->st, sp->id, lc->cfg->light_sleep_ms);
-    if (light < 0 || idle < light)
+    if (st != LC_RUNNING || sp->nxt.state != LC_NONE || light < 0 || idle < light)
         return;
     /* Under the store lock, so a wake cannot thaw between our check and the freeze. */
     rt_store_lock(lc->st);
