@@ -262,34 +262,46 @@ static int open_in(struct sbx_cgroup *cg, const char *path)
     return WEXITSTATUS(st);
 }
 
-/* The v2 device program, for real: on this hybrid host the devices controller is on v1,
- * so the test drives a group of the cgroup2 mount alone (as a pure v2 host would). */
-static void test_real_v2_devices(void)
+/* A group of the cgroup2 mount alone, as a pure v2 host has (on this hybrid host the
+ * devices controller is on v1): spaceport-unit/PREFIX-PID, or NULL (skipped, or the
+ * failure printed) when there is no such mount or no root. */
+static struct sbx_cgroup *real_v2_group(const char *prefix, const char *what)
 {
     struct sbx_cgroup_host real, h = { 0 };
     struct sbx_cgroup_limits lim = { 0 };
     struct sbx_cgroup *cg = NULL;
     struct rt_err err = { 0 };
-    char name[64], parent[600];
+    char name[64];
 
     if (geteuid() != 0 || sbx_cgroup_host_detect(NULL, &real, &err) < 0 || !real.v2[0]) {
         ok(1, "# SKIP the device program needs root and a cgroup2 mount");
-        return;
+        return NULL;
     }
     (void) snprintf(h.v2, sizeof(h.v2), "%s", real.v2);
-    (void) snprintf(name, sizeof(name), "dev-%d", (int) getpid());
-    is_int(sbx_cgroup_create(&h, "spaceport-unit", name, &lim, &cg, &err), 0,
-           "v2 group with a device program");
-    if (!cg) {
+    (void) snprintf(name, sizeof(name), "%s-%d", prefix, (int) getpid());
+    is_int(sbx_cgroup_create(&h, "spaceport-unit", name, &lim, &cg, &err), 0, what);
+    if (!cg)
         printf("# %s\n", err.msg);
+    return cg;
+}
+
+/* The v2 device program, for real: on this hybrid host the devices controller is on v1,
+ * so the test drives a group of the cgroup2 mount alone (as a pure v2 host would). */
+static void test_real_v2_devices(void)
+{
+    struct sbx_cgroup *cg = real_v2_group("dev", "v2 group with a device program");
+    struct rt_err err = { 0 };
+    char parent[600];
+
+    if (!cg)
         return;
-    }
     is_int(open_in(cg, "/dev/null"), 0, "/dev/null opens (a minimal /dev's node)");
     is_int(open_in(cg, "/dev/kmsg"), EPERM, "/dev/kmsg does not: default deny");
     is_int(sbx_cgroup_allow_device(cg, 'c', 1, 11, &err), 0, "allow 1:11 (a GPU's way in)");
     is_int(open_in(cg, "/dev/kmsg"), 0, "then /dev/kmsg opens, the program replaced");
     is_int(open_in(cg, "/dev/loop-control"), EPERM, "and /dev/loop-control still does not");
-    (void) snprintf(parent, sizeof(parent), "%s/spaceport-unit", h.v2);
+    (void) snprintf(parent, sizeof(parent), "%s", sbx_cgroup_path(cg, SBX_CTL_DEVICES));
+    *strrchr(parent, '/') = '\0'; /* spaceport-unit, removed once empty */
     is_int(sbx_cgroup_destroy(cg, &err), 0, "v2 group removed");
     (void) rmdir(parent);
 }
@@ -341,28 +353,16 @@ static int child_group(const char *parent, const char *name, bool kmsg, char *di
  * waits for the group's own processes to be in a child ("main") that denies it. */
 static void test_real_v2_deferred(void)
 {
-    struct sbx_cgroup_host real, h = { 0 };
-    struct sbx_cgroup_limits lim = { 0 };
-    struct sbx_cgroup *cg = NULL;
+    struct sbx_cgroup *cg = real_v2_group("defer", "v2 sandbox group, its pool node deferred");
     struct rt_err err = { 0 };
-    char name[64], parent[600], main_dir[700] = "", gpu_dir[700] = "", procs[720], v[32];
+    char parent[600], main_dir[700] = "", gpu_dir[700] = "", procs[720], v[32];
     const dev_t kmsg = makedev(1, 11);
     const char *dir;
     pid_t app = -1;
     FILE *f;
 
-    if (geteuid() != 0 || sbx_cgroup_host_detect(NULL, &real, &err) < 0 || !real.v2[0]) {
-        ok(1, "# SKIP the device program needs root and a cgroup2 mount");
+    if (!cg)
         return;
-    }
-    (void) snprintf(h.v2, sizeof(h.v2), "%s", real.v2);
-    (void) snprintf(name, sizeof(name), "defer-%d", (int) getpid());
-    is_int(sbx_cgroup_create(&h, "spaceport-unit", name, &lim, &cg, &err), 0,
-           "v2 sandbox group, its pool node deferred");
-    if (!cg) {
-        printf("# %s\n", err.msg);
-        return;
-    }
     dir = sbx_cgroup_path(cg, SBX_CTL_DEVICES);
     if (!ok(dir && child_group(dir, "main", false, main_dir, sizeof(main_dir)) == 0 &&
                 child_group(dir, "gpu-0", true, gpu_dir, sizeof(gpu_dir)) == 0,
@@ -412,7 +412,8 @@ out:
                                 (gpu_dir[0] && rmdir(gpu_dir) < 0 && errno == EBUSY));
          i++)
         usleep(5000);
-    (void) snprintf(parent, sizeof(parent), "%s/spaceport-unit", h.v2);
+    (void) snprintf(parent, sizeof(parent), "%s", sbx_cgroup_path(cg, SBX_CTL_DEVICES));
+    *strrchr(parent, '/') = '\0'; /* spaceport-unit, removed once empty */
     is_int(sbx_cgroup_destroy(cg, &err), 0, "v2 group removed");
     (void) rmdir(parent);
 }
